@@ -1,0 +1,72 @@
+# Ronda — see README.md. Every target works on a fresh machine with Go,
+# the Go module proxy, Debian's packages and npm.
+
+GO        ?= go
+BIN       := bin/ronda
+TOOLS     := $(CURDIR)/.tools/bin
+BUF_VER   := v1.61.0
+PGG_VER   := v1.36.12
+PGGG_VER  := v1.5.1
+# Packages whose tests run under the race detector (all of ours).
+PKGS      := ./...
+
+.PHONY: all build demo test unit e2e vet fmt-check proto proto-check deps tools clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ronda
+
+## demo: build and start a whole local federation (3 hub members, 3 nodes, 6 cameras).
+demo: build
+	./$(BIN) demo --dir ronda-demo $(DEMO_ARGS)
+
+## test: install what the tests need, then check generated code, vet, unit tests (-race) and end to end.
+test: deps proto-check fmt-check vet unit e2e
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+e2e: build
+	RONDA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -tags e2e -v ./system_test/
+
+vet:
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags e2e ./system_test/
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## deps: ffmpeg and Chromium from Debian, playwright-core from npm (no browser download).
+deps:
+	@command -v ffmpeg >/dev/null && command -v chromium >/dev/null || { \
+		echo "installing ffmpeg and chromium (Debian packages)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; }
+	@cd test/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
+
+tools:
+	@mkdir -p $(TOOLS)
+	@[ -x $(TOOLS)/buf ] || GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VER)
+	@[ -x $(TOOLS)/protoc-gen-go ] || GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PGG_VER)
+	@[ -x $(TOOLS)/protoc-gen-go-grpc ] || GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PGGG_VER)
+
+## proto: regenerate the Go code in proto/ from the .proto files.
+proto: tools
+	PATH=$(TOOLS):$$PATH buf lint
+	PATH=$(TOOLS):$$PATH buf generate
+
+## proto-check: fail if the committed generated code is not what buf generates.
+proto-check: tools
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	PATH=$(TOOLS):$$PATH buf lint && \
+	PATH=$(TOOLS):$$PATH buf generate -o $$tmp && \
+	for f in $$(cd $$tmp && find . -name '*.go'); do \
+		cmp -s $$tmp/$$f $$f || { echo "generated code is stale: $$f (run 'make proto' and commit)"; exit 1; }; \
+	done; \
+	n=$$(find proto -name '*.pb.go' | wc -l); m=$$(cd $$tmp && find . -name '*.pb.go' | wc -l); \
+	[ "$$n" = "$$m" ] || { echo "proto/ has $$n generated files, buf makes $$m (run 'make proto')"; exit 1; }; \
+	echo "generated code is current"
+
+clean:
+	rm -rf bin ronda-demo .tools

@@ -1,0 +1,97 @@
+// Package api is Ronda's HTTP API (/api/v1/...), the same on a node (its own
+// cameras) and on the hub (all cameras, by federation). It is transport only:
+// it parses requests, authenticates, calls a Backend and maps errors to
+// statuses in one table (errors.go). It imports neither node nor hub.
+package api
+
+import (
+	"context"
+
+	"github.com/ronda-jakarta/ronda/auth"
+	"io"
+	"time"
+)
+
+// Node is a kelurahan node as the API shows it.
+type Node struct {
+	NodeID        string    `json:"node_id"`
+	KelurahanCode string    `json:"kelurahan_code"`
+	Kelurahan     string    `json:"kelurahan"`
+	Kecamatan     string    `json:"kecamatan"`
+	Kota          string    `json:"kota"`
+	Online        bool      `json:"online"`
+	LastSeen      time.Time `json:"last_seen"`
+	Cameras       int       `json:"cameras"`
+}
+
+// Camera is a camera as the API shows it.
+type Camera struct {
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	KelurahanCode string     `json:"kelurahan_code"`
+	Kelurahan     string     `json:"kelurahan"`
+	NodeID        string     `json:"node_id"`
+	State         string     `json:"state"` // connecting | streaming | failing | unknown
+	Reason        string     `json:"reason,omitempty"`
+	Codec         string     `json:"codec"`
+	Width         int        `json:"width"`
+	Height        int        `json:"height"`
+	Recording     bool       `json:"recording"` // footage durable within the last 30 s
+	RecordedUntil *time.Time `json:"recorded_until,omitempty"`
+}
+
+// Span is a recorded interval.
+type Span struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Gap is an interval without footage and why.
+type Gap struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Reason string    `json:"reason"`
+}
+
+// Recordings is the answer of GET /cameras/{id}/recordings.
+type Recordings struct {
+	CameraID        string    `json:"camera_id"`
+	From            time.Time `json:"from"`
+	To              time.Time `json:"to"`
+	Spans           []Span    `json:"spans"`
+	Gaps            []Gap     `json:"gaps"`
+	RecordedSeconds float64   `json:"recorded_seconds"`
+	Source          string    `json:"source"` // "node" (full index) or "hub" (coverage index)
+}
+
+// Me is who is logged in and who serves the API.
+type Me struct {
+	User     string `json:"user"`
+	Role     string `json:"role"`
+	ServedBy string `json:"served_by"` // "hub" | "node"
+	Name     string `json:"name"`      // "Hub Kota Jakarta" or the kelurahan name
+}
+
+// Backend is what a node or a hub member implements to serve the API.
+// Errors wrap the sentinels in errors.go so they map to the right status.
+type Backend interface {
+	// Identity returns "hub" or "node" and a display name.
+	Identity() (servedBy, name string)
+	Nodes(ctx context.Context) ([]Node, error)
+	Cameras(ctx context.Context) ([]Camera, error)
+	Recordings(ctx context.Context, cameraID string, from, to time.Time) (Recordings, error)
+	// Playback writes fragmented MP4 of [from,to) to w. An error returned
+	// before anything was written becomes a JSON error response.
+	Playback(ctx context.Context, w io.Writer, cameraID string, from, to time.Time, user string) error
+	// Whep answers a WHEP offer; sessionID names the session for DELETE.
+	Whep(ctx context.Context, cameraID, offerSDP, user string) (answerSDP, sessionID string, err error)
+	WhepDelete(ctx context.Context, sessionID string) error
+	// Cluster describes the hub's Raft cluster (ErrNotFound on a node).
+	Cluster(ctx context.Context) (any, error)
+}
+
+// Authenticator logs users in and verifies tokens (*auth.Authenticator).
+type Authenticator interface {
+	Login(user, password string) (token string, claims auth.Claims, err error)
+	Verify(token string) (auth.Claims, error)
+}

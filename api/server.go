@@ -1,0 +1,358 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxPlaybackRange bounds one media.mp4 request; longer ranges are exports.
+const MaxPlaybackRange = 6 * time.Hour
+
+// AuditEvent is one audited API action.
+type AuditEvent struct {
+	Time     time.Time
+	User     string
+	Action   string // login, live, playback, recordings, ...
+	CameraID string
+	From, To time.Time
+	Remote   string
+	Outcome  string // ok | denied | error: ...
+}
+
+// Options configure a Server.
+type Options struct {
+	Backend  Backend
+	Auth     Authenticator
+	UI       http.Handler // served at / (may be nil)
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	Audit    func(AuditEvent) // nil: audit events go to the log
+	Now      func() time.Time
+}
+
+// Server is the HTTP API.
+type Server struct {
+	opts     Options
+	mux      *http.ServeMux
+	requests *prometheus.CounterVec
+}
+
+// New builds the API handler.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Audit == nil {
+		l := opts.Logger
+		opts.Audit = func(e AuditEvent) {
+			l.Info("audit", "user", e.User, "action", e.Action, "camera", e.CameraID, "from", e.From, "to", e.To, "remote", e.Remote, "outcome", e.Outcome)
+		}
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ronda_api_requests_total", Help: "API requests by route and status class.",
+	}, []string{"route", "code"})
+	opts.Registry.MustRegister(s.requests)
+
+	s.handle("POST /api/v1/login", s.login, false)
+	s.handle("GET /api/v1/me", s.me, true)
+	s.handle("GET /api/v1/nodes", s.nodes, true)
+	s.handle("GET /api/v1/cameras", s.cameras, true)
+	s.handle("GET /api/v1/cameras/{id}", s.camera, true)
+	s.handle("GET /api/v1/cameras/{id}/recordings", s.recordings, true)
+	s.handle("GET /api/v1/cameras/{id}/media.mp4", s.media, true)
+	s.handle("POST /api/v1/cameras/{id}/whep", s.whep, true)
+	s.handle("DELETE /api/v1/whep/{session}", s.whepDelete, true)
+	s.handle("GET /api/v1/cluster", s.cluster, true)
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: no API call %s %s; see docs/api.md", ErrNotFound, r.Method, r.URL.Path))
+	})
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	if opts.UI != nil {
+		s.mux.Handle("/", opts.UI)
+	}
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type ctxKey struct{}
+
+type principal struct{ user, role string }
+
+func userOf(ctx context.Context) principal {
+	p, _ := ctx.Value(ctxKey{}).(principal)
+	return p
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Request), authed bool) {
+	route := pattern
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() { s.requests.WithLabelValues(route, fmt.Sprintf("%dxx", rec.code/100)).Inc() }()
+		if authed {
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || tok == "" {
+				writeError(rec, fmt.Errorf("%w: log in first (POST /api/v1/login) and send 'Authorization: Bearer TOKEN'", ErrUnauthorized))
+				return
+			}
+			c, err := s.opts.Auth.Verify(tok)
+			if err != nil {
+				writeError(rec, fmt.Errorf("%w: %v", ErrUnauthorized, err))
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, principal{user: c.User, role: c.Role}))
+		}
+		h(rec, r)
+	})
+}
+
+func (s *Server) audit(r *http.Request, action, camera string, from, to time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error: " + err.Error()
+		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrUnauthorized) {
+			outcome = "denied: " + err.Error()
+		}
+	}
+	s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: userOf(r.Context()).user, Action: action, CameraID: camera,
+		From: from, To: to, Remote: r.RemoteAddr, Outcome: outcome})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || req.User == "" {
+		writeError(w, fmt.Errorf("%w: send JSON {\"user\": \"...\", \"password\": \"...\"}", ErrBadRequest))
+		return
+	}
+	tok, c, err := s.opts.Auth.Login(req.User, req.Password)
+	s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: req.User, Action: "login", Remote: r.RemoteAddr, Outcome: outcomeOf(err)})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": c.User, "role": c.Role, "expires": time.Unix(c.Expires, 0).UTC()})
+}
+
+func outcomeOf(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return "denied: " + err.Error()
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	p := userOf(r.Context())
+	by, name := s.opts.Backend.Identity()
+	writeJSON(w, http.StatusOK, Me{User: p.user, Role: p.role, ServedBy: by, Name: name})
+}
+
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
+	nodes, err := s.opts.Backend.Nodes(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if nodes == nil {
+		nodes = []Node{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+}
+
+func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
+	cams, err := s.opts.Backend.Cameras(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if cams == nil {
+		cams = []Camera{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cameras": cams})
+}
+
+func (s *Server) camera(w http.ResponseWriter, r *http.Request) {
+	cams, err := s.opts.Backend.Cameras(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	for _, c := range cams {
+		if c.ID == id {
+			writeJSON(w, http.StatusOK, c)
+			return
+		}
+	}
+	writeError(w, fmt.Errorf("%w: no camera %q; GET /api/v1/cameras lists them", ErrNotFound, id))
+}
+
+// timeRange parses from/to (RFC 3339) and checks them.
+func timeRange(r *http.Request, max time.Duration) (from, to time.Time, err error) {
+	q := r.URL.Query()
+	from, err = time.Parse(time.RFC3339Nano, q.Get("from"))
+	if err != nil {
+		return from, to, fmt.Errorf("%w: 'from' must be an RFC 3339 time like 2026-11-22T10:00:00Z (got %q)", ErrBadRequest, q.Get("from"))
+	}
+	to, err = time.Parse(time.RFC3339Nano, q.Get("to"))
+	if err != nil {
+		return from, to, fmt.Errorf("%w: 'to' must be an RFC 3339 time like 2026-11-22T10:05:00Z (got %q)", ErrBadRequest, q.Get("to"))
+	}
+	if !to.After(from) {
+		return from, to, fmt.Errorf("%w: 'to' (%s) must be after 'from' (%s)", ErrBadRequest, q.Get("to"), q.Get("from"))
+	}
+	if max > 0 && to.Sub(from) > max {
+		return from, to, fmt.Errorf("%w: range of %s is longer than %s; split it or use an export", ErrBadRequest, to.Sub(from), max)
+	}
+	return from, to, nil
+}
+
+func (s *Server) recordings(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	from, to, err := timeRange(r, 0)
+	if err == nil {
+		var rec Recordings
+		rec, err = s.opts.Backend.Recordings(r.Context(), id, from, to)
+		if err == nil {
+			if rec.Spans == nil {
+				rec.Spans = []Span{}
+			}
+			if rec.Gaps == nil {
+				rec.Gaps = []Gap{}
+			}
+			writeJSON(w, http.StatusOK, rec)
+			return
+		}
+	}
+	writeError(w, err)
+}
+
+// firstWrite defers the response header until the backend writes its first
+// byte, so an early error still becomes a JSON error.
+type firstWrite struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (f *firstWrite) Write(b []byte) (int, error) {
+	if !f.started {
+		f.started = true
+		f.w.Header().Set("Content-Type", "video/mp4")
+		f.w.Header().Set("Cache-Control", "no-store")
+		f.w.WriteHeader(http.StatusOK)
+	}
+	return f.w.Write(b)
+}
+
+func (s *Server) media(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	from, to, err := timeRange(r, MaxPlaybackRange)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	fw := &firstWrite{w: w}
+	err = s.opts.Backend.Playback(r.Context(), fw, id, from, to, userOf(r.Context()).user)
+	s.audit(r, "playback", id, from, to, err)
+	if err != nil {
+		if !fw.started {
+			writeError(w, err)
+			return
+		}
+		// Headers are gone; abort the connection so the client sees a broken
+		// transfer rather than a silently short file.
+		s.opts.Logger.Warn("playback aborted mid-stream", "camera", id, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	if !fw.started {
+		writeError(w, fmt.Errorf("%w: no footage of camera %s in that range", ErrNotFound, id))
+	}
+}
+
+func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/sdp") {
+		writeError(w, fmt.Errorf("%w: WHEP needs Content-Type application/sdp (got %q)", ErrBadRequest, ct))
+		return
+	}
+	offer, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil || len(offer) == 0 {
+		writeError(w, fmt.Errorf("%w: empty SDP offer", ErrBadRequest))
+		return
+	}
+	answer, session, err := s.opts.Backend.Whep(r.Context(), id, string(offer), userOf(r.Context()).user)
+	s.audit(r, "live", id, time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", "/api/v1/whep/"+session)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.opts.Backend.WhepDelete(r.Context(), r.PathValue("session")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
+	c, err := s.opts.Backend.Cluster(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}

@@ -1,0 +1,380 @@
+// Package certs is Ronda's PKI: a city CA, hub member and node certificates
+// with SPIFFE identities, TLS configurations for every link, and parsing of a
+// peer's identity. It is a leaf: it imports nothing of ours.
+//
+// Identities (one URI SAN per certificate):
+//
+//	spiffe://<city>/hub/<member>                      a hub member
+//	spiffe://<city>/kelurahan/<code>/node/<id>        a kelurahan node
+package certs
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Kinds of identity.
+const (
+	KindHub  = "hub"
+	KindNode = "node"
+)
+
+// Sentinel errors.
+var (
+	ErrNoIdentity  = errors.New("certs: peer presented no Ronda identity (expected one spiffe:// URI SAN)")
+	ErrWrongKind   = errors.New("certs: peer identity is of the wrong kind for this link")
+	ErrBadName     = errors.New("certs: invalid name")
+	ErrCAExists    = errors.New("certs: a CA already exists in this directory; refusing to overwrite it")
+	ErrCAMissing   = errors.New("certs: no CA in this directory; run 'ronda certs init' first")
+	validName      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	validKelurahan = regexp.MustCompile(`^[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}$`)
+)
+
+// File names inside a CA directory and inside an issued bundle.
+const (
+	CAFile    = "ca.pem"
+	CAKeyFile = "ca-key.pem"
+	CertFile  = "cert.pem"
+	KeyFile   = "key.pem"
+)
+
+// Identity is a parsed SPIFFE identity.
+type Identity struct {
+	City      string
+	Kind      string // KindHub or KindNode
+	Member    string // hub member name (KindHub)
+	Kelurahan string // kelurahan code (KindNode)
+	NodeID    string // node id (KindNode)
+}
+
+// URI renders the identity as its SPIFFE URI.
+func (id Identity) URI() string {
+	switch id.Kind {
+	case KindHub:
+		return fmt.Sprintf("spiffe://%s/hub/%s", id.City, id.Member)
+	case KindNode:
+		return fmt.Sprintf("spiffe://%s/kelurahan/%s/node/%s", id.City, id.Kelurahan, id.NodeID)
+	}
+	return ""
+}
+
+func (id Identity) String() string { return id.URI() }
+
+// ParseIdentity parses a SPIFFE URI of a hub member or node.
+func ParseIdentity(u *url.URL) (Identity, error) {
+	if u == nil || u.Scheme != "spiffe" || u.Host == "" {
+		return Identity{}, ErrNoIdentity
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "hub" && validName.MatchString(parts[1]):
+		return Identity{City: u.Host, Kind: KindHub, Member: parts[1]}, nil
+	case len(parts) == 4 && parts[0] == "kelurahan" && parts[2] == "node" &&
+		validKelurahan.MatchString(parts[1]) && validName.MatchString(parts[3]):
+		return Identity{City: u.Host, Kind: KindNode, Kelurahan: parts[1], NodeID: parts[3]}, nil
+	}
+	return Identity{}, fmt.Errorf("%w: %q", ErrNoIdentity, u.String())
+}
+
+// PeerIdentity returns the identity of the verified peer of a TLS connection.
+func PeerIdentity(cs tls.ConnectionState) (Identity, error) {
+	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return Identity{}, ErrNoIdentity
+	}
+	leaf := cs.PeerCertificates[0]
+	if len(leaf.URIs) != 1 {
+		return Identity{}, ErrNoIdentity
+	}
+	return ParseIdentity(leaf.URIs[0])
+}
+
+// InitCA creates a city CA (ECDSA P-256, 10 years) in dir. It refuses to
+// overwrite an existing CA.
+func InitCA(dir, city string) error {
+	if !validName.MatchString(city) {
+		return fmt.Errorf("%w: city %q (letters, digits, '.', '_' or '-')", ErrBadName, city)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CAFile)); err == nil {
+		return fmt.Errorf("%w: %s", ErrCAExists, dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          randSerial(),
+		Subject:               pkix.Name{CommonName: "Ronda city CA " + city, Organization: []string{"Ronda " + city}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            1,
+		URIs:                  []*url.URL{{Scheme: "spiffe", Host: city}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	if err := writeKey(filepath.Join(dir, CAKeyFile), key); err != nil {
+		return err
+	}
+	return writePEM(filepath.Join(dir, CAFile), "CERTIFICATE", der, 0o644)
+}
+
+// CA is a loaded city CA that can issue certificates.
+type CA struct {
+	Cert *x509.Certificate
+	key  crypto.Signer
+	City string
+}
+
+// LoadCA loads the CA in dir.
+func LoadCA(dir string) (*CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CAFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrCAMissing, dir)
+	} else if err != nil {
+		return nil, err
+	}
+	cert, err := parseCert(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %s: %w", filepath.Join(dir, CAFile), err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("certs: CA key: %w", err)
+	}
+	b, _ := pem.Decode(keyPEM)
+	if b == nil {
+		return nil, fmt.Errorf("certs: %s is not PEM", filepath.Join(dir, CAKeyFile))
+	}
+	key, err := x509.ParseECPrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certs: CA key: %w", err)
+	}
+	city := ""
+	if len(cert.URIs) == 1 {
+		city = cert.URIs[0].Host
+	}
+	if city == "" {
+		return nil, fmt.Errorf("certs: CA certificate has no spiffe://<city> URI")
+	}
+	return &CA{Cert: cert, key: key, City: city}, nil
+}
+
+// IssueOptions describe a leaf certificate.
+type IssueOptions struct {
+	Identity Identity      // City is taken from the CA
+	Hosts    []string      // DNS names and IPs for serving (HTTPS, gRPC); default 127.0.0.1 and localhost
+	Validity time.Duration // default 90 days (enrollment with short-lived certificates comes later)
+}
+
+// Issue creates a key and certificate for id and writes cert.pem, key.pem and
+// ca.pem into outDir.
+func (ca *CA) Issue(outDir string, opts IssueOptions) error {
+	id := opts.Identity
+	id.City = ca.City
+	switch id.Kind {
+	case KindHub:
+		if !validName.MatchString(id.Member) {
+			return fmt.Errorf("%w: hub member %q", ErrBadName, id.Member)
+		}
+	case KindNode:
+		if !validKelurahan.MatchString(id.Kelurahan) {
+			return fmt.Errorf("%w: kelurahan code %q (expected like 31.71.01.1001)", ErrBadName, id.Kelurahan)
+		}
+		if !validName.MatchString(id.NodeID) {
+			return fmt.Errorf("%w: node id %q", ErrBadName, id.NodeID)
+		}
+	default:
+		return fmt.Errorf("%w: kind %q", ErrBadName, id.Kind)
+	}
+	u, _ := url.Parse(id.URI())
+	hosts := opts.Hosts
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1", "localhost"}
+	}
+	validity := opts.Validity
+	if validity == 0 {
+		validity = 90 * 24 * time.Hour
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: randSerial(),
+		Subject:      pkix.Name{CommonName: id.URI()},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		URIs:         []*url.URL{u},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return err
+	}
+	if err := writeKey(filepath.Join(outDir, KeyFile), key); err != nil {
+		return err
+	}
+	if err := writePEM(filepath.Join(outDir, CertFile), "CERTIFICATE", der, 0o644); err != nil {
+		return err
+	}
+	return writePEM(filepath.Join(outDir, CAFile), "CERTIFICATE", ca.Cert.Raw, 0o644)
+}
+
+// Bundle is a loaded certificate, key and CA pool.
+type Bundle struct {
+	Cert     tls.Certificate
+	Identity Identity
+	Pool     *x509.CertPool
+}
+
+// LoadBundle loads cert, key and CA files.
+func LoadBundle(certFile, keyFile, caFile string) (*Bundle, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("certs: load %s / %s: %w", certFile, keyFile, err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(leaf.URIs) != 1 {
+		return nil, fmt.Errorf("certs: %s: %w", certFile, ErrNoIdentity)
+	}
+	id, err := ParseIdentity(leaf.URIs[0])
+	if err != nil {
+		return nil, fmt.Errorf("certs: %s: %w", certFile, err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("certs: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("certs: %s holds no PEM certificate", caFile)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("certs: %s is not signed by the CA in %s: %w", certFile, caFile, err)
+	}
+	return &Bundle{Cert: cert, Identity: id, Pool: pool}, nil
+}
+
+// ServerTLS is the configuration for a mutually authenticated server (gRPC,
+// Raft): the client must present a certificate of the city CA whose identity
+// is one of allowKinds.
+func (b *Bundle) ServerTLS(allowKinds ...string) *tls.Config {
+	return &tls.Config{
+		MinVersion:            tls.VersionTLS13,
+		Certificates:          []tls.Certificate{b.Cert},
+		ClientCAs:             b.Pool,
+		ClientAuth:            tls.RequireAndVerifyClientCert,
+		VerifyPeerCertificate: b.kindCheck(allowKinds),
+		NextProtos:            []string{"h2"},
+	}
+}
+
+// ClientTLS is the configuration for dialling a server of the city CA whose
+// identity must be of kind wantKind (a node dials only hub members).
+func (b *Bundle) ClientTLS(wantKind string) *tls.Config {
+	return &tls.Config{
+		MinVersion:            tls.VersionTLS13,
+		Certificates:          []tls.Certificate{b.Cert},
+		RootCAs:               b.Pool,
+		ServerName:            "127.0.0.1",
+		VerifyPeerCertificate: b.kindCheck([]string{wantKind}),
+		NextProtos:            []string{"h2"},
+	}
+}
+
+// HTTPSTLS is the configuration for the browser-facing HTTPS API: the city
+// certificate, no client certificate (people log in with a token).
+func (b *Bundle) HTTPSTLS() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{b.Cert}}
+}
+
+// kindCheck runs after chain verification and rejects identities of the wrong
+// kind or of another city.
+func (b *Bundle) kindCheck(kinds []string) func([][]byte, [][]*x509.Certificate) error {
+	return func(_ [][]byte, chains [][]*x509.Certificate) error {
+		if len(chains) == 0 || len(chains[0]) == 0 {
+			return ErrNoIdentity
+		}
+		leaf := chains[0][0]
+		if len(leaf.URIs) != 1 {
+			return ErrNoIdentity
+		}
+		id, err := ParseIdentity(leaf.URIs[0])
+		if err != nil {
+			return err
+		}
+		if id.City != b.Identity.City {
+			return fmt.Errorf("%w: %s belongs to city %q, we are %q", ErrWrongKind, id, id.City, b.Identity.City)
+		}
+		for _, k := range kinds {
+			if id.Kind == k {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: %s is a %s, this link accepts %s", ErrWrongKind, id, id.Kind, strings.Join(kinds, " or "))
+	}
+}
+
+func randSerial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+func writeKey(path string, key *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return writePEM(path, "EC PRIVATE KEY", der, 0o600)
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
+}
+
+func parseCert(p []byte) (*x509.Certificate, error) {
+	b, _ := pem.Decode(p)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}

@@ -1,0 +1,113 @@
+package certs
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func mustIssue(t *testing.T, ca *CA, dir string, id Identity) *Bundle {
+	t.Helper()
+	if err := ca.Issue(dir, IssueOptions{Identity: id}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadBundle(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestIssueAndIdentity(t *testing.T) {
+	dir := t.TempDir()
+	if err := InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitCA(filepath.Join(dir, "ca"), "jakarta"); !errors.Is(err, ErrCAExists) {
+		t.Fatalf("second init: got %v, want ErrCAExists", err)
+	}
+	ca, err := LoadCA(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := mustIssue(t, ca, filepath.Join(dir, "h1"), Identity{Kind: KindHub, Member: "h1"})
+	if got := hub.Identity.URI(); got != "spiffe://jakarta/hub/h1" {
+		t.Fatalf("hub identity %s", got)
+	}
+	node := mustIssue(t, ca, filepath.Join(dir, "n1"), Identity{Kind: KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	if got := node.Identity.URI(); got != "spiffe://jakarta/kelurahan/31.71.01.1001/node/n1" {
+		t.Fatalf("node identity %s", got)
+	}
+	if err := ca.Issue(filepath.Join(dir, "bad"), IssueOptions{Identity: Identity{Kind: KindNode, Kelurahan: "3171", NodeID: "n1"}}); !errors.Is(err, ErrBadName) {
+		t.Fatalf("bad kelurahan: got %v", err)
+	}
+}
+
+// handshake runs a TLS handshake between server and client configs over a pipe.
+func handshake(server, client *tls.Config) (serverErr, clientErr error, peer Identity) {
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	var id Identity
+	go func() {
+		s := tls.Server(a, server)
+		err := s.Handshake()
+		if err == nil {
+			id, err = PeerIdentity(s.ConnectionState())
+		}
+		a.Close()
+		done <- err
+	}()
+	c := tls.Client(b, client)
+	clientErr = c.Handshake()
+	b.Close()
+	serverErr = <-done
+	return serverErr, clientErr, id
+}
+
+func TestMutualTLSKinds(t *testing.T) {
+	dir := t.TempDir()
+	if err := InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := LoadCA(filepath.Join(dir, "ca"))
+	hub := mustIssue(t, ca, filepath.Join(dir, "h1"), Identity{Kind: KindHub, Member: "h1"})
+	hub2 := mustIssue(t, ca, filepath.Join(dir, "h2"), Identity{Kind: KindHub, Member: "h2"})
+	node := mustIssue(t, ca, filepath.Join(dir, "n1"), Identity{Kind: KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+
+	// A node dials a hub that accepts nodes: works, and the hub sees the node's identity.
+	se, ce, id := handshake(hub.ServerTLS(KindNode), node.ClientTLS(KindHub))
+	if se != nil || ce != nil {
+		t.Fatalf("node->hub: server %v client %v", se, ce)
+	}
+	if id.Kind != KindNode || id.Kelurahan != "31.71.01.1001" || id.NodeID != "n1" {
+		t.Fatalf("peer identity %+v", id)
+	}
+	// A node certificate presented as a hub member to the Raft/peer link is refused.
+	se, _, _ = handshake(hub.ServerTLS(KindHub), node.ClientTLS(KindHub))
+	if se == nil || !strings.Contains(se.Error(), "wrong kind") {
+		t.Fatalf("node as hub peer: server err %v, want wrong kind", se)
+	}
+	// A node serving (pretending to be a hub) is refused by a node-side client.
+	_, ce, _ = handshake(node.ServerTLS(KindNode), node.ClientTLS(KindHub))
+	if ce == nil {
+		t.Fatal("node posing as hub was accepted by the client")
+	}
+	// Hub to hub works.
+	se, ce, _ = handshake(hub.ServerTLS(KindHub), hub2.ClientTLS(KindHub))
+	if se != nil || ce != nil {
+		t.Fatalf("hub->hub: %v %v", se, ce)
+	}
+	// A certificate from another CA is refused.
+	if err := InitCA(filepath.Join(dir, "evil"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	evil, _ := LoadCA(filepath.Join(dir, "evil"))
+	rogue := mustIssue(t, evil, filepath.Join(dir, "rogue"), Identity{Kind: KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	se, _, _ = handshake(hub.ServerTLS(KindNode), rogue.ClientTLS(KindHub))
+	if se == nil {
+		t.Fatal("certificate of a foreign CA accepted")
+	}
+}

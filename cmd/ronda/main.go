@@ -1,0 +1,225 @@
+// Command ronda is Ronda's one binary: hub member, kelurahan node, camera
+// simulator, certificate tool and local demo federation.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/ronda-jakarta/ronda/camsim"
+	"github.com/ronda-jakarta/ronda/certs"
+	"github.com/ronda-jakarta/ronda/demo"
+	"github.com/ronda-jakarta/ronda/hub"
+	"github.com/ronda-jakarta/ronda/node"
+)
+
+const usage = `ronda — federated CCTV for Jakarta's kelurahan
+
+Usage:
+  ronda hub    --config FILE          run a city hub member
+  ronda node   --config FILE          run a kelurahan node
+  ronda camsim [--addr A] [--cameras N] [--clip FILE] [--bitrate BPS]
+                                       simulated RTSP cameras
+  ronda certs  init  --dir DIR --city NAME
+  ronda certs  issue --dir DIR --out DIR (--hub MEMBER | --node ID --kelurahan CODE) [--host H]...
+  ronda demo   [--dir ./ronda-demo] [--nodes 3] [--cameras 2] [--base-port 17000]
+                                       a whole local federation
+  ronda version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "hub":
+		err = runHub(ctx, args)
+	case "node":
+		err = runNode(ctx, args)
+	case "camsim":
+		err = runCamsim(ctx, args)
+	case "certs":
+		err = runCerts(args)
+	case "demo":
+		err = runDemo(ctx, args)
+	case "version":
+		fmt.Println("ronda", node.Version)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "ronda: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ronda:", err)
+		os.Exit(1)
+	}
+}
+
+func logger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func runHub(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("hub", flag.ExitOnError)
+	cfgPath := fs.String("config", "", "hub config file (YAML)")
+	level := fs.String("log-level", "info", "debug|info|warn|error")
+	fs.Parse(args)
+	if *cfgPath == "" {
+		return errors.New("hub: --config FILE is required (see deploy/hub.yaml)")
+	}
+	cfg, err := hub.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := logger(*level).With("member", cfg.MemberID)
+	h, err := hub.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := h.Start(); err != nil {
+		h.Close()
+		return err
+	}
+	<-ctx.Done()
+	log.Info("stopping")
+	return h.Close()
+}
+
+func runNode(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	cfgPath := fs.String("config", "", "node config file (YAML)")
+	level := fs.String("log-level", "info", "debug|info|warn|error")
+	fs.Parse(args)
+	if *cfgPath == "" {
+		return errors.New("node: --config FILE is required (see deploy/node.yaml)")
+	}
+	cfg, err := node.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := logger(*level).With("node", cfg.NodeID)
+	n, err := node.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return err
+	}
+	<-ctx.Done()
+	log.Info("stopping")
+	return n.Close()
+}
+
+func runCamsim(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("camsim", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:8554", "RTSP listen address")
+	n := fs.Int("cameras", 2, "number of cameras (paths /cam1 ... /camN)")
+	clip := fs.String("clip", "testdata/clip.h264", "H.264 Annex-B clip to loop")
+	bitrate := fs.Int("bitrate", 0, "target bits/s, padded with filler NAL units (0 = the clip's own)")
+	level := fs.String("log-level", "info", "debug|info|warn|error")
+	fs.Parse(args)
+	log := logger(*level).With("part", "camsim")
+	s, err := camsim.New(camsim.Config{Addr: *addr, Cameras: *n, ClipPath: *clip, Bitrate: *bitrate, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	for i := 1; i <= *n; i++ {
+		log.Info("camera", "url", s.URL(i))
+	}
+	<-ctx.Done()
+	s.Close()
+	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func runCerts(args []string) error {
+	if len(args) == 0 {
+		return errors.New("certs: say 'init' or 'issue'")
+	}
+	fs := flag.NewFlagSet("certs "+args[0], flag.ExitOnError)
+	dir := fs.String("dir", "ca", "CA directory")
+	switch args[0] {
+	case "init":
+		city := fs.String("city", "jakarta", "city name in SPIFFE identities")
+		fs.Parse(args[1:])
+		if err := certs.InitCA(*dir, *city); err != nil {
+			return err
+		}
+		fmt.Printf("city CA created in %s (keep %s offline)\n", *dir, filepath.Join(*dir, certs.CAKeyFile))
+		return nil
+	case "issue":
+		out := fs.String("out", "", "output directory for cert.pem, key.pem, ca.pem")
+		member := fs.String("hub", "", "hub member name")
+		nodeID := fs.String("node", "", "node id")
+		kel := fs.String("kelurahan", "", "kelurahan code of the node, e.g. 31.71.01.1001")
+		var hosts multiFlag
+		fs.Var(&hosts, "host", "DNS name or IP the certificate serves (repeatable; default 127.0.0.1, localhost)")
+		fs.Parse(args[1:])
+		ca, err := certs.LoadCA(*dir)
+		if err != nil {
+			return err
+		}
+		var id certs.Identity
+		switch {
+		case *member != "" && *nodeID == "":
+			id = certs.Identity{Kind: certs.KindHub, Member: *member}
+		case *nodeID != "" && *member == "":
+			id = certs.Identity{Kind: certs.KindNode, NodeID: *nodeID, Kelurahan: *kel}
+		default:
+			return errors.New("certs issue: give either --hub MEMBER or --node ID --kelurahan CODE")
+		}
+		if *out == "" {
+			return errors.New("certs issue: --out DIR is required")
+		}
+		if err := ca.Issue(*out, certs.IssueOptions{Identity: id, Hosts: hosts}); err != nil {
+			return err
+		}
+		id.City = ca.City
+		fmt.Printf("issued %s into %s\n", id, *out)
+		return nil
+	}
+	return fmt.Errorf("certs: unknown subcommand %q (init, issue)", args[0])
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	var o demo.Options
+	fs.StringVar(&o.Dir, "dir", "ronda-demo", "directory for all demo data")
+	fs.IntVar(&o.Nodes, "nodes", 3, "number of kelurahan nodes")
+	fs.IntVar(&o.Cameras, "cameras", 2, "simulated cameras per node")
+	fs.IntVar(&o.BasePort, "base-port", 17000, "first of the ports the demo uses")
+	fs.StringVar(&o.Clip, "clip", "testdata/clip.h264", "H.264 clip the simulated cameras loop")
+	fs.Parse(args)
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.Binary = exe
+	o.Logger = logger("info").With("part", "demo")
+	return demo.Run(ctx, o)
+}

@@ -1,0 +1,352 @@
+// Package demo starts a whole local federation — hub members, kelurahan
+// nodes and simulated cameras — as separate processes of the ronda binary,
+// with a fresh city CA, and describes it in DIR/demo.json.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ronda-jakarta/ronda/auth"
+	"github.com/ronda-jakarta/ronda/certs"
+	"github.com/ronda-jakarta/ronda/kelurahan"
+)
+
+// Options configure the demo.
+type Options struct {
+	Dir      string
+	Nodes    int
+	Cameras  int // per node
+	Hubs     int // default 3
+	BasePort int
+	Clip     string
+	Binary   string // the ronda executable to spawn
+	Logger   *slog.Logger
+	// Ready, if set, is called once the federation is up (tests use it).
+	Ready func(*Manifest)
+}
+
+// Manifest is DIR/demo.json.
+type Manifest struct {
+	Hubs    []HubEntry    `json:"hubs"`
+	Nodes   []NodeEntry   `json:"nodes"`
+	Cameras []CameraEntry `json:"cameras"`
+	CAFile  string        `json:"ca_file"`
+	Users   []UserEntry   `json:"users"`
+}
+
+// HubEntry is one hub member in the manifest.
+type HubEntry struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	GRPC string `json:"grpc"`
+	Raft string `json:"raft"`
+	PID  int    `json:"pid"`
+}
+
+// NodeEntry is one node in the manifest.
+type NodeEntry struct {
+	Kelurahan string `json:"kelurahan"`
+	Name      string `json:"name"`
+	NodeID    string `json:"node_id"`
+	URL       string `json:"url"`
+	PID       int    `json:"pid"`
+}
+
+// CameraEntry is one simulated camera.
+type CameraEntry struct {
+	ID        string `json:"id"`
+	Kelurahan string `json:"kelurahan"`
+	RTSP      string `json:"rtsp"`
+}
+
+// UserEntry is a demo login.
+type UserEntry struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+// preferred kelurahan: one per kota of the mainland, then the rest in order.
+var preferred = []string{"31.71.01.1001", "31.74.01.1001", "31.72.01.1001", "31.73.01.1001", "31.75.01.1001"}
+
+func pickKelurahan(n int) []kelurahan.Kelurahan {
+	var out []kelurahan.Kelurahan
+	seen := map[string]bool{}
+	for _, c := range preferred {
+		if len(out) == n {
+			return out
+		}
+		k, _ := kelurahan.ByCode(c)
+		out = append(out, k)
+		seen[c] = true
+	}
+	for _, k := range kelurahan.All() {
+		if len(out) == n {
+			break
+		}
+		if !seen[k.Code] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Run builds the federation's files, starts every process and waits for ctx;
+// then it stops them all (SIGTERM, then SIGKILL after 10 s).
+func Run(ctx context.Context, o Options) error {
+	if o.Hubs == 0 {
+		o.Hubs = 3
+	}
+	if o.Nodes < 1 || o.Nodes > len(kelurahan.All()) || o.Cameras < 1 || o.Hubs < 1 {
+		return fmt.Errorf("demo: --nodes must be 1..267 and --cameras at least 1 (got %d, %d)", o.Nodes, o.Cameras)
+	}
+	clip, err := filepath.Abs(o.Clip)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(clip); err != nil {
+		return fmt.Errorf("demo: camera clip: %w (run from the repository root or pass --clip)", err)
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o750); err != nil {
+		return err
+	}
+	log := o.Logger
+	p := o.BasePort
+	caDir := filepath.Join(dir, "ca")
+	if _, err := os.Stat(filepath.Join(caDir, certs.CAFile)); err != nil {
+		if err := certs.InitCA(caDir, "jakarta"); err != nil {
+			return err
+		}
+	}
+	ca, err := certs.LoadCA(caDir)
+	if err != nil {
+		return err
+	}
+
+	// One admin login for the demo, valid on the hub and on every node.
+	password := randomString(12)
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	users := []auth.User{{Name: "admin", PasswordHash: hash, Role: "admin"}}
+	m := &Manifest{CAFile: filepath.Join(caDir, certs.CAFile), Users: []UserEntry{{User: "admin", Password: password, Role: "admin"}}}
+
+	hubSecret := filepath.Join(dir, "hub-token-secret")
+	if err := os.WriteFile(hubSecret, []byte(randomString(48)), 0o600); err != nil {
+		return err
+	}
+	var members []map[string]string
+	for i := 1; i <= o.Hubs; i++ {
+		name := fmt.Sprintf("h%d", i)
+		e := HubEntry{Name: name, GRPC: fmt.Sprintf("127.0.0.1:%d", p+i), Raft: fmt.Sprintf("127.0.0.1:%d", p+10+i),
+			URL: fmt.Sprintf("https://127.0.0.1:%d", p+20+i)}
+		m.Hubs = append(m.Hubs, e)
+		members = append(members, map[string]string{"id": name, "raft": e.Raft, "grpc": e.GRPC, "http": e.URL})
+	}
+	var hubGRPC []string
+	for i, e := range m.Hubs {
+		hdir := filepath.Join(dir, e.Name)
+		if err := ca.Issue(filepath.Join(hdir, "tls"), certs.IssueOptions{Identity: certs.Identity{Kind: certs.KindHub, Member: e.Name}}); err != nil {
+			return err
+		}
+		hubGRPC = append(hubGRPC, e.GRPC)
+		cfg := map[string]any{
+			"member_id": e.Name, "data_dir": filepath.Join(hdir, "data"),
+			"grpc_listen": e.GRPC, "raft_listen": e.Raft,
+			"http":    map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+21+i)},
+			"tls":     tlsFiles(hdir),
+			"members": members,
+			"auth":    map[string]any{"token_secret_file": hubSecret, "users": users},
+		}
+		if err := writeYAML(filepath.Join(hdir, "hub.yaml"), cfg); err != nil {
+			return err
+		}
+	}
+
+	camsimAddr := fmt.Sprintf("127.0.0.1:%d", p+99)
+	for i, k := range pickKelurahan(o.Nodes) {
+		id := fmt.Sprintf("n%d", i+1)
+		ndir := filepath.Join(dir, id)
+		if err := ca.Issue(filepath.Join(ndir, "tls"), certs.IssueOptions{Identity: certs.Identity{Kind: certs.KindNode, Kelurahan: k.Code, NodeID: id}}); err != nil {
+			return err
+		}
+		secret := filepath.Join(ndir, "token-secret")
+		if err := os.WriteFile(secret, []byte(randomString(48)), 0o600); err != nil {
+			return err
+		}
+		e := NodeEntry{Kelurahan: k.Code, Name: k.Name, NodeID: id, URL: fmt.Sprintf("https://127.0.0.1:%d", p+101+i)}
+		var cams []map[string]string
+		for c := 1; c <= o.Cameras; c++ {
+			n := i*o.Cameras + c
+			rtsp := fmt.Sprintf("rtsp://%s/cam%d", camsimAddr, n)
+			name := fmt.Sprintf("cam%d", c)
+			cams = append(cams, map[string]string{"name": name, "url": rtsp})
+			m.Cameras = append(m.Cameras, CameraEntry{ID: kelurahan.CompactCode(k.Code) + "-" + name, Kelurahan: k.Code, RTSP: rtsp})
+		}
+		cfg := map[string]any{
+			"node_id": id, "kelurahan": k.Code, "data_dir": filepath.Join(ndir, "data"),
+			"http":      map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+101+i)},
+			"tls":       tlsFiles(ndir),
+			"hub":       map[string]any{"members": hubGRPC},
+			"live":      map[string]any{"udp": fmt.Sprintf("127.0.0.1:%d", p+201+i)},
+			"recording": map[string]any{"segment_duration": "1m", "sync_interval": "2s"},
+			"auth":      map[string]any{"token_secret_file": secret, "users": users},
+			"cameras":   cams,
+		}
+		if err := writeYAML(filepath.Join(ndir, "node.yaml"), cfg); err != nil {
+			return err
+		}
+		m.Nodes = append(m.Nodes, e)
+	}
+
+	// Start everything: cameras first, then the hub, then the nodes.
+	var procs []*proc
+	var mu sync.Mutex
+	stopAll := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stop(procs, log)
+	}
+	spawn := func(name string, args ...string) (*proc, error) {
+		logf, err := os.OpenFile(filepath.Join(dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(o.Binary, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("demo: start %s: %w", name, err)
+		}
+		pr := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+		go func() { _ = cmd.Wait(); logf.Close(); close(pr.done) }()
+		mu.Lock()
+		procs = append(procs, pr)
+		mu.Unlock()
+		return pr, nil
+	}
+	defer stopAll()
+	if _, err := spawn("camsim", "camsim", "--addr", camsimAddr, "--cameras", fmt.Sprint(o.Nodes*o.Cameras), "--clip", clip); err != nil {
+		return err
+	}
+	for i := range m.Hubs {
+		pr, err := spawn(m.Hubs[i].Name, "hub", "--config", filepath.Join(dir, m.Hubs[i].Name, "hub.yaml"))
+		if err != nil {
+			return err
+		}
+		m.Hubs[i].PID = pr.cmd.Process.Pid
+	}
+	for i := range m.Nodes {
+		pr, err := spawn(m.Nodes[i].NodeID, "node", "--config", filepath.Join(dir, m.Nodes[i].NodeID, "node.yaml"))
+		if err != nil {
+			return err
+		}
+		m.Nodes[i].PID = pr.cmd.Process.Pid
+	}
+	raw, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "demo.json"), raw, 0o600); err != nil {
+		return err
+	}
+	log.Info("federation starting", "dir", dir, "hubs", len(m.Hubs), "nodes", len(m.Nodes), "cameras", len(m.Cameras), "logs", filepath.Join(dir, "logs"))
+
+	readyCtx, cancelReady := context.WithTimeout(ctx, 2*time.Minute)
+	err = waitReady(readyCtx, m)
+	cancelReady()
+	if err != nil && ctx.Err() == nil {
+		log.Warn("federation not fully up yet; see the logs", "err", err)
+	}
+	if err == nil {
+		printBanner(m, dir)
+		if o.Ready != nil {
+			o.Ready(m)
+		}
+	}
+	<-ctx.Done()
+	log.Info("stopping the federation")
+	return nil
+}
+
+func tlsFiles(d string) map[string]string {
+	return map[string]string{
+		"cert": filepath.Join(d, "tls", certs.CertFile),
+		"key":  filepath.Join(d, "tls", certs.KeyFile),
+		"ca":   filepath.Join(d, "tls", certs.CAFile),
+	}
+}
+
+func writeYAML(path string, v any) error {
+	raw, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o600)
+}
+
+// stop sends SIGTERM to every process, in reverse start order, and SIGKILLs
+// whatever is still running after 10 s.
+func stop(procs []*proc, log *slog.Logger) {
+	for i := len(procs) - 1; i >= 0; i-- {
+		_ = procs[i].cmd.Process.Signal(syscall.SIGTERM)
+	}
+	deadline := time.After(10 * time.Second)
+	for _, pr := range procs {
+		select {
+		case <-pr.done:
+		case <-deadline:
+			log.Warn("process did not stop in time; killing", "name", pr.name)
+			_ = pr.cmd.Process.Kill()
+			<-pr.done
+		}
+	}
+}
+
+var errNotReady = errors.New("not ready")
+
+func printBanner(m *Manifest, dir string) {
+	fmt.Printf("\nRonda demo federation is up (data in %s, description in %s)\n\n", dir, filepath.Join(dir, "demo.json"))
+	fmt.Println("City hub (any member serves the whole city):")
+	for _, h := range m.Hubs {
+		fmt.Printf("  %-4s %s\n", h.Name, h.URL)
+	}
+	fmt.Println("Kelurahan nodes:")
+	for _, n := range m.Nodes {
+		fmt.Printf("  %-4s %-28s %s\n", n.NodeID, n.Name, n.URL)
+	}
+	fmt.Printf("\nLogin: %s / %s   (HTTPS with the demo city CA %s: accept the certificate warning)\n", m.Users[0].User, m.Users[0].Password, m.CAFile)
+	fmt.Println("Ctrl-C stops everything.")
+}

@@ -1,0 +1,212 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ronda-jakarta/ronda/api"
+	"github.com/ronda-jakarta/ronda/kelurahan"
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	"github.com/ronda-jakarta/ronda/replication"
+)
+
+// recordingFresh: a camera whose coverage reached the hub within this long
+// counts as recording (node sync + outbox flush + push + Raft commit).
+const recordingFresh = 30 * time.Second
+
+// backend serves the HTTP API for every camera of every node.
+type backend struct{ h *Hub }
+
+func (b *backend) Identity() (string, string) { return "hub", "Hub Kota Jakarta" }
+
+func (b *backend) online(nodeID string) (bool, time.Time) {
+	l := b.h.repl.Link(nodeID)
+	if l.Connected {
+		return true, time.Now().UTC()
+	}
+	return false, l.LastSeen.UTC()
+}
+
+func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
+	count := map[string]int{}
+	for _, c := range b.h.store.Cameras() {
+		count[c.NodeId]++
+	}
+	var out []api.Node
+	for _, n := range b.h.store.Nodes() {
+		info := n.GetInfo()
+		k, _ := kelurahan.ByCode(info.GetKelurahanCode())
+		online, seen := b.online(info.GetNodeId())
+		if seen.IsZero() && n.UpdatedUnixNano > 0 {
+			seen = time.Unix(0, n.UpdatedUnixNano).UTC()
+		}
+		out = append(out, api.Node{NodeID: info.GetNodeId(), KelurahanCode: k.Code, Kelurahan: k.Name, Kecamatan: k.Kecamatan,
+			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].KelurahanCode < out[j].KelurahanCode })
+	return out, nil
+}
+
+func (b *backend) toAPI(c *rondav1.StoredCamera, now time.Time) api.Camera {
+	cam := c.GetCamera()
+	k, _ := kelurahan.ByCode(c.KelurahanCode)
+	out := api.Camera{ID: cam.GetId(), Name: cam.GetName(), KelurahanCode: c.KelurahanCode, Kelurahan: k.Name, NodeID: c.NodeId,
+		State: cam.GetState(), Reason: cam.GetReason(), Codec: cam.GetCodec(), Width: int(cam.GetWidth()), Height: int(cam.GetHeight())}
+	if online, _ := b.online(c.NodeId); !online {
+		out.State, out.Reason = "unknown", "node offline; last reported state: "+cam.GetState()
+	}
+	if spans := b.h.store.Coverage(cam.GetId(), now.Add(-time.Hour), now.Add(time.Minute)); len(spans) > 0 {
+		end := time.Unix(0, spans[len(spans)-1].EndUnixNano).UTC()
+		out.RecordedUntil = &end
+		out.Recording = now.Sub(end) < recordingFresh
+	}
+	return out
+}
+
+func (b *backend) Cameras(ctx context.Context) ([]api.Camera, error) {
+	now := time.Now()
+	var out []api.Camera
+	for _, c := range b.h.store.Cameras() {
+		out = append(out, b.toAPI(c, now))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (b *backend) camera(id string) (*rondav1.StoredCamera, error) {
+	c, ok := b.h.store.Camera(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: no camera %q in the city catalog; GET /api/v1/cameras lists them", api.ErrNotFound, id)
+	}
+	return c, nil
+}
+
+// Recordings answers from the hub's coverage index, so it works while the
+// node is offline; gaps there carry no reason yet (the node's ledger has them).
+func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time) (api.Recordings, error) {
+	if _, err := b.camera(id); err != nil {
+		return api.Recordings{}, err
+	}
+	rec := api.Recordings{CameraID: id, From: from.UTC(), To: to.UTC(), Source: "hub"}
+	cursor := from
+	for _, s := range b.h.store.Coverage(id, from, to) {
+		start, end := time.Unix(0, s.StartUnixNano).UTC(), time.Unix(0, s.EndUnixNano).UTC()
+		if start.After(cursor) {
+			rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: start, Reason: "no footage reported by the node"})
+		}
+		rec.Spans = append(rec.Spans, api.Span{Start: start, End: end})
+		rec.RecordedSeconds += end.Sub(start).Seconds()
+		cursor = end
+	}
+	if cursor.Before(to) {
+		rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: to.UTC(), Reason: "no footage reported by the node"})
+	}
+	return rec, nil
+}
+
+// nodeControl finds the tunnel to the node that owns a camera.
+func (b *backend) nodeControl(nodeID string) (rondav1.NodeControlClient, error) {
+	ctl, ok := b.h.repl.NodeControl(nodeID)
+	if !ok {
+		_, seen := b.online(nodeID)
+		return nil, fmt.Errorf("%w: node %s is not connected to hub member %s (last seen %s); try again when it is back online",
+			api.ErrUnavailable, nodeID, b.h.cfg.MemberID, seen.Format(time.RFC3339))
+	}
+	return ctl, nil
+}
+
+func (b *backend) Playback(ctx context.Context, w io.Writer, id string, from, to time.Time, user string) error {
+	c, err := b.camera(id)
+	if err != nil {
+		return err
+	}
+	ctl, err := b.nodeControl(c.NodeId)
+	if err != nil {
+		return err
+	}
+	stream, err := ctl.Playback(ctx, &rondav1.PlaybackRequest{CameraId: id, FromUnixNano: from.UnixNano(), ToUnixNano: to.UnixNano(), User: user})
+	if err != nil {
+		return replication.FromStatus(err)
+	}
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return replication.FromStatus(err)
+		}
+		if _, err := w.Write(chunk.Data); err != nil {
+			return err
+		}
+	}
+}
+
+// Session ids at the hub carry the node id so DELETE reaches the right node.
+func (b *backend) Whep(ctx context.Context, id, offer, user string) (string, string, error) {
+	c, err := b.camera(id)
+	if err != nil {
+		return "", "", err
+	}
+	ctl, err := b.nodeControl(c.NodeId)
+	if err != nil {
+		return "", "", err
+	}
+	resp, err := ctl.Whep(ctx, &rondav1.WhepRequest{CameraId: id, OfferSdp: offer, User: user})
+	if err != nil {
+		return "", "", replication.FromStatus(err)
+	}
+	return resp.AnswerSdp, c.NodeId + "~" + resp.SessionId, nil
+}
+
+func (b *backend) WhepDelete(ctx context.Context, session string) error {
+	nodeID, sid, ok := strings.Cut(session, "~")
+	if !ok {
+		return fmt.Errorf("%w: unknown WHEP session %q", api.ErrNotFound, session)
+	}
+	ctl, err := b.nodeControl(nodeID)
+	if err != nil {
+		return err
+	}
+	_, err = ctl.WhepDelete(ctx, &rondav1.WhepDeleteRequest{SessionId: sid})
+	return replication.FromStatus(err)
+}
+
+// ClusterView is the answer of GET /api/v1/cluster.
+type ClusterView struct {
+	Member       string         `json:"member"`
+	State        string         `json:"state"`
+	Leader       string         `json:"leader"`
+	Term         uint64         `json:"term"`
+	AppliedIndex uint64         `json:"applied_index"`
+	CommitIndex  uint64         `json:"commit_index"`
+	Members      []MemberView   `json:"members"`
+	Nodes        map[string]any `json:"nodes_connected_here"`
+}
+
+// MemberView is one member in ClusterView.
+type MemberView struct {
+	ID       string `json:"id"`
+	Address  string `json:"raft_address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+func (b *backend) Cluster(ctx context.Context) (any, error) {
+	ci := b.h.store.Cluster()
+	v := ClusterView{Member: b.h.cfg.MemberID, State: ci.State, Leader: ci.Leader, Term: ci.Term,
+		AppliedIndex: ci.AppliedIndex, CommitIndex: ci.CommitIndex, Nodes: map[string]any{}}
+	for _, m := range ci.Members {
+		v.Members = append(v.Members, MemberView{ID: m.ID, Address: m.Address, Suffrage: m.Suffrage, Leader: m.Leader})
+	}
+	for _, n := range b.h.store.Nodes() {
+		id := n.GetInfo().GetNodeId()
+		v.Nodes[id] = b.h.repl.Link(id).Connected
+	}
+	return v, nil
+}

@@ -1,0 +1,124 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ronda-jakarta/ronda/auth"
+)
+
+// Config is a hub member's configuration file (YAML). deploy/hub.yaml
+// documents every field with its default.
+type Config struct {
+	MemberID string `yaml:"member_id"`
+	DataDir  string `yaml:"data_dir"`
+
+	GRPCListen string `yaml:"grpc_listen"` // nodes and other members dial this; default 127.0.0.1:7443
+	RaftListen string `yaml:"raft_listen"` // Raft traffic (mutual TLS); default 127.0.0.1:7001
+	HTTP       struct {
+		Listen string `yaml:"listen"` // HTTPS API and UI; default 127.0.0.1:9443
+	} `yaml:"http"`
+
+	TLS struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+		CA   string `yaml:"ca"`
+	} `yaml:"tls"`
+
+	// Members are the initial voters, this member included. They bootstrap a
+	// new cluster once; later changes go through membership commands.
+	Members []Member `yaml:"members"`
+
+	Auth struct {
+		TokenSecretFile string        `yaml:"token_secret_file"` // shared by all members: a token works on every member
+		TokenTTL        time.Duration `yaml:"token_ttl"`
+		Users           []auth.User   `yaml:"users"`
+	} `yaml:"auth"`
+
+	// NodeOfflineAfter: a node without a live tunnel for this long is offline.
+	NodeOfflineAfter time.Duration `yaml:"node_offline_after"` // default 15s
+}
+
+// Member is one hub member's addresses.
+type Member struct {
+	ID   string `yaml:"id"`
+	Raft string `yaml:"raft"`
+	GRPC string `yaml:"grpc"`
+	HTTP string `yaml:"http"` // optional, for operators
+}
+
+// LoadConfig reads and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hub config: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("hub config %s: %w", path, err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("hub config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) { errs = append(errs, fmt.Errorf(field+": "+format, a...)) }
+	if c.MemberID == "" {
+		bad("member_id", "required (e.g. h1)")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "required")
+	}
+	if c.GRPCListen == "" {
+		c.GRPCListen = "127.0.0.1:7443"
+	}
+	if c.RaftListen == "" {
+		c.RaftListen = "127.0.0.1:7001"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:9443"
+	}
+	if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "" {
+		bad("tls", "cert, key and ca are required (see 'ronda certs')")
+	}
+	self := false
+	ids := map[string]bool{}
+	for i, m := range c.Members {
+		if m.ID == "" || m.Raft == "" || m.GRPC == "" {
+			bad(fmt.Sprintf("members[%d]", i), "id, raft and grpc are required")
+		}
+		if ids[m.ID] {
+			bad(fmt.Sprintf("members[%d].id", i), "%q is listed twice", m.ID)
+		}
+		ids[m.ID] = true
+		if m.ID == c.MemberID {
+			self = true
+			if m.Raft != c.RaftListen {
+				bad(fmt.Sprintf("members[%d].raft", i), "%s differs from raft_listen %s", m.Raft, c.RaftListen)
+			}
+		}
+	}
+	if !self {
+		bad("members", "must include this member %q", c.MemberID)
+	}
+	if c.Auth.TokenSecretFile == "" {
+		bad("auth.token_secret_file", "required (32+ random bytes, the same file on every member)")
+	}
+	if len(c.Auth.Users) == 0 {
+		bad("auth.users", "at least one user is required to log in")
+	}
+	if c.NodeOfflineAfter == 0 {
+		c.NodeOfflineAfter = 15 * time.Second
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,184 @@
+// Package hub is a city hub member: one of 3 or 5 Raft members that hold the
+// city's catalog (nodes, cameras, coverage), accept node connections, and
+// serve the HTTP API for every camera by federating live view and playback
+// to the node that owns it over the connection that node opened.
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/ronda-jakarta/ronda/api"
+	"github.com/ronda-jakarta/ronda/auth"
+	"github.com/ronda-jakarta/ronda/certs"
+	"github.com/ronda-jakarta/ronda/hub/peer"
+	"github.com/ronda-jakarta/ronda/hub/store"
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	"github.com/ronda-jakarta/ronda/replication"
+	"github.com/ronda-jakarta/ronda/web"
+)
+
+// Hub is a running hub member.
+type Hub struct {
+	cfg    *Config
+	log    *slog.Logger
+	bundle *certs.Bundle
+
+	store     *store.Store
+	forwarder *peer.Forwarder
+	repl      *replication.HubServer
+	grpcSrv   *grpc.Server
+	grpcLis   net.Listener
+	httpSrv   *http.Server
+	httpLis   net.Listener
+	done      chan struct{}
+}
+
+// New opens the member's Raft store and prepares its servers.
+func New(cfg *Config, log *slog.Logger) (*Hub, error) {
+	bundle, err := certs.LoadBundle(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA)
+	if err != nil {
+		return nil, err
+	}
+	if bundle.Identity.Kind != certs.KindHub || bundle.Identity.Member != cfg.MemberID {
+		return nil, fmt.Errorf("hub: certificate %s is not for hub member %q; issue one with 'ronda certs issue --hub %s'",
+			bundle.Identity, cfg.MemberID, cfg.MemberID)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, log: log, bundle: bundle, done: make(chan struct{})}
+	h.forwarder = peer.NewForwarder(h.memberGRPC, credentials.NewTLS(bundle.ClientTLS(certs.KindHub)))
+	peers := make([]store.Peer, 0, len(cfg.Members))
+	for _, m := range cfg.Members {
+		peers = append(peers, store.Peer{ID: m.ID, RaftAddr: m.Raft})
+	}
+	h.store, err = store.Open(store.Config{
+		ID: cfg.MemberID, RaftAddr: cfg.RaftListen, DataDir: cfg.DataDir, Peers: peers,
+		TLS: raftTLS(bundle), Forwarder: h.forwarder, Logger: log.With("part", "store"),
+	})
+	if err != nil {
+		h.forwarder.Close()
+		return nil, err
+	}
+	h.repl = replication.NewHubServer(&hubEnd{h: h}, log.With("part", "replication"), nil)
+	return h, nil
+}
+
+// raftTLS is one configuration for both ends of Raft connections: present
+// our member certificate, accept only hub members of our city.
+func raftTLS(b *certs.Bundle) *tls.Config {
+	c := b.ServerTLS(certs.KindHub)
+	c.RootCAs = b.Pool
+	c.ServerName = "127.0.0.1"
+	c.NextProtos = nil
+	return c
+}
+
+func (h *Hub) memberGRPC(id string) (string, bool) {
+	for _, m := range h.cfg.Members {
+		if m.ID == id {
+			return m.GRPC, true
+		}
+	}
+	return "", false
+}
+
+// Start serves gRPC (nodes and members) and the HTTP API.
+func (h *Hub) Start() error {
+	secret, err := os.ReadFile(h.cfg.Auth.TokenSecretFile)
+	if err != nil {
+		return fmt.Errorf("auth.token_secret_file: %w", err)
+	}
+	authn, err := auth.New(h.cfg.Auth.Users, secret, h.cfg.Auth.TokenTTL, nil)
+	if err != nil {
+		return err
+	}
+	h.grpcLis, err = net.Listen("tcp", h.cfg.GRPCListen)
+	if err != nil {
+		return fmt.Errorf("grpc_listen %s: %w", h.cfg.GRPCListen, err)
+	}
+	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(),
+		grpc.Creds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub))))...)
+	h.repl.Register(h.grpcSrv)
+	rondav1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := api.New(api.Options{Backend: &backend{h: h}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: h.log.With("part", "api")})
+	h.httpLis, err = net.Listen("tcp", h.cfg.HTTP.Listen)
+	if err != nil {
+		h.grpcLis.Close()
+		return fmt.Errorf("http.listen %s: %w", h.cfg.HTTP.Listen, err)
+	}
+	h.httpSrv = &http.Server{Handler: handler, TLSConfig: h.bundle.HTTPSTLS(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := h.grpcSrv.Serve(h.grpcLis); err != nil {
+			h.log.Error("grpc server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer close(h.done)
+		if err := h.httpSrv.ServeTLS(h.httpLis, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("http server stopped", "err", err)
+		}
+	}()
+	h.log.Info("hub member started", "member", h.cfg.MemberID, "grpc", h.cfg.GRPCListen, "raft", h.cfg.RaftListen, "api", "https://"+h.httpLis.Addr().String())
+	return nil
+}
+
+// Close stops the servers and the store.
+func (h *Hub) Close() error {
+	if h.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = h.httpSrv.Shutdown(ctx)
+		cancel()
+		<-h.done
+	}
+	h.repl.Close()
+	if h.grpcSrv != nil {
+		stopped := make(chan struct{})
+		go func() { h.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(3 * time.Second):
+			h.grpcSrv.Stop()
+		}
+	}
+	err := h.store.Close()
+	h.forwarder.Close()
+	return err
+}
+
+// hubEnd implements replication.HubEnd over the store.
+type hubEnd struct{ h *Hub }
+
+func (e *hubEnd) MemberID() string { return e.h.cfg.MemberID }
+
+func (e *hubEnd) Members() []string {
+	out := make([]string, 0, len(e.h.cfg.Members))
+	for _, m := range e.h.cfg.Members {
+		out = append(out, m.GRPC)
+	}
+	return out
+}
+
+func (e *hubEnd) Push(ctx context.Context, nodeID string, recs []*rondav1.Record) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return e.h.store.ApplyNodeRecords(ctx, nodeID, recs)
+}
+
+func (e *hubEnd) AckedSeq(nodeID string) uint64 { return e.h.store.AckedSeq(nodeID) }

@@ -1,0 +1,181 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/ronda-jakarta/ronda/api"
+	"github.com/ronda-jakarta/ronda/node/live"
+	"github.com/ronda-jakarta/ronda/node/record"
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	"github.com/ronda-jakarta/ronda/replication"
+)
+
+// recordingFresh is how recent durable footage must be for a camera to count
+// as recording (sync interval + a GOP + slack).
+const recordingFresh = 30 * time.Second
+
+// backend serves the HTTP API for the node's own cameras.
+type backend struct{ n *Node }
+
+func (b *backend) Identity() (string, string) { return "node", "Kelurahan " + b.n.kel.Name }
+
+func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
+	k := b.n.kel
+	return []api.Node{{NodeID: b.n.cfg.NodeID, KelurahanCode: k.Code, Kelurahan: k.Name, Kecamatan: k.Kecamatan,
+		Kota: k.Kota, Online: true, LastSeen: time.Now().UTC(), Cameras: len(b.n.cameras)}}, nil
+}
+
+func (b *backend) Cameras(ctx context.Context) ([]api.Camera, error) {
+	now := time.Now()
+	out := make([]api.Camera, 0, len(b.n.cameras))
+	for _, c := range b.n.cameras {
+		st := c.ingest.Status()
+		cam := api.Camera{ID: c.id, Name: c.name, KelurahanCode: b.n.kel.Code, Kelurahan: b.n.kel.Name, NodeID: b.n.cfg.NodeID,
+			State: st.State, Reason: st.Reason, Codec: st.Codec, Width: st.Width, Height: st.Height}
+		spans, _, err := b.n.store.Spans(c.id, now.Add(-time.Hour), now.Add(time.Minute))
+		if err == nil && len(spans) > 0 {
+			end := spans[len(spans)-1].End.UTC()
+			cam.RecordedUntil = &end
+			cam.Recording = now.Sub(end) < recordingFresh
+		}
+		out = append(out, cam)
+	}
+	return out, nil
+}
+
+func (b *backend) camera(id string) (*camera, error) {
+	c, ok := b.n.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: no camera %q on this node; GET /api/v1/cameras lists them", api.ErrNotFound, id)
+	}
+	return c, nil
+}
+
+func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time) (api.Recordings, error) {
+	if _, err := b.camera(id); err != nil {
+		return api.Recordings{}, err
+	}
+	spans, gaps, err := b.n.store.Spans(id, from, to)
+	if err != nil && !errors.Is(err, record.ErrNoRecordings) {
+		return api.Recordings{}, err
+	}
+	rec := api.Recordings{CameraID: id, From: from.UTC(), To: to.UTC(), Source: "node"}
+	for _, s := range spans {
+		rec.Spans = append(rec.Spans, api.Span{Start: s.Start.UTC(), End: s.End.UTC()})
+		rec.RecordedSeconds += s.End.Sub(s.Start).Seconds()
+	}
+	for _, g := range gaps {
+		rec.Gaps = append(rec.Gaps, api.Gap{Start: g.Start.UTC(), End: g.End.UTC(), Reason: g.Reason})
+	}
+	return rec, nil
+}
+
+func (b *backend) Playback(ctx context.Context, w io.Writer, id string, from, to time.Time, user string) error {
+	if _, err := b.camera(id); err != nil {
+		return err
+	}
+	err := b.n.store.WritePlayback(ctx, w, id, from, to)
+	if errors.Is(err, record.ErrNoRecordings) {
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	}
+	return err
+}
+
+func (b *backend) Whep(ctx context.Context, id, offer, user string) (string, string, error) {
+	if _, err := b.camera(id); err != nil {
+		return "", "", err
+	}
+	answer, session, err := b.n.live.Offer(ctx, id, offer)
+	switch {
+	case errors.Is(err, live.ErrUnknownCamera):
+		return "", "", fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	case errors.Is(err, live.ErrNoVideo):
+		return "", "", fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	case err != nil:
+		return "", "", fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	return answer, session, nil
+}
+
+func (b *backend) WhepDelete(ctx context.Context, session string) error {
+	if err := b.n.live.Delete(session); err != nil {
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	}
+	return nil
+}
+
+func (b *backend) Cluster(ctx context.Context) (any, error) {
+	return map[string]any{"served_by": "node", "hub_links": b.n.client.Status()}, nil
+}
+
+// control serves the hub's calls into this node over the reverse tunnel.
+type control struct {
+	rondav1.UnimplementedNodeControlServer
+	n *Node
+}
+
+func (c *control) backend() *backend { return &backend{n: c.n} }
+
+func (c *control) Whep(ctx context.Context, req *rondav1.WhepRequest) (*rondav1.WhepResponse, error) {
+	answer, session, err := c.backend().Whep(ctx, req.CameraId, req.OfferSdp, req.User)
+	if err != nil {
+		return nil, replication.ToStatus(err)
+	}
+	return &rondav1.WhepResponse{AnswerSdp: answer, SessionId: session}, nil
+}
+
+func (c *control) WhepDelete(ctx context.Context, req *rondav1.WhepDeleteRequest) (*rondav1.WhepDeleteResponse, error) {
+	if err := c.backend().WhepDelete(ctx, req.SessionId); err != nil {
+		return nil, replication.ToStatus(err)
+	}
+	return &rondav1.WhepDeleteResponse{}, nil
+}
+
+func (c *control) Recordings(ctx context.Context, req *rondav1.RecordingsRequest) (*rondav1.RecordingsResponse, error) {
+	rec, err := c.backend().Recordings(ctx, req.CameraId, time.Unix(0, req.FromUnixNano), time.Unix(0, req.ToUnixNano))
+	if err != nil {
+		return nil, replication.ToStatus(err)
+	}
+	out := &rondav1.RecordingsResponse{}
+	for _, s := range rec.Spans {
+		out.Spans = append(out.Spans, &rondav1.Span{CameraId: req.CameraId, StartUnixNano: s.Start.UnixNano(), EndUnixNano: s.End.UnixNano()})
+	}
+	for _, g := range rec.Gaps {
+		out.Gaps = append(out.Gaps, &rondav1.Gap{StartUnixNano: g.Start.UnixNano(), EndUnixNano: g.End.UnixNano(), Reason: g.Reason})
+	}
+	return out, nil
+}
+
+// chunkWriter sends playback bytes to the hub in chunks of at most 256 KiB.
+type chunkWriter struct {
+	s grpc.ServerStreamingServer[rondav1.PlaybackChunk]
+}
+
+const maxChunk = 256 << 10
+
+func (w chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), maxChunk)
+		if err := w.s.Send(&rondav1.PlaybackChunk{Data: p[:k]}); err != nil {
+			return n, err
+		}
+		n += k
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func (c *control) Playback(req *rondav1.PlaybackRequest, s grpc.ServerStreamingServer[rondav1.PlaybackChunk]) error {
+	from, to := time.Unix(0, req.FromUnixNano), time.Unix(0, req.ToUnixNano)
+	if err := c.backend().Playback(s.Context(), chunkWriter{s: s}, req.CameraId, from, to, req.User); err != nil {
+		return replication.ToStatus(err)
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ronda-jakarta/ronda/auth"
+	"github.com/ronda-jakarta/ronda/kelurahan"
+)
+
+// Config is a node's configuration file (YAML). deploy/node.yaml documents
+// every field with its default.
+type Config struct {
+	NodeID    string `yaml:"node_id"`
+	Kelurahan string `yaml:"kelurahan"` // code, e.g. 31.71.01.1001
+	DataDir   string `yaml:"data_dir"`
+
+	HTTP struct {
+		Listen    string `yaml:"listen"`     // default 127.0.0.1:8443
+		PublicURL string `yaml:"public_url"` // how operators reach this node's API; default https://<listen>
+	} `yaml:"http"`
+
+	TLS TLSFiles `yaml:"tls"`
+
+	Hub struct {
+		Members []string `yaml:"members"` // gRPC addresses of hub members
+	} `yaml:"hub"`
+
+	Live struct {
+		UDP         string   `yaml:"udp"`          // single UDP port for WebRTC, default 127.0.0.1:8189
+		AnnounceIPs []string `yaml:"announce_ips"` // addresses put in ICE candidates
+	} `yaml:"live"`
+
+	Recording struct {
+		SegmentDuration time.Duration `yaml:"segment_duration"` // default 5m
+		SyncInterval    time.Duration `yaml:"sync_interval"`    // default 2s
+	} `yaml:"recording"`
+
+	Auth AuthConfig `yaml:"auth"`
+
+	Cameras []CameraConfig `yaml:"cameras"`
+}
+
+// TLSFiles are the PEM files of a certificate issued by the city CA.
+type TLSFiles struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	CA   string `yaml:"ca"`
+}
+
+// AuthConfig holds local users and the token secret.
+type AuthConfig struct {
+	TokenSecretFile string        `yaml:"token_secret_file"` // at least 32 bytes
+	TokenTTL        time.Duration `yaml:"token_ttl"`         // default 12h
+	Users           []auth.User   `yaml:"users"`
+}
+
+// CameraConfig is one camera.
+type CameraConfig struct {
+	Name      string `yaml:"name"` // local name; the camera id is <kelurahan digits>-<name>
+	URL       string `yaml:"url"`  // rtsp://user:pass@host/path
+	Transport string `yaml:"transport"`
+}
+
+// LoadConfig reads and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("node config %s: %w", path, err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("node config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) { errs = append(errs, fmt.Errorf(field+": "+format, a...)) }
+	if c.NodeID == "" {
+		bad("node_id", "required (e.g. n1)")
+	}
+	if _, ok := kelurahan.ByCode(c.Kelurahan); !ok {
+		bad("kelurahan", "%q is not a Jakarta kelurahan code (e.g. 31.71.01.1001)", c.Kelurahan)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "required")
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8443"
+	}
+	if c.HTTP.PublicURL == "" {
+		c.HTTP.PublicURL = "https://" + c.HTTP.Listen
+	}
+	if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "" {
+		bad("tls", "cert, key and ca are required (see 'ronda certs')")
+	}
+	if c.Live.UDP == "" {
+		c.Live.UDP = "127.0.0.1:8189"
+	}
+	if c.Recording.SegmentDuration == 0 {
+		c.Recording.SegmentDuration = 5 * time.Minute
+	}
+	if c.Recording.SyncInterval == 0 {
+		c.Recording.SyncInterval = 2 * time.Second
+	}
+	if c.Recording.SegmentDuration < 10*time.Second {
+		bad("recording.segment_duration", "%s is too short (at least 10s)", c.Recording.SegmentDuration)
+	}
+	if c.Auth.TokenSecretFile == "" {
+		bad("auth.token_secret_file", "required (32+ random bytes)")
+	}
+	if len(c.Auth.Users) == 0 {
+		bad("auth.users", "at least one user is required to log in")
+	}
+	seen := map[string]bool{}
+	for i, cam := range c.Cameras {
+		switch {
+		case cam.Name == "":
+			bad(fmt.Sprintf("cameras[%d].name", i), "required")
+		case seen[cam.Name]:
+			bad(fmt.Sprintf("cameras[%d].name", i), "%q is used twice", cam.Name)
+		}
+		seen[cam.Name] = true
+		if cam.URL == "" {
+			bad(fmt.Sprintf("cameras[%d].url", i), "required (rtsp://...)")
+		}
+		if cam.Transport != "" && cam.Transport != "tcp" && cam.Transport != "udp" {
+			bad(fmt.Sprintf("cameras[%d].transport", i), "%q must be tcp or udp", cam.Transport)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CameraID is the globally unique id of a node's camera.
+func CameraID(kelurahanCode, name string) string {
+	return kelurahan.CompactCode(kelurahanCode) + "-" + name
+}

@@ -1,0 +1,116 @@
+// Package media holds the types every consumer of a camera's stream shares:
+// one access unit, depacketized once per camera, handed to the recorder, the
+// live engine and anything else that wants the stream.
+package media
+
+import (
+	"sync"
+	"time"
+)
+
+// Codec names as they appear in the API.
+const (
+	CodecH264 = "H264"
+	CodecH265 = "H265"
+)
+
+// Track describes a camera's video track. Parameter sets are Annex-B-free NAL
+// units (no start codes). Width/Height come from the SPS.
+type Track struct {
+	Codec  string
+	SPS    []byte
+	PPS    []byte
+	VPS    []byte // H.265 only
+	Width  int
+	Height int
+}
+
+// AccessUnit is one frame's NAL units (no start codes, no AUD), with times.
+// Consumers must treat NALUs as read-only: the same slices go to every consumer.
+type AccessUnit struct {
+	// PTS is the presentation time on the camera's media clock, monotonic and
+	// continuous across the session (the ingest unwraps RTP timestamps).
+	PTS time.Duration
+	// Wall is the wall-clock time the frame was captured (the ingest anchors
+	// the media clock to the wall clock at the first frame of a session).
+	Wall  time.Time
+	Key   bool // an IDR (H.264) / IRAP (H.265) frame
+	NALUs [][]byte
+}
+
+// Consumer receives a camera's stream. OnTrack is called when a session starts
+// (and whenever parameter sets change) before any OnAccessUnit of that track;
+// OnAccessUnit must not block: a consumer with slow work queues it (bounded)
+// and drops to its next keyframe when full. OnStop is called when the camera's
+// session ends, with the reason.
+type Consumer interface {
+	OnTrack(t Track)
+	OnAccessUnit(au *AccessUnit)
+	OnStop(reason string)
+}
+
+// Fanout delivers one camera's stream to many consumers. The ingest calls its
+// methods from one goroutine; Add/Remove may be called from any goroutine.
+type Fanout struct {
+	mu        sync.RWMutex
+	track     *Track
+	consumers map[Consumer]struct{}
+}
+
+// NewFanout returns an empty Fanout.
+func NewFanout() *Fanout { return &Fanout{consumers: map[Consumer]struct{}{}} }
+
+// Add registers c. If a track is known, c gets OnTrack at once.
+func (f *Fanout) Add(c Consumer) {
+	f.mu.Lock()
+	f.consumers[c] = struct{}{}
+	t := f.track
+	f.mu.Unlock()
+	if t != nil {
+		c.OnTrack(*t)
+	}
+}
+
+// Remove unregisters c.
+func (f *Fanout) Remove(c Consumer) {
+	f.mu.Lock()
+	delete(f.consumers, c)
+	f.mu.Unlock()
+}
+
+// Track returns the current track, if any.
+func (f *Fanout) Track() (Track, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.track == nil {
+		return Track{}, false
+	}
+	return *f.track, true
+}
+
+// OnTrack implements Consumer.
+func (f *Fanout) OnTrack(t Track) {
+	f.mu.Lock()
+	f.track = &t
+	f.mu.Unlock()
+	f.each(func(c Consumer) { c.OnTrack(t) })
+}
+
+// OnAccessUnit implements Consumer.
+func (f *Fanout) OnAccessUnit(au *AccessUnit) { f.each(func(c Consumer) { c.OnAccessUnit(au) }) }
+
+// OnStop implements Consumer.
+func (f *Fanout) OnStop(reason string) {
+	f.mu.Lock()
+	f.track = nil
+	f.mu.Unlock()
+	f.each(func(c Consumer) { c.OnStop(reason) })
+}
+
+func (f *Fanout) each(fn func(Consumer)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for c := range f.consumers {
+		fn(c)
+	}
+}

@@ -1,0 +1,270 @@
+// Package node is a kelurahan node: it pulls its cameras over RTSP, records
+// them, serves live view and playback, serves the HTTP API for its own
+// cameras, and replicates its catalog and coverage to the city hub. A node
+// runs alone: nothing here needs the hub to be reachable.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ronda-jakarta/ronda/api"
+	"github.com/ronda-jakarta/ronda/auth"
+	"github.com/ronda-jakarta/ronda/certs"
+	"github.com/ronda-jakarta/ronda/kelurahan"
+	"github.com/ronda-jakarta/ronda/node/ingest"
+	"github.com/ronda-jakarta/ronda/node/live"
+	"github.com/ronda-jakarta/ronda/node/media"
+	"github.com/ronda-jakarta/ronda/node/record"
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	"github.com/ronda-jakarta/ronda/replication"
+	"github.com/ronda-jakarta/ronda/web"
+)
+
+// Version is the build's version, shown to the hub.
+var Version = "dev"
+
+// Node is a running kelurahan node.
+type Node struct {
+	cfg    *Config
+	log    *slog.Logger
+	kel    kelurahan.Kelurahan
+	bundle *certs.Bundle
+
+	store   *record.Store
+	live    *live.Engine
+	outbox  *replication.PebbleOutbox
+	client  *replication.NodeClient
+	cameras []*camera // in config order
+	byID    map[string]*camera
+
+	httpSrv *http.Server
+	httpLis net.Listener
+
+	spansMu sync.Mutex
+	spans   map[string]*rondav1.Span // coverage not yet in the outbox, per camera
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type camera struct {
+	id     string
+	name   string
+	fanout *media.Fanout
+	ingest *ingest.Camera
+}
+
+// New opens the node's storage and prepares every part; Start runs them.
+func New(cfg *Config, log *slog.Logger) (*Node, error) {
+	kel, _ := kelurahan.ByCode(cfg.Kelurahan)
+	bundle, err := certs.LoadBundle(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA)
+	if err != nil {
+		return nil, err
+	}
+	if bundle.Identity.Kind != certs.KindNode || bundle.Identity.NodeID != cfg.NodeID || bundle.Identity.Kelurahan != cfg.Kelurahan {
+		return nil, fmt.Errorf("node: certificate %s is not for node %q of kelurahan %s; issue one with 'ronda certs issue --node %s --kelurahan %s'",
+			bundle.Identity, cfg.NodeID, cfg.Kelurahan, cfg.NodeID, cfg.Kelurahan)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, kel: kel, bundle: bundle, byID: map[string]*camera{}, spans: map[string]*rondav1.Span{}}
+	n.store, err = record.Open(filepath.Join(cfg.DataDir, "recordings"), record.Options{
+		SegmentDuration: cfg.Recording.SegmentDuration,
+		SyncInterval:    cfg.Recording.SyncInterval,
+		Logger:          log.With("part", "record"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.live, err = live.New(live.Options{UDPAddr: cfg.Live.UDP, AnnounceIPs: cfg.Live.AnnounceIPs, Logger: log.With("part", "live")})
+	if err != nil {
+		n.store.Close()
+		return nil, err
+	}
+	n.outbox, err = replication.OpenOutbox(filepath.Join(cfg.DataDir, "outbox"))
+	if err != nil {
+		n.live.Close()
+		n.store.Close()
+		return nil, err
+	}
+	for _, cc := range cfg.Cameras {
+		c := &camera{id: CameraID(cfg.Kelurahan, cc.Name), name: cc.Name, fanout: media.NewFanout()}
+		c.ingest = ingest.New(ingest.Config{CameraID: c.id, URL: cc.URL, Transport: cc.Transport, Logger: log.With("camera", c.id)}, c.fanout)
+		c.fanout.Add(n.store.Recorder(c.id))
+		n.live.AddCamera(c.id, c.fanout)
+		n.cameras = append(n.cameras, c)
+		n.byID[c.id] = c
+	}
+	n.store.SubscribeCoverage(n.onCoverage)
+	info := n.info()
+	n.client = replication.NewNodeClient(replication.NodeClientConfig{
+		Members: cfg.Hub.Members, TLS: bundle.ClientTLS(certs.KindHub), Info: info,
+		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"),
+	})
+	return n, nil
+}
+
+func (n *Node) info() *rondav1.NodeInfo {
+	return &rondav1.NodeInfo{NodeId: n.cfg.NodeID, KelurahanCode: n.cfg.Kelurahan, ApiUrl: n.cfg.HTTP.PublicURL, Version: Version}
+}
+
+// Start runs ingest, replication and the HTTP API. It returns once the API
+// listens.
+func (n *Node) Start() error {
+	secret, err := os.ReadFile(n.cfg.Auth.TokenSecretFile)
+	if err != nil {
+		return fmt.Errorf("auth.token_secret_file: %w", err)
+	}
+	authn, err := auth.New(n.cfg.Auth.Users, secret, n.cfg.Auth.TokenTTL, nil)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := api.New(api.Options{Backend: &backend{n: n}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: n.log.With("part", "api")})
+	n.httpLis, err = net.Listen("tcp", n.cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen %s: %w", n.cfg.HTTP.Listen, err)
+	}
+	n.httpSrv = &http.Server{Handler: handler, TLSConfig: n.bundle.HTTPSTLS(), ReadHeaderTimeout: 10 * time.Second}
+
+	// The node registers (again) on every start; the hub applies it idempotently.
+	if err := n.outbox.Append(&rondav1.Record{Body: &rondav1.Record_Registration{Registration: n.info()}}); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	for _, c := range n.cameras {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); c.ingest.Run(ctx) }()
+	}
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.client.Run(ctx) }()
+	go func() { defer n.wg.Done(); n.runInventory(ctx) }()
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.ServeTLS(n.httpLis, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	n.log.Info("node started", "node", n.cfg.NodeID, "kelurahan", n.kel.Name, "api", n.cfg.HTTP.PublicURL, "cameras", len(n.cameras))
+	return nil
+}
+
+// Addr is the API's listening address.
+func (n *Node) Addr() string { return n.httpLis.Addr().String() }
+
+// Close stops everything and flushes recordings.
+func (n *Node) Close() error {
+	if n.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.httpSrv.Shutdown(ctx)
+		cancel()
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	n.live.Close()
+	err := n.store.Close()
+	n.flushSpans()
+	n.outbox.Close()
+	return err
+}
+
+// onCoverage collects newly durable footage; runInventory moves it into the
+// outbox every few seconds as one record per camera.
+func (n *Node) onCoverage(cameraID string, start, end time.Time) {
+	n.spansMu.Lock()
+	defer n.spansMu.Unlock()
+	s := n.spans[cameraID]
+	if s == nil {
+		n.spans[cameraID] = &rondav1.Span{CameraId: cameraID, StartUnixNano: start.UnixNano(), EndUnixNano: end.UnixNano()}
+		return
+	}
+	if start.UnixNano() < s.StartUnixNano {
+		s.StartUnixNano = start.UnixNano()
+	}
+	if end.UnixNano() > s.EndUnixNano {
+		s.EndUnixNano = end.UnixNano()
+	}
+}
+
+func (n *Node) flushSpans() {
+	n.spansMu.Lock()
+	pending := n.spans
+	n.spans = map[string]*rondav1.Span{}
+	n.spansMu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(pending))
+	for id := range pending {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	recs := make([]*rondav1.Record, 0, len(ids))
+	for _, id := range ids {
+		recs = append(recs, &rondav1.Record{Body: &rondav1.Record_Span{Span: pending[id]}})
+	}
+	if err := n.outbox.Append(recs...); err != nil {
+		n.log.Error("outbox append failed; coverage will be re-sent from the index later", "err", err)
+	}
+}
+
+// runInventory appends the camera inventory when it changes and flushes
+// coverage into the outbox.
+func (n *Node) runInventory(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	var last string
+	for {
+		inv := n.inventory()
+		if key := inventoryKey(inv); key != last {
+			if err := n.outbox.Append(&rondav1.Record{Body: &rondav1.Record_Cameras{Cameras: inv}}); err != nil {
+				n.log.Error("outbox append failed", "err", err)
+			} else {
+				last = key
+			}
+		}
+		n.flushSpans()
+		n.client.Kick()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) inventory() *rondav1.CameraInventory {
+	inv := &rondav1.CameraInventory{}
+	for _, c := range n.cameras {
+		st := c.ingest.Status()
+		inv.Cameras = append(inv.Cameras, &rondav1.Camera{Id: c.id, Name: c.name, Codec: st.Codec,
+			Width: int32(st.Width), Height: int32(st.Height), State: st.State, Reason: st.Reason})
+	}
+	return inv
+}
+
+func inventoryKey(inv *rondav1.CameraInventory) string {
+	s := ""
+	for _, c := range inv.Cameras {
+		s += fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s;", c.Id, c.Name, c.Codec, c.Width, c.Height, c.State, c.Reason)
+	}
+	return s
+}

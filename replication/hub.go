@@ -1,0 +1,205 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jhump/grpctunnel"
+	"github.com/jhump/grpctunnel/tunnelpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/ronda-jakarta/ronda/certs"
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+)
+
+// MaxPushRecords bounds one Push; larger pushes are refused.
+const MaxPushRecords = 1000
+
+// HubServer is a hub member's node-facing end: the Replication service and
+// the registry of reverse tunnels nodes opened to this member.
+type HubServer struct {
+	rondav1.UnimplementedReplicationServer
+	end     HubEnd
+	log     *slog.Logger
+	now     func() time.Time
+	tunnels *grpctunnel.TunnelServiceHandler
+
+	mu    sync.Mutex
+	links map[string]*link // node id -> link
+}
+
+type link struct {
+	tunnels  int
+	since    time.Time
+	lastSeen time.Time
+	info     *rondav1.NodeInfo
+}
+
+// NewHubServer returns a HubServer over end.
+func NewHubServer(end HubEnd, log *slog.Logger, now func() time.Time) *HubServer {
+	if now == nil {
+		now = time.Now
+	}
+	s := &HubServer{end: end, log: log, now: now, links: map[string]*link{}}
+	s.tunnels = grpctunnel.NewTunnelServiceHandler(grpctunnel.TunnelServiceHandlerOptions{
+		NoReverseTunnels:     false,
+		AffinityKey:          func(ch grpctunnel.TunnelChannel) any { return nodeKey(ch.Context()) },
+		OnReverseTunnelOpen:  func(ch grpctunnel.TunnelChannel) { s.tunnel(nodeKey(ch.Context()), +1) },
+		OnReverseTunnelClose: func(ch grpctunnel.TunnelChannel) { s.tunnel(nodeKey(ch.Context()), -1) },
+	})
+	return s
+}
+
+// GRPCServerOptions are the options a hub member's node-facing gRPC server
+// needs beyond TLS credentials: authorisation and keepalive enforcement.
+func GRPCServerOptions() []grpc.ServerOption {
+	return append(ServerOptions(),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
+	)
+}
+
+// Register registers the Replication and tunnel services on g.
+func (s *HubServer) Register(g *grpc.Server) {
+	rondav1.RegisterReplicationServer(g, s)
+	tunnelpb.RegisterTunnelServiceServer(g, s.tunnels.Service())
+}
+
+// Close refuses new tunnels and ends existing ones.
+func (s *HubServer) Close() { s.tunnels.InitiateShutdown() }
+
+func nodeKey(ctx context.Context) string {
+	id, ok := IdentityFrom(ctx)
+	if !ok {
+		return ""
+	}
+	return id.NodeID
+}
+
+func (s *HubServer) tunnel(nodeID string, delta int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.links[nodeID]
+	if l == nil {
+		l = &link{}
+		s.links[nodeID] = l
+	}
+	if l.tunnels == 0 && delta > 0 {
+		l.since = s.now()
+	}
+	l.tunnels += delta
+	l.lastSeen = s.now()
+	s.log.Info("node tunnel", "node", nodeID, "open", delta > 0, "tunnels", l.tunnels)
+}
+
+func (s *HubServer) seen(nodeID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.links[nodeID]
+	if l == nil {
+		l = &link{}
+		s.links[nodeID] = l
+	}
+	l.lastSeen = s.now()
+}
+
+// LinkStatus says whether a node has a live tunnel to this member and when it
+// was last heard from.
+type LinkStatus struct {
+	Connected bool
+	Since     time.Time
+	LastSeen  time.Time
+}
+
+// Link returns the link status of a node at this member.
+func (s *HubServer) Link(nodeID string) LinkStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.links[nodeID]
+	if l == nil {
+		return LinkStatus{}
+	}
+	return LinkStatus{Connected: l.tunnels > 0, Since: l.since, LastSeen: l.lastSeen}
+}
+
+// NodeControl returns a client for calls into a node over its reverse tunnel
+// to this member, or false if the node has none here.
+func (s *HubServer) NodeControl(nodeID string) (rondav1.NodeControlClient, bool) {
+	if !s.Link(nodeID).Connected {
+		return nil, false
+	}
+	return rondav1.NewNodeControlClient(s.tunnels.KeyAsChannel(nodeID)), true
+}
+
+// checkNode verifies that the node info a caller sends matches its certificate.
+func checkNode(ctx context.Context, nodeID, kelurahan string) (certs.Identity, error) {
+	id, ok := IdentityFrom(ctx)
+	if !ok {
+		return id, status.Error(codes.Unauthenticated, "no verified identity")
+	}
+	if nodeID != id.NodeID || (kelurahan != "" && kelurahan != id.Kelurahan) {
+		return id, status.Errorf(codes.PermissionDenied,
+			"certificate is %s but the request claims node %q of kelurahan %q; fix the node's config (node_id, kelurahan) to match its certificate",
+			id, nodeID, kelurahan)
+	}
+	return id, nil
+}
+
+// Hello implements rondav1.ReplicationServer.
+func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rondav1.HelloResponse, error) {
+	if req.GetNode() == nil {
+		return nil, status.Error(codes.InvalidArgument, "hello without node info")
+	}
+	if _, err := checkNode(ctx, req.Node.NodeId, req.Node.KelurahanCode); err != nil {
+		return nil, err
+	}
+	if req.Capability < MinCapabilityVersion {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"node speaks protocol %d; this hub needs at least %d: upgrade the node's ronda binary", req.Capability, MinCapabilityVersion)
+	}
+	s.seen(req.Node.NodeId)
+	return &rondav1.HelloResponse{
+		Capability: CapabilityVersion,
+		MemberId:   s.end.MemberID(),
+		Members:    s.end.Members(),
+		AckedSeq:   s.end.AckedSeq(req.Node.NodeId),
+	}, nil
+}
+
+// Push implements rondav1.ReplicationServer.
+func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav1.PushResponse, error) {
+	if _, err := checkNode(ctx, req.NodeId, ""); err != nil {
+		return nil, err
+	}
+	if n := len(req.Records); n > MaxPushRecords {
+		return nil, status.Errorf(codes.InvalidArgument, "push of %d records exceeds the limit of %d; send smaller batches", n, MaxPushRecords)
+	}
+	for i, r := range req.Records {
+		if r.Seq == 0 || (i > 0 && r.Seq <= req.Records[i-1].Seq) {
+			return nil, status.Errorf(codes.InvalidArgument, "record %d has sequence %d: sequences must start at 1 and increase", i, r.Seq)
+		}
+		if reg := r.GetRegistration(); reg != nil {
+			if _, err := checkNode(ctx, reg.NodeId, reg.KelurahanCode); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.seen(req.NodeId)
+	acked, err := s.end.Push(ctx, req.NodeId, req.Records)
+	if err != nil {
+		s.log.Warn("push failed", "node", req.NodeId, "records", len(req.Records), "err", err)
+		return &rondav1.PushResponse{AckedSeq: s.end.AckedSeq(req.NodeId), RetryAfterMs: 1000}, nil
+	}
+	return &rondav1.PushResponse{AckedSeq: acked}, nil
+}
+
+// String describes the server for logs.
+func (s *HubServer) String() string {
+	return fmt.Sprintf("replication hub server %s", s.end.MemberID())
+}

@@ -1,0 +1,264 @@
+package replication
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jhump/grpctunnel"
+	"github.com/jhump/grpctunnel/tunnelpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+)
+
+// NodeClientConfig configures a node's end of the protocol.
+type NodeClientConfig struct {
+	Members      []string    // hub members' gRPC addresses
+	TLS          *tls.Config // client mTLS accepting only hub identities
+	Info         *rondav1.NodeInfo
+	Control      rondav1.NodeControlServer // served to the hub over the reverse tunnel
+	Outbox       Outbox
+	Logger       *slog.Logger
+	PushInterval time.Duration // default 1 s
+	BatchSize    int           // default 500 records
+	MinBackoff   time.Duration // default 500 ms
+	MaxBackoff   time.Duration // default 30 s
+}
+
+// NodeClient dials every hub member, keeps a reverse tunnel open on each and
+// drains the outbox to whichever member answers.
+type NodeClient struct {
+	cfg  NodeClientConfig
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu      sync.Mutex
+	members map[string]*memberConn
+}
+
+type memberConn struct {
+	conn      *grpc.ClientConn
+	client    rondav1.ReplicationClient
+	tunnel    bool
+	lastError string
+}
+
+// NewNodeClient returns a client; call Run.
+func NewNodeClient(cfg NodeClientConfig) *NodeClient {
+	if cfg.PushInterval <= 0 {
+		cfg.PushInterval = time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &NodeClient{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), members: map[string]*memberConn{}}
+}
+
+// Kick asks the pusher to drain the outbox now.
+func (c *NodeClient) Kick() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// MemberStatus is the state of the link to one hub member.
+type MemberStatus struct {
+	Address   string `json:"address"`
+	Connected bool   `json:"connected"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Status reports the link to every member.
+func (c *NodeClient) Status() []MemberStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []MemberStatus
+	for addr, m := range c.members {
+		out = append(out, MemberStatus{Address: addr, Connected: m.tunnel, LastError: m.lastError})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out
+}
+
+// Run keeps links to all members and pushes the outbox until ctx ends.
+func (c *NodeClient) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, addr := range c.cfg.Members {
+		c.mu.Lock()
+		c.members[addr] = &memberConn{}
+		c.mu.Unlock()
+		wg.Add(1)
+		go func() { defer wg.Done(); c.runMember(ctx, addr) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); c.runPusher(ctx) }()
+	wg.Wait()
+}
+
+func (c *NodeClient) backoff(attempt int) time.Duration {
+	d := c.cfg.MinBackoff << min(attempt, 16)
+	if d > c.cfg.MaxBackoff || d <= 0 {
+		d = c.cfg.MaxBackoff
+	}
+	// Full jitter in [d/2, d): hundreds of nodes reconnecting do not move in step.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (c *NodeClient) setMember(addr string, fn func(m *memberConn)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fn(c.members[addr])
+}
+
+func (c *NodeClient) runMember(ctx context.Context, addr string) {
+	attempt := 0
+	for ctx.Err() == nil {
+		served, err := c.session(ctx, addr)
+		if ctx.Err() != nil {
+			return
+		}
+		if served {
+			attempt = 0
+		}
+		msg := "tunnel closed by the hub"
+		if err != nil {
+			msg = err.Error()
+		}
+		c.setMember(addr, func(m *memberConn) { m.tunnel, m.client, m.lastError = false, nil, msg })
+		wait := c.backoff(attempt)
+		attempt++
+		c.log.Warn("hub member link down; retrying", "member", addr, "err", msg, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// session dials one member, says Hello and serves the reverse tunnel until it
+// breaks. served is true if the tunnel was up.
+func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(c.cfg.TLS)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	client := rondav1.NewReplicationClient(conn)
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info})
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	if err := c.cfg.Outbox.Ack(hello.AckedSeq); err != nil {
+		c.log.Error("hub acknowledged records this node never wrote", "member", addr, "err", err)
+	}
+	srv := grpctunnel.NewReverseTunnelServer(tunnelpb.NewTunnelServiceClient(conn))
+	rondav1.RegisterNodeControlServer(srv, c.cfg.Control)
+	c.setMember(addr, func(m *memberConn) { m.conn, m.client, m.tunnel, m.lastError = conn, client, true, "" })
+	c.log.Info("linked to hub member", "member", addr, "member_id", hello.MemberId, "hub_capability", hello.Capability)
+	c.Kick()
+	started, err := srv.Serve(ctx)
+	return started, err
+}
+
+// pickClient returns a connected member's client, preferring prev.
+func (c *NodeClient) pickClient(prev string) (string, rondav1.ReplicationClient) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.members[prev]; m != nil && m.client != nil {
+		return prev, m.client
+	}
+	addrs := make([]string, 0, len(c.members))
+	for a, m := range c.members {
+		if m.client != nil {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return "", nil
+	}
+	a := addrs[rand.IntN(len(addrs))]
+	return a, c.members[a].client
+}
+
+var errNoMember = errors.New("no hub member reachable")
+
+func (c *NodeClient) runPusher(ctx context.Context) {
+	t := time.NewTicker(c.cfg.PushInterval)
+	defer t.Stop()
+	prev := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.kick:
+		}
+		for ctx.Err() == nil {
+			more, member, retry, err := c.pushOnce(ctx, prev)
+			prev = member
+			if err != nil {
+				if !errors.Is(err, errNoMember) {
+					c.log.Warn("push to hub failed", "member", member, "err", err)
+					prev = ""
+				}
+				break
+			}
+			if retry > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(retry):
+				}
+			}
+			if !more {
+				break
+			}
+		}
+	}
+}
+
+func (c *NodeClient) pushOnce(ctx context.Context, prev string) (more bool, member string, retry time.Duration, err error) {
+	recs, err := c.cfg.Outbox.Pending(c.cfg.BatchSize)
+	if err != nil || len(recs) == 0 {
+		return false, prev, 0, err
+	}
+	member, client := c.pickClient(prev)
+	if client == nil {
+		return false, "", 0, errNoMember
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := client.Push(pctx, &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs})
+	if err != nil {
+		return false, member, 0, err
+	}
+	if err := c.cfg.Outbox.Ack(resp.AckedSeq); err != nil {
+		return false, member, 0, err
+	}
+	retry = time.Duration(resp.RetryAfterMs) * time.Millisecond
+	return len(recs) == c.cfg.BatchSize || retry > 0, member, retry, nil
+}

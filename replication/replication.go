@@ -1,0 +1,59 @@
+// Package replication is the protocol between kelurahan nodes and the city
+// hub, and both of its ends. Nodes sit behind NAT on flaky links, so a node
+// dials out to every hub member it knows (gRPC over mutual TLS) and the hub
+// calls back into the node over a reverse tunnel the node opened on that same
+// connection (github.com/jhump/grpctunnel). The node keeps a durable outbox
+// and drops a record only once the hub acknowledges its Raft commit.
+//
+// This package imports neither node/ nor hub/: each end implements the small
+// interfaces defined here.
+package replication
+
+import (
+	"context"
+	"time"
+
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+)
+
+// CapabilityVersion is the protocol version this build speaks. Both ends send
+// it in Hello; a hub refuses nodes older than MinCapabilityVersion.
+//
+// History:
+//
+//	1: skeleton — Hello, Push (registration, camera inventory, spans),
+//	   NodeControl (Whep, WhepDelete, Playback, Recordings) over a reverse tunnel.
+const CapabilityVersion = 1
+
+// MinCapabilityVersion is the oldest node protocol the hub accepts.
+const MinCapabilityVersion = 1
+
+// Keepalive settings shared by both ends: the client pings every
+// KeepaliveTime; the server allows pings that often.
+const (
+	KeepaliveTime    = 30 * time.Second
+	KeepaliveTimeout = 10 * time.Second
+	// KeepaliveMinTime is the server's enforcement floor (below KeepaliveTime).
+	KeepaliveMinTime = 20 * time.Second
+)
+
+// HubEnd is what a hub member implements for the node-facing service.
+type HubEnd interface {
+	// MemberID names this member.
+	MemberID() string
+	// Members returns the gRPC addresses nodes should dial.
+	Members() []string
+	// Push applies a node's records through Raft (forwarding to the leader)
+	// and returns the node's highest committed sequence number.
+	Push(ctx context.Context, nodeID string, recs []*rondav1.Record) (ackedSeq uint64, err error)
+	// AckedSeq returns the node's highest committed sequence number.
+	AckedSeq(nodeID string) uint64
+}
+
+// Outbox is the node's durable queue of records for the hub.
+type Outbox interface {
+	// Pending returns up to max records after the acknowledged sequence.
+	Pending(max int) ([]*rondav1.Record, error)
+	// Ack drops every record with seq <= seq.
+	Ack(seq uint64) error
+}

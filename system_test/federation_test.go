@@ -1,0 +1,457 @@
+//go:build e2e
+
+// Package system_test runs whole ronda binaries: `ronda demo` starts a real
+// federation (3 hub members, 3 nodes, 6 simulated cameras) in separate
+// processes on loopback, and the tests check it as a user would, through the
+// hub's HTTP API, ffmpeg and headless Chromium.
+package system_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ronda-jakarta/ronda/demo"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(wd)
+}
+
+// binary returns the ronda binary: $RONDA_BIN (make e2e sets it) or a fresh build.
+func binary(t *testing.T, root string) string {
+	t.Helper()
+	if b := os.Getenv("RONDA_BIN"); b != "" {
+		return b
+	}
+	out := filepath.Join(t.TempDir(), "ronda")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/ronda")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	return out
+}
+
+// freeBase finds a base port whose demo range (base..base+300) is free.
+func freeBase(t *testing.T) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		base := 20000 + rand.IntN(300)*100
+		ok := true
+		for _, off := range []int{1, 2, 3, 11, 12, 13, 21, 22, 23, 99, 101, 102, 103} {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+func poll(t *testing.T, timeout time.Duration, what string, f func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < timeout {
+		if err = f(); err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+	return 0
+}
+
+type federation struct {
+	m    *demo.Manifest
+	dir  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startDemo(t *testing.T) *federation {
+	t.Helper()
+	root := repoRoot(t)
+	bin := binary(t, root)
+	dir := filepath.Join(t.TempDir(), "demo")
+	cmd := exec.Command(bin, "demo", "--dir", dir, "--base-port", strconv.Itoa(freeBase(t)),
+		"--clip", filepath.Join(root, "testdata", "clip.h264"))
+	cmd.Dir = root
+	logf, err := os.Create(filepath.Join(t.TempDir(), "demo.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := &federation{dir: dir, cmd: cmd, done: make(chan error, 1)}
+	go func() { f.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-f.done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		if t.Failed() {
+			dumpLogs(t, dir, logf.Name())
+		}
+	})
+	poll(t, 30*time.Second, "demo.json", func() error {
+		raw, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+		if err != nil {
+			return err
+		}
+		f.m = &demo.Manifest{}
+		return json.Unmarshal(raw, f.m)
+	})
+	return f
+}
+
+func dumpLogs(t *testing.T, dir, demoLog string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	for _, f := range append([]string{demoLog}, files...) {
+		raw, _ := os.ReadFile(f)
+		lines := strings.Split(string(raw), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		t.Logf("---- %s (last lines)\n%s", f, strings.Join(lines, "\n"))
+	}
+}
+
+func (f *federation) client(t *testing.T, base string) *demo.Client {
+	t.Helper()
+	c, err := demo.NewClient(base, f.m.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Login(ctx, f.m.Users[0].User, f.m.Users[0].Password); err != nil {
+		t.Fatalf("login at %s: %v", base, err)
+	}
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// checkFederation asserts what a control-room operator sees through one hub member.
+func checkFederation(t *testing.T, c *demo.Client, m *demo.Manifest) error {
+	nodes, err := c.Nodes(ctx(t))
+	if err != nil {
+		return err
+	}
+	online := 0
+	for _, n := range nodes {
+		if n.Online && n.Kelurahan != "" && n.Kota != "" {
+			online++
+		}
+	}
+	if online != len(m.Nodes) {
+		return fmt.Errorf("%d of %d nodes online: %+v", online, len(m.Nodes), nodes)
+	}
+	cams, err := c.Cameras(ctx(t))
+	if err != nil {
+		return err
+	}
+	recording := 0
+	for _, cam := range cams {
+		if cam.Recording && cam.State == "streaming" && cam.Codec == "H264" && cam.Width == 640 {
+			recording++
+		}
+	}
+	if len(cams) != len(m.Cameras) || recording != len(m.Cameras) {
+		return fmt.Errorf("%d cameras, %d recording; want %d: %+v", len(cams), recording, len(m.Cameras), cams)
+	}
+	return nil
+}
+
+func ffprobeDuration(t *testing.T, file string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", file, err)
+	}
+	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		t.Fatalf("ffprobe duration %q: %v", out, err)
+	}
+	return d
+}
+
+// checkMedia fetches the 20 s that ended 3 s ago and checks it with ffmpeg.
+func checkMedia(t *testing.T, c *demo.Client, camera string) {
+	t.Helper()
+	to := time.Now().Add(-3 * time.Second)
+	from := to.Add(-20 * time.Second)
+	mp4, err := c.Media(ctx(t), camera, from, to)
+	if err != nil {
+		t.Fatalf("media.mp4 of %s via %s: %v", camera, c.Base, err)
+	}
+	file := filepath.Join(t.TempDir(), camera+".mp4")
+	if err := os.WriteFile(file, mp4, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", file, "-f", "null", "-")
+	if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("ffmpeg -xerror rejects media.mp4 of %s (%d bytes): %v\n%s", camera, len(mp4), err, out)
+	}
+	if d := ffprobeDuration(t, file); d < 19 || d > 21 {
+		t.Fatalf("media.mp4 of %s lasts %.2f s, want 20 ± 1 s", camera, d)
+	} else {
+		t.Logf("media.mp4 %s via %s: %d bytes, %.2f s, ffmpeg -xerror clean", camera, c.Base, len(mp4), d)
+	}
+}
+
+// checkWhep sends a real WebRTC offer (pion) and expects a 201 answer.
+func checkWhep(t *testing.T, c *demo.Client, camera string) {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	answer, loc, err := c.Whep(ctx(t), camera, pc.LocalDescription().SDP)
+	if err != nil {
+		t.Fatalf("WHEP %s via %s: %v", camera, c.Base, err)
+	}
+	if !strings.Contains(answer, "m=video") || !strings.Contains(strings.ToUpper(answer), "H264") || loc == "" {
+		t.Fatalf("WHEP answer without H264 video or Location (%q):\n%s", loc, answer)
+	}
+	if _, err := c.Do(ctx(t), "DELETE", loc, nil, "", nil); err != nil {
+		t.Fatalf("DELETE %s: %v", loc, err)
+	}
+}
+
+type browserResult struct {
+	OK          bool    `json:"ok"`
+	Error       string  `json:"error"`
+	VideoWidth  int     `json:"videoWidth"`
+	VideoHeight int     `json:"videoHeight"`
+	Frames      int     `json:"frames"`
+	TTFFms      float64 `json:"ttff_ms"`
+}
+
+func runBrowser(t *testing.T, script string, args ...string) browserResult {
+	t.Helper()
+	root := repoRoot(t)
+	cmd := exec.Command("node", append([]string{filepath.Join(root, "test", "browser", script)}, args...)...)
+	cmd.Dir = filepath.Join(root, "test", "browser")
+	out, err := cmd.Output()
+	var res browserResult
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "{") {
+			_ = json.Unmarshal([]byte(line), &res)
+		}
+	}
+	if err != nil || !res.OK {
+		var ee *exec.ExitError
+		stderr := ""
+		if errors.As(err, &ee) {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("%s: %v %+v\n%s\n%s", script, err, res, out, stderr)
+	}
+	return res
+}
+
+func TestFederation(t *testing.T) {
+	start := time.Now()
+	f := startDemo(t)
+	m := f.m
+	if len(m.Hubs) != 3 || len(m.Nodes) != 3 || len(m.Cameras) != 6 || m.CAFile == "" || len(m.Users) == 0 {
+		t.Fatalf("demo.json: %+v", m)
+	}
+	for _, h := range m.Hubs {
+		if h.PID == 0 || h.GRPC == "" || h.URL == "" {
+			t.Fatalf("demo.json hub entry incomplete: %+v", h)
+		}
+	}
+	hub := f.client(t, m.Hubs[0].URL)
+	poll(t, 2*time.Minute, "3 nodes online and 6 cameras recording through the hub", func() error {
+		return checkFederation(t, hub, m)
+	})
+	t.Logf("federation up: all nodes online and all cameras recording %.1f s after 'ronda demo' started", time.Since(start).Seconds())
+
+	// After enough time, every camera has at least 20 s of recordings at the hub.
+	poll(t, 90*time.Second, "≥ 20 s of recordings per camera at the hub", func() error {
+		now := time.Now()
+		for _, cam := range m.Cameras {
+			rec, err := hub.Recordings(ctx(t), cam.ID, now.Add(-2*time.Minute), now)
+			if err != nil {
+				return err
+			}
+			if rec.RecordedSeconds < 20 {
+				return fmt.Errorf("%s: %.1f s recorded", cam.ID, rec.RecordedSeconds)
+			}
+		}
+		return nil
+	})
+
+	t.Run("media through the hub plays in ffmpeg with the right duration", func(t *testing.T) {
+		for _, cam := range m.Cameras {
+			checkMedia(t, hub, cam.ID)
+		}
+	})
+	t.Run("WHEP through the hub answers", func(t *testing.T) {
+		for _, cam := range m.Cameras {
+			checkWhep(t, hub, cam.ID)
+		}
+	})
+	t.Run("live view through the hub plays in Chromium", func(t *testing.T) {
+		shot := filepath.Join(repoRoot(t), "test-output", "live-hub.png")
+		_ = os.MkdirAll(filepath.Dir(shot), 0o755)
+		res := runBrowser(t, "live.mjs", "--url", m.Hubs[1].URL, "--user", m.Users[0].User, "--password", m.Users[0].Password,
+			"--camera", m.Cameras[0].ID, "--timeout", "30000", "--screenshot", shot)
+		if res.VideoWidth != 640 || res.VideoHeight != 360 || res.Frames < 10 {
+			t.Fatalf("browser decoded %dx%d, %d frames; want 640x360 and ≥ 10 frames", res.VideoWidth, res.VideoHeight, res.Frames)
+		}
+		t.Logf("Chromium via hub %s: %dx%d, %d frames decoded, first frame after %.0f ms", m.Hubs[1].URL, res.VideoWidth, res.VideoHeight, res.Frames, res.TTFFms)
+	})
+	t.Run("unauthenticated and malformed requests get clear errors", func(t *testing.T) {
+		anon, _ := demo.NewClient(m.Hubs[0].URL, m.CAFile)
+		_, err := anon.Cameras(ctx(t))
+		var ae *demo.APIError
+		if !errors.As(err, &ae) || ae.Status != 401 || ae.Message == "" {
+			t.Fatalf("cameras without token: %v, want 401 with a message", err)
+		}
+		if err := anon.Login(ctx(t), m.Users[0].User, "wrong password"); !errors.As(err, &ae) || ae.Status != 401 {
+			t.Fatalf("wrong password: %v, want 401", err)
+		}
+		_, err = hub.Do(ctx(t), "GET", "/api/v1/cameras/"+m.Cameras[0].ID+"/media.mp4?from=yesterday&to=now", nil, "", nil)
+		if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "RFC 3339") {
+			t.Fatalf("bad time range: %v, want 400 naming RFC 3339", err)
+		}
+		_, err = hub.Media(ctx(t), "no-such-camera", time.Now().Add(-time.Minute), time.Now())
+		if !errors.As(err, &ae) || ae.Status != 404 {
+			t.Fatalf("unknown camera: %v, want 404", err)
+		}
+	})
+
+	t.Run("killing the Raft leader leaves the API working through the other two", func(t *testing.T) {
+		cl, err := hub.Cluster(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader, _ := cl["leader"].(string)
+		var victim demo.HubEntry
+		var survivors []demo.HubEntry
+		for _, h := range m.Hubs {
+			if h.Name == leader {
+				victim = h
+			} else {
+				survivors = append(survivors, h)
+			}
+		}
+		if victim.PID == 0 || len(survivors) != 2 {
+			t.Fatalf("leader %q not among the members: %+v", leader, cl)
+		}
+		if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		t.Logf("kill -9 leader %s (pid %d)", victim.Name, victim.PID)
+		for _, s := range survivors {
+			c := f.client(t, s.URL)
+			poll(t, 20*time.Second, "a new leader at "+s.Name, func() error {
+				cl, err := c.Cluster(ctx(t))
+				if err != nil {
+					return err
+				}
+				if l, _ := cl["leader"].(string); l == "" || l == victim.Name {
+					return fmt.Errorf("leader %q", l)
+				}
+				return nil
+			})
+			t.Logf("%s names a new leader %.1f s after the kill", s.Name, time.Since(killed).Seconds())
+		}
+		// Writes continue: coverage committed after the kill reaches the survivors.
+		c := f.client(t, survivors[0].URL)
+		poll(t, 30*time.Second, "coverage committed after the leader died", func() error {
+			cams, err := c.Cameras(ctx(t))
+			if err != nil {
+				return err
+			}
+			for _, cam := range cams {
+				if cam.RecordedUntil == nil || !cam.RecordedUntil.After(killed.Add(2*time.Second)) {
+					return fmt.Errorf("%s recorded until %v", cam.ID, cam.RecordedUntil)
+				}
+			}
+			return nil
+		})
+		for _, s := range survivors {
+			c := f.client(t, s.URL)
+			if err := checkFederation(t, c, m); err != nil {
+				t.Fatalf("via %s after the kill: %v", s.Name, err)
+			}
+			checkMedia(t, c, m.Cameras[len(m.Cameras)-1].ID)
+			checkWhep(t, c, m.Cameras[0].ID)
+		}
+	})
+
+	t.Run("Ctrl-C stops the whole federation cleanly", func(t *testing.T) {
+		if err := f.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-f.done:
+			f.done <- err
+			if err != nil {
+				t.Fatalf("demo exited with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("demo did not stop within 30 s of SIGINT")
+		}
+		for _, n := range m.Nodes {
+			if syscall.Kill(n.PID, 0) == nil {
+				t.Fatalf("node %s (pid %d) still running after the demo stopped", n.NodeID, n.PID)
+			}
+		}
+	})
+}
