@@ -11,6 +11,7 @@ import (
 
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/kelurahan"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	"github.com/ronda-jakarta/ronda/replication"
 )
@@ -110,7 +111,7 @@ func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time)
 }
 
 // nodeControl finds the tunnel to the node that owns a camera.
-func (b *backend) nodeControl(nodeID string) (rondav1.NodeControlClient, error) {
+func (b *backend) nodeControl(nodeID string) (rpcv1.NodeControlClient, error) {
 	ctl, ok := b.h.repl.NodeControl(nodeID)
 	if !ok {
 		_, seen := b.online(nodeID)

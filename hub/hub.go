@@ -25,6 +25,7 @@ import (
 	"github.com/ronda-jakarta/ronda/certs"
 	"github.com/ronda-jakarta/ronda/hub/peer"
 	"github.com/ronda-jakarta/ronda/hub/store"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	"github.com/ronda-jakarta/ronda/replication"
 	"github.com/ronda-jakarta/ronda/web"
@@ -113,7 +114,7 @@ func (h *Hub) Start() error {
 	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(),
 		grpc.Creds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub))))...)
 	h.repl.Register(h.grpcSrv)
-	rondav1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store))
+	rpcv1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ronda-jakarta/ronda/certs"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
 
@@ -24,7 +25,7 @@ const MaxPushRecords = 1000
 // HubServer is a hub member's node-facing end: the Replication service and
 // the registry of reverse tunnels nodes opened to this member.
 type HubServer struct {
-	rondav1.UnimplementedReplicationServer
+	rpcv1.UnimplementedReplicationServer
 	end     HubEnd
 	log     *slog.Logger
 	now     func() time.Time
@@ -67,7 +68,7 @@ func GRPCServerOptions() []grpc.ServerOption {
 
 // Register registers the Replication and tunnel services on g.
 func (s *HubServer) Register(g *grpc.Server) {
-	rondav1.RegisterReplicationServer(g, s)
+	rpcv1.RegisterReplicationServer(g, s)
 	tunnelpb.RegisterTunnelServiceServer(g, s.tunnels.Service())
 }
 
@@ -130,11 +131,11 @@ func (s *HubServer) Link(nodeID string) LinkStatus {
 
 // NodeControl returns a client for calls into a node over its reverse tunnel
 // to this member, or false if the node has none here.
-func (s *HubServer) NodeControl(nodeID string) (rondav1.NodeControlClient, bool) {
+func (s *HubServer) NodeControl(nodeID string) (rpcv1.NodeControlClient, bool) {
 	if !s.Link(nodeID).Connected {
 		return nil, false
 	}
-	return rondav1.NewNodeControlClient(s.tunnels.KeyAsChannel(nodeID)), true
+	return rpcv1.NewNodeControlClient(s.tunnels.KeyAsChannel(nodeID)), true
 }
 
 // checkNode verifies that the node info a caller sends matches its certificate.
@@ -151,7 +152,7 @@ func checkNode(ctx context.Context, nodeID, kelurahan string) (certs.Identity, e
 	return id, nil
 }
 
-// Hello implements rondav1.ReplicationServer.
+// Hello implements rpcv1.ReplicationServer.
 func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rondav1.HelloResponse, error) {
 	if req.GetNode() == nil {
 		return nil, status.Error(codes.InvalidArgument, "hello without node info")
@@ -172,7 +173,7 @@ func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rond
 	}, nil
 }
 
-// Push implements rondav1.ReplicationServer.
+// Push implements rpcv1.ReplicationServer.
 func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav1.PushResponse, error) {
 	if _, err := checkNode(ctx, req.NodeId, ""); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
 
@@ -24,7 +25,7 @@ type NodeClientConfig struct {
 	Members      []string    // hub members' gRPC addresses
 	TLS          *tls.Config // client mTLS accepting only hub identities
 	Info         *rondav1.NodeInfo
-	Control      rondav1.NodeControlServer // served to the hub over the reverse tunnel
+	Control      rpcv1.NodeControlServer // served to the hub over the reverse tunnel
 	Outbox       Outbox
 	Logger       *slog.Logger
 	PushInterval time.Duration // default 1 s
@@ -46,7 +47,7 @@ type NodeClient struct {
 
 type memberConn struct {
 	conn      *grpc.ClientConn
-	client    rondav1.ReplicationClient
+	client    rpcv1.ReplicationClient
 	tunnel    bool
 	lastError string
 }
@@ -165,7 +166,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 		return false, err
 	}
 	defer conn.Close()
-	client := rondav1.NewReplicationClient(conn)
+	client := rpcv1.NewReplicationClient(conn)
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info})
 	cancel()
@@ -176,7 +177,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 		c.log.Error("hub acknowledged records this node never wrote", "member", addr, "err", err)
 	}
 	srv := grpctunnel.NewReverseTunnelServer(tunnelpb.NewTunnelServiceClient(conn))
-	rondav1.RegisterNodeControlServer(srv, c.cfg.Control)
+	rpcv1.RegisterNodeControlServer(srv, c.cfg.Control)
 	c.setMember(addr, func(m *memberConn) { m.conn, m.client, m.tunnel, m.lastError = conn, client, true, "" })
 	c.log.Info("linked to hub member", "member", addr, "member_id", hello.MemberId, "hub_capability", hello.Capability)
 	c.Kick()
@@ -185,7 +186,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 }
 
 // pickClient returns a connected member's client, preferring prev.
-func (c *NodeClient) pickClient(prev string) (string, rondav1.ReplicationClient) {
+func (c *NodeClient) pickClient(prev string) (string, rpcv1.ReplicationClient) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if m := c.members[prev]; m != nil && m.client != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/ronda-jakarta/ronda/certs"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
 
@@ -41,7 +42,7 @@ func (f *fakeHub) Push(_ context.Context, n string, recs []*rondav1.Record) (uin
 }
 
 type fakeControl struct {
-	rondav1.UnimplementedNodeControlServer
+	rpcv1.UnimplementedNodeControlServer
 }
 
 func (fakeControl) Recordings(_ context.Context, r *rondav1.RecordingsRequest) (*rondav1.RecordingsResponse, error) {
@@ -155,11 +156,11 @@ func TestNodeHubRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := rondav1.NewReplicationClient(conn).Push(ctx, &rondav1.PushRequest{NodeId: "n1", Records: []*rondav1.Record{{Seq: 3}}}); err == nil {
+	if _, err := rpcv1.NewReplicationClient(conn).Push(ctx, &rondav1.PushRequest{NodeId: "n1", Records: []*rondav1.Record{{Seq: 3}}}); err == nil {
 		t.Fatal("node n2 pushed records as n1")
 	}
 	// A node may not call the hub-peer service.
-	if _, err := rondav1.NewHubPeerClient(conn).Apply(ctx, &rondav1.ApplyRequest{}); err == nil {
+	if _, err := rpcv1.NewHubPeerClient(conn).Apply(ctx, &rondav1.ApplyRequest{}); err == nil {
 		t.Fatal("a node called HubPeer.Apply")
 	}
 

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ronda-jakarta/ronda/auth"
+)
+
+type fakeBackend struct{ audits []AuditEvent }
+
+func (fakeBackend) Identity() (string, string) { return "node", "Kelurahan Gambir" }
+func (fakeBackend) Nodes(context.Context) ([]Node, error) {
+	return []Node{{NodeID: "n1", KelurahanCode: "31.71.01.1001", Online: true}}, nil
+}
+func (fakeBackend) Cameras(context.Context) ([]Camera, error) {
+	return []Camera{{ID: "3171011001-cam1", State: "streaming"}}, nil
+}
+func (fakeBackend) Recordings(_ context.Context, id string, from, to time.Time) (Recordings, error) {
+	if id != "3171011001-cam1" {
+		return Recordings{}, fmt.Errorf("%w: no camera %q", ErrNotFound, id)
+	}
+	return Recordings{CameraID: id, Spans: []Span{{Start: from, End: to}}}, nil
+}
+func (fakeBackend) Playback(_ context.Context, w io.Writer, id string, from, to time.Time, _ string) error {
+	if id == "empty" {
+		return fmt.Errorf("%w: no footage", ErrNotFound)
+	}
+	_, err := w.Write([]byte("ftypmp4"))
+	return err
+}
+func (fakeBackend) Whep(_ context.Context, id, offer, _ string) (string, string, error) {
+	if id == "offline" {
+		return "", "", fmt.Errorf("%w: node offline", ErrUnavailable)
+	}
+	return "v=0 answer", "s1", nil
+}
+func (fakeBackend) WhepDelete(context.Context, string) error { return nil }
+func (fakeBackend) Cluster(context.Context) (any, error) {
+	return nil, fmt.Errorf("%w: a node has no cluster", ErrNotFound)
+}
+
+func newTestServer(t *testing.T) (*httptest.Server, string, *[]AuditEvent) {
+	t.Helper()
+	hash, _ := auth.HashPassword("pw")
+	a, err := auth.New([]auth.User{{Name: "op", PasswordHash: hash, Role: "admin"}}, []byte(strings.Repeat("s", 32)), time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audits []AuditEvent
+	srv := httptest.NewServer(New(Options{Backend: fakeBackend{}, Auth: a, Audit: func(e AuditEvent) { audits = append(audits, e) }}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Post(srv.URL+"/api/v1/login", "application/json", strings.NewReader(`{"user":"op","password":"pw"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
+		t.Fatalf("login: %v %+v", err, out)
+	}
+	return srv, out.Token, &audits
+}
+
+func TestAPI(t *testing.T) {
+	srv, token, audits := newTestServer(t)
+	const cam = "/api/v1/cameras/3171011001-cam1"
+	rng := "?from=2026-11-22T10:00:00Z&to=2026-11-22T10:01:00Z"
+	cases := []struct {
+		name, method, path, body, ctype string
+		token                           string
+		status                          int
+		contains                        string
+	}{
+		{"no token", "GET", "/api/v1/cameras", "", "", "", 401, "log in first"},
+		{"bad token", "GET", "/api/v1/cameras", "", "", "nope", 401, "invalid or expired token"},
+		{"wrong password", "POST", "/api/v1/login", `{"user":"op","password":"x"}`, "application/json", "", 401, "wrong user name or password"},
+		{"malformed login", "POST", "/api/v1/login", `{`, "application/json", "", 400, "send JSON"},
+		{"me", "GET", "/api/v1/me", "", "", token, 200, `"served_by": "node"`},
+		{"nodes", "GET", "/api/v1/nodes", "", "", token, 200, `"kelurahan_code": "31.71.01.1001"`},
+		{"cameras", "GET", "/api/v1/cameras", "", "", token, 200, `"id": "3171011001-cam1"`},
+		{"camera", "GET", cam, "", "", token, 200, `"state": "streaming"`},
+		{"unknown camera", "GET", "/api/v1/cameras/x", "", "", token, 404, "GET /api/v1/cameras lists them"},
+		{"recordings", "GET", cam + "/recordings" + rng, "", "", token, 200, `"spans"`},
+		{"recordings bad from", "GET", cam + "/recordings?from=yesterday&to=2026-11-22T10:01:00Z", "", "", token, 400, "RFC 3339"},
+		{"recordings to before from", "GET", cam + "/recordings?from=2026-11-22T10:01:00Z&to=2026-11-22T10:00:00Z", "", "", token, 400, "must be after"},
+		{"media", "GET", cam + "/media.mp4" + rng, "", "", token, 200, "ftyp"},
+		{"media too long", "GET", cam + "/media.mp4?from=2026-11-20T10:00:00Z&to=2026-11-22T10:00:00Z", "", "", token, 400, "use an export"},
+		{"media nothing", "GET", "/api/v1/cameras/empty/media.mp4" + rng, "", "", token, 404, "no footage"},
+		{"whep", "POST", cam + "/whep", "v=0 offer", "application/sdp", token, 201, "answer"},
+		{"whep wrong type", "POST", cam + "/whep", "v=0", "text/plain", token, 400, "application/sdp"},
+		{"whep node offline", "POST", "/api/v1/cameras/offline/whep", "v=0", "application/sdp", token, 503, "node offline"},
+		{"whep delete", "DELETE", "/api/v1/whep/s1", "", "", token, 200, ""},
+		{"cluster on node", "GET", "/api/v1/cluster", "", "", token, 404, "no cluster"},
+		{"unknown path", "GET", "/api/v1/nope", "", "", token, 404, "no API call"},
+		{"healthz", "GET", "/healthz", "", "", "", 200, "ok"},
+		{"metrics", "GET", "/metrics", "", "", "", 200, "ronda_api_requests_total"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(c.body))
+			if c.ctype != "" {
+				req.Header.Set("Content-Type", c.ctype)
+			}
+			if c.token != "" {
+				req.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != c.status || !strings.Contains(string(body), c.contains) {
+				t.Fatalf("%s %s: %d %q, want %d containing %q", c.method, c.path, resp.StatusCode, body, c.status, c.contains)
+			}
+			if c.status >= 400 && resp.Header.Get("Content-Type") != "application/json" && c.path != "/metrics" {
+				t.Fatalf("error answered as %q, want application/json", resp.Header.Get("Content-Type"))
+			}
+			if c.name == "whep" && resp.Header.Get("Location") != "/api/v1/whep/s1" {
+				t.Fatalf("WHEP Location %q", resp.Header.Get("Location"))
+			}
+		})
+	}
+	actions := map[string]int{}
+	for _, a := range *audits {
+		actions[a.Action]++
+	}
+	if actions["login"] < 2 || actions["playback"] < 2 || actions["live"] < 2 {
+		t.Fatalf("audit events %v: want logins, playbacks and live views recorded", actions)
+	}
+}

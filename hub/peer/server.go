@@ -1,0 +1,82 @@
+// Package peer carries hub-member-to-member traffic over gRPC: the HubPeer
+// service (Server) through which followers hand commands to the leader, and
+// the client side of it (Forwarder, a store.Forwarder).
+//
+// Errors cross the wire as gRPC status codes:
+//
+//	FailedPrecondition  the callee is not the leader (store.ErrNotLeader); retry
+//	Unavailable         the callee is shutting down (store.ErrLeaderUnreachable); retry
+//	Unimplemented       unknown command type (store.ErrUnknownCommand)
+//	InvalidArgument     malformed command (store.ErrBadCommand)
+//	DeadlineExceeded/Canceled  the caller's context
+package peer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ronda-jakarta/ronda/hub/store"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+)
+
+// Server implements rpcv1.HubPeerServer on top of a store. The caller
+// registers it: rpcv1.RegisterHubPeerServer(grpcServer, srv).
+type Server struct {
+	rpcv1.UnimplementedHubPeerServer
+	store *store.Store
+	log   *slog.Logger
+}
+
+var _ rpcv1.HubPeerServer = (*Server)(nil)
+
+// NewServer returns a HubPeer server for s. Logging goes to slog.Default();
+// use WithLogger to change it.
+func NewServer(s *store.Store) *Server {
+	return &Server{store: s, log: slog.Default()}
+}
+
+// WithLogger sets the logger and returns srv.
+func (srv *Server) WithLogger(l *slog.Logger) *Server {
+	if l != nil {
+		srv.log = l
+	}
+	return srv
+}
+
+// Apply commits a forwarded command if this member is the leader. It never
+// forwards again: a follower answers FailedPrecondition naming the leader it
+// knows of, and the calling member retries there.
+func (srv *Server) Apply(ctx context.Context, req *rondav1.ApplyRequest) (*rondav1.ApplyResponse, error) {
+	index, result, err := srv.store.ApplyLeader(ctx, req.GetCommand())
+	if err != nil {
+		st := statusFromStoreError(ctx, err)
+		srv.log.Debug("HubPeer.Apply failed", "code", st.Code(), "error", err)
+		return nil, st.Err()
+	}
+	return &rondav1.ApplyResponse{Index: index, Result: result}, nil
+}
+
+func statusFromStoreError(ctx context.Context, err error) *status.Status {
+	switch {
+	case errors.Is(err, store.ErrNotLeader):
+		return status.New(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, store.ErrUnknownCommand):
+		return status.New(codes.Unimplemented, err.Error())
+	case errors.Is(err, store.ErrBadCommand):
+		return status.New(codes.InvalidArgument, err.Error())
+	case errors.Is(err, store.ErrClosed):
+		return status.New(codes.Unavailable, "hub member is shutting down: "+err.Error())
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err())
+		}
+		return status.FromContextError(err)
+	default:
+		return status.New(codes.Internal, err.Error())
+	}
+}

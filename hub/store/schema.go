@@ -1,0 +1,133 @@
+package store
+
+// On-disk schema of the FSM's Pebble database.
+//
+// Every key starts with a one-letter namespace and a slash; identifiers are
+// validated (non-empty, no NUL byte, bounded length) before they become part
+// of a key, so NUL can serve as a separator inside composite keys.
+//
+//	m/schema                     -> uint32 big-endian schema version
+//	m/applied                    -> uint64 big-endian raft index of the last applied command
+//	n/<node id>                  -> rondav1.StoredNode
+//	c/<camera id>                -> rondav1.StoredCamera
+//	i/<node id> NUL <camera id>  -> empty; index of a node's cameras
+//	v/<camera id>                -> rondav1.StoredCoverage (spans without camera_id)
+//
+// Bump SchemaVersion whenever the layout or the meaning of a value changes; an
+// FSM refuses to open (and Restore refuses snapshots of) another version.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// SchemaVersion is the version of the FSM key layout written by this binary.
+const SchemaVersion uint32 = 1
+
+// maxIDLen bounds node and camera identifiers that become part of keys.
+const maxIDLen = 256
+
+var (
+	keySchemaVersion = []byte("m/schema")
+	keyAppliedIndex  = []byte("m/applied")
+
+	prefixNode       = []byte("n/")
+	prefixCamera     = []byte("c/")
+	prefixNodeCamera = []byte("i/")
+	prefixCoverage   = []byte("v/")
+)
+
+func joinKey(prefix []byte, parts ...string) []byte {
+	n := len(prefix)
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := make([]byte, 0, n)
+	k = append(k, prefix...)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+func nodeKey(nodeID string) []byte     { return joinKey(prefixNode, nodeID) }
+func cameraKey(cameraID string) []byte { return joinKey(prefixCamera, cameraID) }
+func coverageKey(cameraID string) []byte {
+	return joinKey(prefixCoverage, cameraID)
+}
+func nodeCameraKey(nodeID, cameraID string) []byte {
+	return joinKey(prefixNodeCamera, nodeID, cameraID)
+}
+
+// nodeCameraPrefix is the prefix of all i/ keys of one node (including the NUL).
+func nodeCameraPrefix(nodeID string) []byte {
+	return append(joinKey(prefixNodeCamera, nodeID), 0)
+}
+
+// cameraFromNodeCameraKey extracts the camera id from an i/ key.
+func cameraFromNodeCameraKey(key []byte) (string, bool) {
+	if !bytes.HasPrefix(key, prefixNodeCamera) {
+		return "", false
+	}
+	i := bytes.IndexByte(key[len(prefixNodeCamera):], 0)
+	if i < 0 {
+		return "", false
+	}
+	return string(key[len(prefixNodeCamera)+i+1:]), true
+}
+
+// prefixUpperBound returns the smallest key greater than every key with the
+// given prefix (an exclusive iterator upper bound).
+func prefixUpperBound(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // prefix is all 0xff: no upper bound
+}
+
+func encodeUint64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+func encodeUint32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+func decodeUint64(key, b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: value of %q is %d bytes, want 8", ErrSchema, key, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func decodeUint32(key, b []byte) (uint32, error) {
+	if len(b) != 4 {
+		return 0, fmt.Errorf("%w: value of %q is %d bytes, want 4", ErrSchema, key, len(b))
+	}
+	return binary.BigEndian.Uint32(b), nil
+}
+
+// marshalValue encodes a stored value deterministically, so every member
+// writes byte-identical state for the same log.
+func marshalValue(m proto.Message) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
+// validID checks an identifier that becomes part of a key.
+func validID(kind, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%s id is empty", kind)
+	case len(id) > maxIDLen:
+		return fmt.Errorf("%s id %.32q... is %d bytes, limit %d", kind, id, len(id), maxIDLen)
+	case strings.IndexByte(id, 0) >= 0:
+		return fmt.Errorf("%s id %q contains a NUL byte", kind, id)
+	}
+	return nil
+}
