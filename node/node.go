@@ -95,7 +95,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
-	n.outbox, err = replication.OpenOutbox(filepath.Join(cfg.DataDir, "outbox"))
+	n.outbox, err = replication.OpenOutbox(filepath.Join(cfg.DataDir, "outbox"), log.With("part", "outbox"))
 	if err != nil {
 		n.live.Close()
 		n.store.Close()

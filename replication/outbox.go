@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ronda-jakarta/ronda/internal/pebblelog"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
 
@@ -33,8 +35,8 @@ type PebbleOutbox struct {
 }
 
 // OpenOutbox opens (or creates) the outbox in dir.
-func OpenOutbox(dir string) (*PebbleOutbox, error) {
-	db, err := pebble.Open(dir, &pebble.Options{})
+func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(log)})
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", dir, err)
 	}

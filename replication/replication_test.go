@@ -102,7 +102,7 @@ func TestNodeHubRoundTrip(t *testing.T) {
 	go g.Serve(lis)
 	defer g.Stop()
 
-	ob, err := OpenOutbox(filepath.Join(dir, "outbox"))
+	ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestNodeHubRoundTrip(t *testing.T) {
 	<-done
 	// The outbox is durable: sequence numbers continue after reopening.
 	ob.Close()
-	ob2, err := OpenOutbox(filepath.Join(dir, "outbox"))
+	ob2, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/ronda-jakarta/ronda/internal/pebblelog"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -50,7 +52,7 @@ type fsm struct {
 }
 
 func pebbleOptions(log *slog.Logger) *pebble.Options {
-	return &pebble.Options{Logger: pebbleLogger{log: log.With("subsystem", "pebble")}}
+	return &pebble.Options{Logger: pebblelog.New(log)}
 }
 
 // openFSM opens (or creates) the FSM database in dir, finishing or discarding

@@ -112,21 +112,3 @@ func (h *hclogAdapter) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger 
 func (h *hclogAdapter) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
 	return h.StandardLogger(opts).Writer()
 }
-
-// pebbleLogger routes Pebble's printf-style logging into slog. Pebble's info
-// messages (compactions, WAL recycling) are demoted to debug.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.log.Debug(fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.log.Error(fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.log.Error("pebble fatal error; stopping", "error", msg)
-	panic("hub/store: pebble: " + msg)
-}

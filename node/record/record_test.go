@@ -1,0 +1,197 @@
+package record
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/ronda-jakarta/ronda/camsim"
+	"github.com/ronda-jakarta/ronda/node/ingest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// record runs camsim -> ingest -> recorder for d and returns the closed store's dir.
+func record(t *testing.T, dir string, d time.Duration) {
+	t.Helper()
+	sim, err := camsim.New(camsim.Config{Addr: "127.0.0.1:0", Cameras: 1, ClipPath: "../../testdata/clip.h264", Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	st, err := Open(dir, Options{SegmentDuration: 3 * time.Second, SyncInterval: 300 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var covered []Span
+	st.SubscribeCoverage(func(cam string, a, b time.Time) { mu.Lock(); covered = append(covered, Span{a, b}); mu.Unlock() })
+	cam := ingest.New(ingest.Config{CameraID: "c1", URL: sim.URL(1), Logger: quiet()}, st.Recorder("c1"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { cam.Run(ctx); close(done) }()
+	waitFor(t, 20*time.Second, "durable footage", func() bool {
+		until, ok := st.RecordedUntil("c1")
+		mu.Lock()
+		defer mu.Unlock()
+		return ok && len(covered) > 0 && until.Sub(covered[0].Start) >= d
+	})
+	cancel()
+	<-done
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ffmpegCheck(t *testing.T, mp4 []byte) float64 {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "out.mp4")
+	if err := os.WriteFile(f, mp4, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", f, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("ffmpeg -xerror: %v\n%s", err, out)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", f).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	return d
+}
+
+func TestRecordAndPlayback(t *testing.T) {
+	dir := t.TempDir()
+	record(t, dir, 8*time.Second)
+	st, err := Open(dir, Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	spans, _, err := st.Spans("c1", now.Add(-time.Minute), now)
+	if err != nil || len(spans) != 1 {
+		t.Fatalf("spans %v err %v: want one continuous span", spans, err)
+	}
+	sp := spans[0]
+	if d := sp.End.Sub(sp.Start); d < 8*time.Second {
+		t.Fatalf("span %s, want ≥ 8 s", d)
+	}
+	// Several segments were written (3 s each, first one staggered).
+	segs, _ := os.ReadDir(filepath.Join(dir, "segments", "c1"))
+	if len(segs) < 2 {
+		t.Fatalf("%d segment files, want ≥ 2", len(segs))
+	}
+	cases := []struct {
+		name     string
+		from, to time.Time
+	}{
+		{"middle 4 s", sp.Start.Add(2 * time.Second), sp.Start.Add(6 * time.Second)},
+		{"across segments", sp.Start.Add(time.Second), sp.End.Add(-500 * time.Millisecond)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := st.WritePlayback(context.Background(), &buf, "c1", c.from, c.to); err != nil {
+				t.Fatal(err)
+			}
+			want := c.to.Sub(c.from).Seconds()
+			if d := ffmpegCheck(t, buf.Bytes()); d < want-0.6 || d > want+0.6 {
+				t.Fatalf("duration %.2f s, want %.2f ± 0.6", d, want)
+			}
+		})
+	}
+	var buf bytes.Buffer
+	if err := st.WritePlayback(context.Background(), &buf, "c1", now.Add(-time.Hour), now.Add(-50*time.Minute)); !errors.Is(err, ErrNoRecordings) {
+		t.Fatalf("empty range: %v, want ErrNoRecordings", err)
+	}
+	if _, gaps, _ := st.Spans("c1", sp.Start.Add(-time.Minute), sp.End); len(gaps) == 0 || gaps[0].Reason == "" {
+		t.Fatalf("gap before recording: %+v", gaps)
+	}
+}
+
+func TestCrashRecoveryTruncatesTornFragment(t *testing.T) {
+	dir := t.TempDir()
+	record(t, dir, 4*time.Second)
+	// Simulate a crash mid-write: the last segment is marked open in the
+	// index, half a fragment of garbage trails the file, and its last
+	// fragments were never indexed.
+	db, err := pebble.Open(filepath.Join(dir, "index"), &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := camBounds(prefixSegment, "c1")
+	it, _ := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it.Last()
+	seg, _ := decodeSegment(it.Value())
+	it.Close()
+	seg.Status = SegOpen
+	_ = db.Set(segmentKey("c1", seg.ID), encodeSegment(seg), pebble.Sync)
+	flo, fhi := camBounds(prefixFragment, "c1")
+	it, _ = db.NewIter(&pebble.IterOptions{LowerBound: flo, UpperBound: fhi})
+	it.Last()
+	lastKey := append([]byte(nil), it.Key()...)
+	it.Close()
+	_ = db.Delete(lastKey, pebble.Sync)
+	db.Close()
+	path := filepath.Join(dir, "segments", seg.File)
+	before, _ := os.Stat(path)
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{0, 0, 0x10, 0, 'm', 'o', 'o', 'f', 1, 2, 3})
+	f.Close()
+
+	st, err := Open(dir, Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	after, _ := os.Stat(path)
+	if after.Size() != before.Size() {
+		t.Fatalf("file is %d bytes after recovery, want the %d bytes of whole fragments", after.Size(), before.Size())
+	}
+	v, _, _ := st.get(segmentKey("c1", seg.ID))
+	rs, _ := decodeSegment(v)
+	if rs.Status != SegRecovered {
+		t.Fatalf("segment status %q, want recovered", rs.Status)
+	}
+	// The un-indexed last fragment was re-indexed from the file.
+	if _, closer, err := st.db.Get(lastKey); err != nil {
+		t.Fatalf("last fragment not re-indexed: %v", err)
+	} else {
+		closer.Close()
+	}
+	raw, _ := os.ReadFile(path)
+	ffmpegCheck(t, raw)
+	until, _ := st.RecordedUntil("c1")
+	var buf bytes.Buffer
+	if err := st.WritePlayback(context.Background(), &buf, "c1", until.Add(-3*time.Second), until); err != nil {
+		t.Fatal(err)
+	}
+	ffmpegCheck(t, buf.Bytes())
+}

@@ -1,0 +1,375 @@
+// Package record is the node's recording engine: fMP4 segment files (one per
+// camera per segment, one fragment per GOP) and an index in Pebble that never
+// points at bytes that are not fsynced. See DESIGN.md.
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/ronda-jakarta/ronda/internal/pebblelog"
+	"github.com/ronda-jakarta/ronda/node/media"
+)
+
+// Options configure the store.
+type Options struct {
+	SegmentDuration time.Duration // default 5m; rotate at the first keyframe after the boundary
+	SyncInterval    time.Duration // default 2s: fdatasync written files, then commit their index entries
+	MaxFragment     time.Duration // default 2s: a longer GOP is cut into several fragments
+	QueueFrames     int           // default 512: per-camera queue between ingest and writer
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// ErrNoRecordings says there is no footage in a range.
+var ErrNoRecordings = errors.New("no recordings of this camera in that time range; GET …/recordings shows what exists")
+
+// Span is a recorded interval.
+type Span struct{ Start, End time.Time }
+
+// Gap is an interval without footage.
+type Gap struct {
+	Start, End time.Time
+	Reason     string
+}
+
+// Store owns the index and the segment files.
+type Store struct {
+	opts    Options
+	log     *slog.Logger
+	db      *pebble.DB
+	segDir  string
+	nextSeg uint64
+
+	mu        sync.Mutex
+	recorders map[string]*Recorder
+	subs      []func(cameraID string, start, end time.Time)
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens (or creates) a store in dir, recovers segments left open by a
+// crash, and starts the sync loop.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.SegmentDuration <= 0 {
+		opts.SegmentDuration = 5 * time.Minute
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = 2 * time.Second
+	}
+	if opts.MaxFragment <= 0 {
+		opts.MaxFragment = 2 * time.Second
+	}
+	if opts.QueueFrames <= 0 {
+		opts.QueueFrames = 512
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Store{opts: opts, log: opts.Logger, segDir: filepath.Join(dir, "segments"),
+		recorders: map[string]*Recorder{}, stop: make(chan struct{})}
+	if err := os.MkdirAll(s.segDir, 0o750); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(filepath.Join(dir, "index"), &pebble.Options{Logger: pebblelog.New(opts.Logger)})
+	if err != nil {
+		return nil, fmt.Errorf("record: open index: %w", err)
+	}
+	s.db = db
+	if err := s.checkVersion(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if v, ok, err := s.get(keyNextSeg); err != nil {
+		db.Close()
+		return nil, err
+	} else if ok {
+		s.nextSeg = binary.BigEndian.Uint64(v)
+	} else {
+		s.nextSeg = 1
+	}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.syncLoop() }()
+	return s, nil
+}
+
+func (s *Store) checkVersion() error {
+	v, ok, err := s.get(keyVersion)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.db.Set(keyVersion, []byte{schemaVersion}, pebble.Sync)
+	}
+	if len(v) != 1 || v[0] != schemaVersion {
+		return fmt.Errorf("record: index schema version %v; this build reads %d", v, schemaVersion)
+	}
+	return nil
+}
+
+func (s *Store) get(k []byte) ([]byte, bool, error) {
+	v, c, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := append([]byte(nil), v...)
+	c.Close()
+	return out, true, nil
+}
+
+// allocSegment returns the next segment id (persisted with the next commit;
+// ids never repeat because recovery adopts files with higher ids).
+func (s *Store) allocSegment() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextSeg
+	s.nextSeg++
+	return id
+}
+
+// Recorder returns the camera's recorder (a media.Consumer), creating it.
+func (s *Store) Recorder(cameraID string) media.Consumer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.recorders[cameraID]; ok {
+		return r
+	}
+	r := newRecorder(s, cameraID)
+	s.recorders[cameraID] = r
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); r.run() }()
+	return r
+}
+
+// SubscribeCoverage registers fn, called after each synced index commit with
+// the newly durable range of each camera.
+func (s *Store) SubscribeCoverage(fn func(cameraID string, start, end time.Time)) {
+	s.mu.Lock()
+	s.subs = append(s.subs, fn)
+	s.mu.Unlock()
+}
+
+func (s *Store) syncLoop() {
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.syncOnce()
+		}
+	}
+}
+
+// syncOnce is the durability step: fdatasync every file written since the
+// last sync, and only then commit the index entries of what was written, in
+// one batch with pebble.Sync. A file whose fsync fails is abandoned.
+func (s *Store) syncOnce() {
+	s.mu.Lock()
+	recs := make([]*Recorder, 0, len(s.recorders))
+	for _, r := range s.recorders {
+		recs = append(recs, r)
+	}
+	next := s.nextSeg
+	s.mu.Unlock()
+
+	b := s.db.NewBatch()
+	defer b.Close()
+	type cover struct {
+		cam        string
+		start, end time.Time
+	}
+	var covers []cover
+	for _, r := range recs {
+		p := r.takePending()
+		if p.empty() {
+			continue
+		}
+		if err := p.sync(); err != nil {
+			s.log.Error("fsync failed: abandoning the segment; footage since the last sync is not indexed",
+				"camera", r.cam, "segment", p.openSeg.ID, "err", err)
+			r.abandon(p.openSeg.ID)
+			p.dropOpenSegment()
+		}
+		for _, seg := range p.segments {
+			_ = b.Set(segmentKey(r.cam, seg.ID), encodeSegment(seg), nil)
+		}
+		for _, f := range p.fragments {
+			_ = b.Set(fragmentKey(r.cam, f.start()), encodeFragment(f), nil)
+		}
+		for _, e := range p.events {
+			_ = b.Set(eventKey(r.cam, e.at), []byte(e.reason), nil)
+		}
+		if len(p.fragments) > 0 {
+			covers = append(covers, cover{r.cam, p.fragments[0].start(), p.fragments[len(p.fragments)-1].end()})
+		}
+	}
+	_ = b.Set(keyNextSeg, binary.BigEndian.AppendUint64(nil, next), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		s.log.Error("index commit failed; footage of this interval is on disk but not indexed (recovery adopts it at restart)", "err", err)
+		return
+	}
+	s.mu.Lock()
+	subs := append([]func(string, time.Time, time.Time){}, s.subs...)
+	s.mu.Unlock()
+	for _, c := range covers {
+		for _, fn := range subs {
+			fn(c.cam, c.start, c.end)
+		}
+	}
+}
+
+// Close stops the recorders (closing their segments), syncs and closes the index.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	recs := make([]*Recorder, 0, len(s.recorders))
+	for _, r := range s.recorders {
+		recs = append(recs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range recs {
+		r.shutdown()
+	}
+	close(s.stop)
+	s.wg.Wait()
+	s.syncOnce()
+	return s.db.Close()
+}
+
+// RecordedUntil is the end of the newest durable footage of a camera.
+func (s *Store) RecordedUntil(cameraID string) (time.Time, bool) {
+	lo, hi := camBounds(prefixFragment, cameraID)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return time.Time{}, false
+	}
+	defer it.Close()
+	if !it.Last() {
+		return time.Time{}, false
+	}
+	f, err := decodeFragment(it.Key(), it.Value())
+	if err != nil {
+		return time.Time{}, false
+	}
+	return f.end(), true
+}
+
+// fragments iterates the camera's fragments that overlap [from,to), in time order.
+func (s *Store) fragments(cam string, from, to time.Time, fn func(fragment) bool) error {
+	lo, hi := camBounds(prefixFragment, cam)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	// Start at the fragment that contains from (the last one starting at or before it).
+	ok := it.SeekLT(fragmentKey(cam, from.Add(time.Nanosecond)))
+	if !ok {
+		ok = it.First()
+	}
+	for ; ok; ok = it.Next() {
+		f, err := decodeFragment(it.Key(), it.Value())
+		if err != nil {
+			return err
+		}
+		if !f.start().Before(to) {
+			break
+		}
+		if !f.end().After(from) {
+			continue
+		}
+		if !fn(f) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// mergeGap: fragments closer than this are one span.
+const mergeGap = 500 * time.Millisecond
+
+// Spans returns the recorded spans of [from,to) and the gaps between them
+// with their recorded reasons.
+func (s *Store) Spans(cameraID string, from, to time.Time) ([]Span, []Gap, error) {
+	var spans []Span
+	err := s.fragments(cameraID, from, to, func(f fragment) bool {
+		st, en := maxTime(f.start(), from), minTime(f.end(), to)
+		if n := len(spans); n > 0 && st.Sub(spans[n-1].End) <= mergeGap {
+			if en.After(spans[n-1].End) {
+				spans[n-1].End = en
+			}
+			return true
+		}
+		spans = append(spans, Span{Start: st, End: en})
+		return true
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var gaps []Gap
+	cursor := from
+	for _, sp := range spans {
+		if sp.Start.Sub(cursor) > mergeGap {
+			gaps = append(gaps, Gap{Start: cursor, End: sp.Start, Reason: s.gapReason(cameraID, cursor, sp.Start)})
+		}
+		cursor = sp.End
+	}
+	if to.Sub(cursor) > mergeGap && cursor.Before(s.opts.Now()) {
+		end := minTime(to, s.opts.Now())
+		if end.Sub(cursor) > mergeGap {
+			gaps = append(gaps, Gap{Start: cursor, End: end, Reason: s.gapReason(cameraID, cursor, end)})
+		}
+	}
+	if len(spans) == 0 {
+		return nil, gaps, ErrNoRecordings
+	}
+	return spans, gaps, nil
+}
+
+// gapReason finds the stop event recorded at the start of a gap.
+func (s *Store) gapReason(cam string, start, end time.Time) string {
+	lo, hi := camBounds(prefixEvent, cam)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return "not recorded"
+	}
+	defer it.Close()
+	if it.SeekGE(eventKey(cam, start.Add(-5*time.Second))) && time.Unix(0, int64(keyUint(it.Key()))).Before(end) {
+		return "camera offline: " + string(it.Value())
+	}
+	return "not recorded (node not running or camera not configured)"
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
