@@ -12,6 +12,7 @@ import (
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/node/live"
 	"github.com/ronda-jakarta/ronda/node/record"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	"github.com/ronda-jakarta/ronda/replication"
 )
@@ -116,7 +117,7 @@ func (b *backend) Cluster(ctx context.Context) (any, error) {
 
 // control serves the hub's calls into this node over the reverse tunnel.
 type control struct {
-	rondav1.UnimplementedNodeControlServer
+	rpcv1.UnimplementedNodeControlServer
 	n *Node
 }
 
