@@ -355,6 +355,36 @@ func TestFederation(t *testing.T) {
 		}
 		t.Logf("Chromium via hub %s: %dx%d, %d frames decoded, first frame after %.0f ms", m.Hubs[1].URL, res.VideoWidth, res.VideoHeight, res.Frames, res.TTFFms)
 	})
+	t.Run("each node serves the same API for its own cameras", func(t *testing.T) {
+		for _, n := range m.Nodes {
+			c := f.client(t, n.URL)
+			nodes, err := c.Nodes(ctx(t))
+			if err != nil || len(nodes) != 1 || nodes[0].KelurahanCode != n.Kelurahan || nodes[0].Kelurahan != n.Name {
+				t.Fatalf("node %s lists %+v (%v), want only itself", n.NodeID, nodes, err)
+			}
+			cams, err := c.Cameras(ctx(t))
+			if err != nil || len(cams) != 2 {
+				t.Fatalf("node %s: %d cameras (%v), want its 2", n.NodeID, len(cams), err)
+			}
+			for _, cam := range cams {
+				if cam.KelurahanCode != n.Kelurahan || !cam.Recording {
+					t.Fatalf("node %s shows camera %+v", n.NodeID, cam)
+				}
+			}
+			checkMedia(t, c, cams[0].ID)
+			checkWhep(t, c, cams[1].ID)
+			// A camera of another kelurahan is not served here.
+			for _, other := range m.Cameras {
+				if other.Kelurahan != n.Kelurahan {
+					var ae *demo.APIError
+					if _, err := c.Media(ctx(t), other.ID, time.Now().Add(-time.Minute), time.Now()); !errors.As(err, &ae) || ae.Status != 404 {
+						t.Fatalf("node %s served camera %s of another kelurahan: %v", n.NodeID, other.ID, err)
+					}
+					break
+				}
+			}
+		}
+	})
 	t.Run("unauthenticated and malformed requests get clear errors", func(t *testing.T) {
 		anon, _ := demo.NewClient(m.Hubs[0].URL, m.CAFile)
 		_, err := anon.Cameras(ctx(t))
