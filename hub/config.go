@@ -1,13 +1,11 @@
 package hub
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/ronda-jakarta/ronda/internal/yamlconf"
 
 	"github.com/ronda-jakarta/ronda/auth"
 )
@@ -54,15 +52,9 @@ type Member struct {
 
 // LoadConfig reads and validates a config file.
 func LoadConfig(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("hub config: %w", err)
-	}
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("hub config %s: %w", path, err)
+	if err := yamlconf.Load("hub config", path, &c); err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("hub config %s: %w", path, err)

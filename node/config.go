@@ -1,13 +1,11 @@
 package node
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/ronda-jakarta/ronda/internal/yamlconf"
 
 	"github.com/ronda-jakarta/ronda/auth"
 	"github.com/ronda-jakarta/ronda/kelurahan"
@@ -69,15 +67,9 @@ type CameraConfig struct {
 
 // LoadConfig reads and validates a config file.
 func LoadConfig(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("node config: %w", err)
-	}
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("node config %s: %w", path, err)
+	if err := yamlconf.Load("node config", path, &c); err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("node config %s: %w", path, err)

@@ -2,7 +2,6 @@ package replication
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,7 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ronda-jakarta/ronda/internal/pebblelog"
+	"github.com/ronda-jakarta/ronda/internal/pebbleutil"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
 
@@ -36,7 +35,7 @@ type PebbleOutbox struct {
 
 // OpenOutbox opens (or creates) the outbox in dir.
 func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(log)})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleutil.NewLogger(log)})
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", dir, err)
 	}
@@ -69,18 +68,7 @@ func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
 	return o, nil
 }
 
-func (o *PebbleOutbox) get(k []byte) ([]byte, bool, error) {
-	v, c, err := o.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	out := append([]byte(nil), v...)
-	c.Close()
-	return out, true, nil
-}
+func (o *PebbleOutbox) get(k []byte) ([]byte, bool, error) { return pebbleutil.Get(o.db, k) }
 
 func recordKey(seq uint64) []byte {
 	k := make([]byte, 9)

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"github.com/ronda-jakarta/ronda/internal/pebblelog"
+	"github.com/ronda-jakarta/ronda/internal/pebbleutil"
 
 	"bytes"
 	"errors"
@@ -52,7 +52,7 @@ type fsm struct {
 }
 
 func pebbleOptions(log *slog.Logger) *pebble.Options {
-	return &pebble.Options{Logger: pebblelog.New(log)}
+	return &pebble.Options{Logger: pebbleutil.NewLogger(log)}
 }
 
 // openFSM opens (or creates) the FSM database in dir, finishing or discarding

@@ -15,7 +15,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/ronda-jakarta/ronda/internal/pebblelog"
+	"github.com/ronda-jakarta/ronda/internal/pebbleutil"
 	"github.com/ronda-jakarta/ronda/node/media"
 )
 
@@ -83,7 +83,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(s.segDir, 0o750); err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(filepath.Join(dir, "index"), &pebble.Options{Logger: pebblelog.New(opts.Logger)})
+	db, err := pebble.Open(filepath.Join(dir, "index"), &pebble.Options{Logger: pebbleutil.NewLogger(opts.Logger)})
 	if err != nil {
 		return nil, fmt.Errorf("record: open index: %w", err)
 	}
@@ -123,18 +123,7 @@ func (s *Store) checkVersion() error {
 	return nil
 }
 
-func (s *Store) get(k []byte) ([]byte, bool, error) {
-	v, c, err := s.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	out := append([]byte(nil), v...)
-	c.Close()
-	return out, true, nil
-}
+func (s *Store) get(k []byte) ([]byte, bool, error) { return pebbleutil.Get(s.db, k) }
 
 // allocSegment returns the next segment id (persisted with the next commit;
 // ids never repeat because recovery adopts files with higher ids).

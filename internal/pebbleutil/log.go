@@ -1,6 +1,6 @@
-// Package pebblelog routes Pebble's log output into log/slog, so every
-// Pebble database of ours logs like the rest of the process.
-package pebblelog
+// Package pebbleutil holds the small helpers every Pebble database of ours
+// shares: logging through log/slog and reading a key as a copy.
+package pebbleutil
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 // lines (WAL replay) go to debug; errors stay errors.
 type Logger struct{ L *slog.Logger }
 
-// New returns an adapter (nil logs to slog.Default()).
-func New(l *slog.Logger) Logger {
+// NewLogger returns an adapter (nil logs to slog.Default()).
+func NewLogger(l *slog.Logger) Logger {
 	if l == nil {
 		l = slog.Default()
 	}
