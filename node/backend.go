@@ -12,8 +12,8 @@ import (
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/node/live"
 	"github.com/ronda-jakarta/ronda/node/record"
-	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
 	"github.com/ronda-jakarta/ronda/replication"
 )
 

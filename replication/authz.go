@@ -25,9 +25,9 @@ func IdentityFrom(ctx context.Context) (certs.Identity, bool) {
 // kindFor says which identity kind may call a full gRPC method on a hub member.
 func kindFor(fullMethod string) string {
 	switch {
-	case strings.HasPrefix(fullMethod, "/ronda.rpc.v1.HubPeer/"):
+	case strings.HasPrefix(fullMethod, "/ronda.v1.rpc.HubPeer/"):
 		return certs.KindHub
-	case strings.HasPrefix(fullMethod, "/ronda.rpc.v1.Replication/"),
+	case strings.HasPrefix(fullMethod, "/ronda.v1.rpc.Replication/"),
 		strings.HasPrefix(fullMethod, "/grpctunnel.v1.TunnelService/"):
 		return certs.KindNode
 	}

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/ronda-jakarta/ronda/certs"
-	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
 )
 
 type fakeHub struct {

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ronda-jakarta/ronda/hub/store"
-	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
 )
 
 // ErrForwarderClosed is returned by Forward after Close.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/ronda-jakarta/ronda/hub/peer"
 	"github.com/ronda-jakarta/ronda/hub/store"
-	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
 )
 
 func freeAddr(t *testing.T) string {

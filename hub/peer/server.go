@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ronda-jakarta/ronda/hub/store"
-	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
 )
 
 // Server implements rpcv1.HubPeerServer on top of a store. The caller

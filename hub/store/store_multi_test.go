@@ -25,8 +25,8 @@ import (
 
 	"github.com/ronda-jakarta/ronda/hub/peer"
 	"github.com/ronda-jakarta/ronda/hub/store"
-	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
 )
 
 // Timing for in-process clusters: short enough for a quick suite, long

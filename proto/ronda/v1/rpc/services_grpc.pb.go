@@ -1,4 +1,4 @@
-// Package ronda.rpc.v1 is the wire contract between a kelurahan node and the
+// Package ronda.v1.rpc is the wire contract between a kelurahan node and the
 // city hub, and between hub members. Nodes dial out to hub members (they may
 // sit behind NAT); the hub calls back into a node over a reverse tunnel the
 // node opened. Messages live in ronda/v1.
@@ -7,7 +7,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.5.1
 // - protoc             (unknown)
-// source: ronda/rpc/v1/services.proto
+// source: ronda/v1/rpc/services.proto
 
 package rpcv1
 
@@ -25,8 +25,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Replication_Hello_FullMethodName = "/ronda.rpc.v1.Replication/Hello"
-	Replication_Push_FullMethodName  = "/ronda.rpc.v1.Replication/Push"
+	Replication_Hello_FullMethodName = "/ronda.v1.rpc.Replication/Hello"
+	Replication_Push_FullMethodName  = "/ronda.v1.rpc.Replication/Push"
 )
 
 // ReplicationClient is the client API for Replication service.
@@ -158,7 +158,7 @@ func _Replication_Push_Handler(srv interface{}, ctx context.Context, dec func(in
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var Replication_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "ronda.rpc.v1.Replication",
+	ServiceName: "ronda.v1.rpc.Replication",
 	HandlerType: (*ReplicationServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
@@ -171,14 +171,14 @@ var Replication_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "ronda/rpc/v1/services.proto",
+	Metadata: "ronda/v1/rpc/services.proto",
 }
 
 const (
-	NodeControl_Whep_FullMethodName       = "/ronda.rpc.v1.NodeControl/Whep"
-	NodeControl_WhepDelete_FullMethodName = "/ronda.rpc.v1.NodeControl/WhepDelete"
-	NodeControl_Playback_FullMethodName   = "/ronda.rpc.v1.NodeControl/Playback"
-	NodeControl_Recordings_FullMethodName = "/ronda.rpc.v1.NodeControl/Recordings"
+	NodeControl_Whep_FullMethodName       = "/ronda.v1.rpc.NodeControl/Whep"
+	NodeControl_WhepDelete_FullMethodName = "/ronda.v1.rpc.NodeControl/WhepDelete"
+	NodeControl_Playback_FullMethodName   = "/ronda.v1.rpc.NodeControl/Playback"
+	NodeControl_Recordings_FullMethodName = "/ronda.v1.rpc.NodeControl/Recordings"
 )
 
 // NodeControlClient is the client API for NodeControl service.
@@ -380,7 +380,7 @@ func _NodeControl_Recordings_Handler(srv interface{}, ctx context.Context, dec f
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var NodeControl_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "ronda.rpc.v1.NodeControl",
+	ServiceName: "ronda.v1.rpc.NodeControl",
 	HandlerType: (*NodeControlServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
@@ -403,11 +403,11 @@ var NodeControl_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "ronda/rpc/v1/services.proto",
+	Metadata: "ronda/v1/rpc/services.proto",
 }
 
 const (
-	HubPeer_Apply_FullMethodName = "/ronda.rpc.v1.HubPeer/Apply"
+	HubPeer_Apply_FullMethodName = "/ronda.v1.rpc.HubPeer/Apply"
 )
 
 // HubPeerClient is the client API for HubPeer service.
@@ -502,7 +502,7 @@ func _HubPeer_Apply_Handler(srv interface{}, ctx context.Context, dec func(inter
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var HubPeer_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "ronda.rpc.v1.HubPeer",
+	ServiceName: "ronda.v1.rpc.HubPeer",
 	HandlerType: (*HubPeerServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
@@ -511,5 +511,5 @@ var HubPeer_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "ronda/rpc/v1/services.proto",
+	Metadata: "ronda/v1/rpc/services.proto",
 }

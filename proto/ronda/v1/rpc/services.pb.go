@@ -1,4 +1,4 @@
-// Package ronda.rpc.v1 is the wire contract between a kelurahan node and the
+// Package ronda.v1.rpc is the wire contract between a kelurahan node and the
 // city hub, and between hub members. Nodes dial out to hub members (they may
 // sit behind NAT); the hub calls back into a node over a reverse tunnel the
 // node opened. Messages live in ronda/v1.
@@ -7,7 +7,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        (unknown)
-// source: ronda/rpc/v1/services.proto
+// source: ronda/v1/rpc/services.proto
 
 package rpcv1
 
@@ -26,11 +26,11 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-var File_ronda_rpc_v1_services_proto protoreflect.FileDescriptor
+var File_ronda_v1_rpc_services_proto protoreflect.FileDescriptor
 
-const file_ronda_rpc_v1_services_proto_rawDesc = "" +
+const file_ronda_v1_rpc_services_proto_rawDesc = "" +
 	"\n" +
-	"\x1bronda/rpc/v1/services.proto\x12\fronda.rpc.v1\x1a\x1aronda/v1/replication.proto2~\n" +
+	"\x1bronda/v1/rpc/services.proto\x12\fronda.v1.rpc\x1a\x1aronda/v1/replication.proto2~\n" +
 	"\vReplication\x128\n" +
 	"\x05Hello\x12\x16.ronda.v1.HelloRequest\x1a\x17.ronda.v1.HelloResponse\x125\n" +
 	"\x04Push\x12\x15.ronda.v1.PushRequest\x1a\x16.ronda.v1.PushResponse2\x98\x02\n" +
@@ -42,9 +42,9 @@ const file_ronda_rpc_v1_services_proto_rawDesc = "" +
 	"\n" +
 	"Recordings\x12\x1b.ronda.v1.RecordingsRequest\x1a\x1c.ronda.v1.RecordingsResponse2C\n" +
 	"\aHubPeer\x128\n" +
-	"\x05Apply\x12\x16.ronda.v1.ApplyRequest\x1a\x17.ronda.v1.ApplyResponseB9Z7github.com/ronda-jakarta/ronda/proto/ronda/rpc/v1;rpcv1b\x06proto3"
+	"\x05Apply\x12\x16.ronda.v1.ApplyRequest\x1a\x17.ronda.v1.ApplyResponseB9Z7github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc;rpcv1b\x06proto3"
 
-var file_ronda_rpc_v1_services_proto_goTypes = []any{
+var file_ronda_v1_rpc_services_proto_goTypes = []any{
 	(*v1.HelloRequest)(nil),       // 0: ronda.v1.HelloRequest
 	(*v1.PushRequest)(nil),        // 1: ronda.v1.PushRequest
 	(*v1.WhepRequest)(nil),        // 2: ronda.v1.WhepRequest
@@ -60,21 +60,21 @@ var file_ronda_rpc_v1_services_proto_goTypes = []any{
 	(*v1.RecordingsResponse)(nil), // 12: ronda.v1.RecordingsResponse
 	(*v1.ApplyResponse)(nil),      // 13: ronda.v1.ApplyResponse
 }
-var file_ronda_rpc_v1_services_proto_depIdxs = []int32{
-	0,  // 0: ronda.rpc.v1.Replication.Hello:input_type -> ronda.v1.HelloRequest
-	1,  // 1: ronda.rpc.v1.Replication.Push:input_type -> ronda.v1.PushRequest
-	2,  // 2: ronda.rpc.v1.NodeControl.Whep:input_type -> ronda.v1.WhepRequest
-	3,  // 3: ronda.rpc.v1.NodeControl.WhepDelete:input_type -> ronda.v1.WhepDeleteRequest
-	4,  // 4: ronda.rpc.v1.NodeControl.Playback:input_type -> ronda.v1.PlaybackRequest
-	5,  // 5: ronda.rpc.v1.NodeControl.Recordings:input_type -> ronda.v1.RecordingsRequest
-	6,  // 6: ronda.rpc.v1.HubPeer.Apply:input_type -> ronda.v1.ApplyRequest
-	7,  // 7: ronda.rpc.v1.Replication.Hello:output_type -> ronda.v1.HelloResponse
-	8,  // 8: ronda.rpc.v1.Replication.Push:output_type -> ronda.v1.PushResponse
-	9,  // 9: ronda.rpc.v1.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
-	10, // 10: ronda.rpc.v1.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
-	11, // 11: ronda.rpc.v1.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
-	12, // 12: ronda.rpc.v1.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
-	13, // 13: ronda.rpc.v1.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
+var file_ronda_v1_rpc_services_proto_depIdxs = []int32{
+	0,  // 0: ronda.v1.rpc.Replication.Hello:input_type -> ronda.v1.HelloRequest
+	1,  // 1: ronda.v1.rpc.Replication.Push:input_type -> ronda.v1.PushRequest
+	2,  // 2: ronda.v1.rpc.NodeControl.Whep:input_type -> ronda.v1.WhepRequest
+	3,  // 3: ronda.v1.rpc.NodeControl.WhepDelete:input_type -> ronda.v1.WhepDeleteRequest
+	4,  // 4: ronda.v1.rpc.NodeControl.Playback:input_type -> ronda.v1.PlaybackRequest
+	5,  // 5: ronda.v1.rpc.NodeControl.Recordings:input_type -> ronda.v1.RecordingsRequest
+	6,  // 6: ronda.v1.rpc.HubPeer.Apply:input_type -> ronda.v1.ApplyRequest
+	7,  // 7: ronda.v1.rpc.Replication.Hello:output_type -> ronda.v1.HelloResponse
+	8,  // 8: ronda.v1.rpc.Replication.Push:output_type -> ronda.v1.PushResponse
+	9,  // 9: ronda.v1.rpc.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
+	10, // 10: ronda.v1.rpc.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
+	11, // 11: ronda.v1.rpc.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
+	12, // 12: ronda.v1.rpc.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
+	13, // 13: ronda.v1.rpc.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
 	7,  // [7:14] is the sub-list for method output_type
 	0,  // [0:7] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
@@ -82,25 +82,25 @@ var file_ronda_rpc_v1_services_proto_depIdxs = []int32{
 	0,  // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_ronda_rpc_v1_services_proto_init() }
-func file_ronda_rpc_v1_services_proto_init() {
-	if File_ronda_rpc_v1_services_proto != nil {
+func init() { file_ronda_v1_rpc_services_proto_init() }
+func file_ronda_v1_rpc_services_proto_init() {
+	if File_ronda_v1_rpc_services_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_rpc_v1_services_proto_rawDesc), len(file_ronda_rpc_v1_services_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_rpc_services_proto_rawDesc), len(file_ronda_v1_rpc_services_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   0,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
-		GoTypes:           file_ronda_rpc_v1_services_proto_goTypes,
-		DependencyIndexes: file_ronda_rpc_v1_services_proto_depIdxs,
+		GoTypes:           file_ronda_v1_rpc_services_proto_goTypes,
+		DependencyIndexes: file_ronda_v1_rpc_services_proto_depIdxs,
 	}.Build()
-	File_ronda_rpc_v1_services_proto = out.File
-	file_ronda_rpc_v1_services_proto_goTypes = nil
-	file_ronda_rpc_v1_services_proto_depIdxs = nil
+	File_ronda_v1_rpc_services_proto = out.File
+	file_ronda_v1_rpc_services_proto_goTypes = nil
+	file_ronda_v1_rpc_services_proto_depIdxs = nil
 }
