@@ -26,18 +26,29 @@ type Node struct {
 
 // Camera is a camera as the API shows it.
 type Camera struct {
-	ID            string     `json:"id"`
-	Name          string     `json:"name"`
-	KelurahanCode string     `json:"kelurahan_code"`
-	Kelurahan     string     `json:"kelurahan"`
-	NodeID        string     `json:"node_id"`
-	State         string     `json:"state"` // connecting | streaming | failing | unknown
-	Reason        string     `json:"reason,omitempty"`
-	Codec         string     `json:"codec"`
-	Width         int        `json:"width"`
-	Height        int        `json:"height"`
-	Recording     bool       `json:"recording"` // footage durable within the last 30 s
-	RecordedUntil *time.Time `json:"recorded_until,omitempty"`
+	ID            string        `json:"id"`
+	Name          string        `json:"name"`
+	KelurahanCode string        `json:"kelurahan_code"`
+	Kelurahan     string        `json:"kelurahan"`
+	NodeID        string        `json:"node_id"`
+	State         string        `json:"state"` // connecting | streaming | failing | unknown
+	Reason        string        `json:"reason,omitempty"`
+	Codec         string        `json:"codec"`
+	Width         int           `json:"width"`
+	Height        int           `json:"height"`
+	Recording     bool          `json:"recording"` // footage durable within the last 30 s
+	RecordedUntil *time.Time    `json:"recorded_until,omitempty"`
+	Health        *CameraHealth `json:"health,omitempty"` // served by the node that pulls the camera
+}
+
+// CameraHealth is a camera's live stream health as its node measures it.
+type CameraHealth struct {
+	FPS          float64    `json:"fps"`
+	BitrateBps   float64    `json:"bitrate_bps"`
+	GOPFrames    int        `json:"gop_frames"`
+	LastKeyframe *time.Time `json:"last_keyframe,omitempty"`
+	Reconnects   int        `json:"reconnects"`
+	StateSince   time.Time  `json:"state_since"`
 }
 
 // Span is a recorded interval.

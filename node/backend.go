@@ -38,10 +38,15 @@ func (b *backend) Cameras(ctx context.Context) ([]api.Camera, error) {
 	for _, c := range b.n.cameras {
 		st := c.ingest.Status()
 		cam := api.Camera{ID: c.id, Name: c.name, KelurahanCode: b.n.kel.Code, Kelurahan: b.n.kel.Name, NodeID: b.n.cfg.NodeID,
-			State: st.State, Reason: st.Reason, Codec: st.Codec, Width: st.Width, Height: st.Height}
-		spans, _, err := b.n.store.Spans(c.id, now.Add(-time.Hour), now.Add(time.Minute))
-		if err == nil && len(spans) > 0 {
-			end := spans[len(spans)-1].End.UTC()
+			State: st.State, Reason: st.Reason, Codec: st.Codec, Width: st.Width, Height: st.Height,
+			Health: &api.CameraHealth{FPS: st.FPS, BitrateBps: st.BitrateBps, GOPFrames: st.GOPFrames,
+				Reconnects: st.Reconnects, StateSince: st.Since.UTC()}}
+		if !st.LastKeyframe.IsZero() {
+			k := st.LastKeyframe.UTC()
+			cam.Health.LastKeyframe = &k
+		}
+		if end, ok := b.n.store.RecordedUntil(c.id); ok {
+			end = end.UTC()
 			cam.RecordedUntil = &end
 			cam.Recording = now.Sub(end) < recordingFresh
 		}

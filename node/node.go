@@ -134,7 +134,7 @@ func (n *Node) Start() error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCameraCollector(n))
 	handler := api.New(api.Options{Backend: &backend{n: n}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: n.log.With("part", "api")})
 	n.httpLis, err = net.Listen("tcp", n.cfg.HTTP.Listen)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/demo"
 )
 
@@ -369,6 +370,24 @@ func TestFederation(t *testing.T) {
 			for _, cam := range cams {
 				if cam.KelurahanCode != n.Kelurahan || !cam.Recording {
 					t.Fatalf("node %s shows camera %+v", n.NodeID, cam)
+				}
+				// Live health, as an operator checks one camera.
+				var one api.Camera
+				if _, err := c.Do(ctx(t), "GET", "/api/v1/cameras/"+cam.ID, nil, "", &one); err != nil {
+					t.Fatal(err)
+				}
+				h := one.Health
+				if h == nil || h.FPS < 12 || h.FPS > 18 || h.GOPFrames != 15 || h.BitrateBps <= 0 || h.LastKeyframe == nil || time.Since(*h.LastKeyframe) > 5*time.Second {
+					t.Fatalf("camera %s health %+v: want ~15 fps, a 15-frame GOP, a keyframe in the last 5 s", cam.ID, h)
+				}
+			}
+			var metrics []byte
+			if _, err := c.Do(ctx(t), "GET", "/metrics", nil, "", &metrics); err != nil {
+				t.Fatal(err)
+			}
+			for _, cam := range cams {
+				if want := `ronda_camera_up{camera="` + cam.ID + `"} 1`; !strings.Contains(string(metrics), want) {
+					t.Fatalf("node %s /metrics lacks %q", n.NodeID, want)
 				}
 			}
 			checkMedia(t, c, cams[0].ID)
