@@ -48,6 +48,7 @@ type CameraHealth struct {
 	GOPFrames    int        `json:"gop_frames"`
 	LastKeyframe *time.Time `json:"last_keyframe,omitempty"`
 	Reconnects   int        `json:"reconnects"`
+	ClockSteps   int        `json:"clock_steps"` // times the camera's clock jumped (timeline kept continuous)
 	StateSince   time.Time  `json:"state_since"`
 }
 

@@ -31,7 +31,22 @@ type Config struct {
 	ClipPath string // H.264 Annex-B elementary stream
 	Bitrate  int    // target bits/s; 0 = the clip's own rate
 	FPS      float64
+	Quirks   Quirks // misbehaviours of real cameras, for tests
 	Logger   *slog.Logger
+}
+
+// Quirks are misbehaviours seen in real cameras; each can be switched on to
+// test that a node survives it.
+type Quirks struct {
+	NoSDPParameterSets    bool          // SPS/PPS only in-band (none in the SDP)
+	NoInBandParameterSets bool          // SPS/PPS only in the SDP (stripped from the stream)
+	AUDFirst              bool          // an access unit delimiter before every frame
+	SEIFirst              bool          // an SEI NAL unit before every frame
+	AnnexBInRTP           bool          // each frame sent as one NAL unit with Annex-B start codes inside
+	StartTimestamp        *uint32       // first RTP timestamp (e.g. just below 2^32 to wrap around)
+	ClockStepAfter        time.Duration // after this long, the camera's clock jumps ...
+	ClockStepBy           time.Duration // ... by this much (forward)
+	NoRTCPSenderReports   bool          // no RTCP SR at all
 }
 
 // Server is a running simulator.
@@ -87,12 +102,15 @@ func (s *Server) Start() error {
 	}
 	s.addr = l.Addr().String()
 	l.Close()
-	s.srv = &gortsplib.Server{Handler: &handler{s: s}, RTSPAddress: s.addr}
+	s.srv = &gortsplib.Server{Handler: &handler{s: s}, RTSPAddress: s.addr, DisableRTCPSenderReports: s.cfg.Quirks.NoRTCPSenderReports}
 	if err := s.srv.Start(); err != nil {
 		return fmt.Errorf("camsim: start RTSP server on %s: %w", s.addr, err)
 	}
 	for i := 1; i <= s.cfg.Cameras; i++ {
 		f := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: s.clip.SPS, PPS: s.clip.PPS}
+		if s.cfg.Quirks.NoSDPParameterSets {
+			f.SPS, f.PPS = nil, nil
+		}
 		m := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{f}}
 		st := &gortsplib.ServerStream{Server: s.srv, Desc: &description.Session{Medias: []*description.Media{m}}}
 		if err := st.Initialize(); err != nil {
@@ -144,7 +162,12 @@ func (s *Server) run(c *camera) {
 	// Start each camera at a different keyframe so they are not in lockstep.
 	keys := s.clip.Keyframes()
 	idx := keys[rand.IntN(len(keys))]
+	q := s.cfg.Quirks
 	ts := rand.Uint32()
+	if q.StartTimestamp != nil {
+		ts = *q.StartTimestamp
+	}
+	stepped := false
 	start := time.Now()
 	for n := 0; ; n++ {
 		select {
@@ -152,7 +175,11 @@ func (s *Server) run(c *camera) {
 			return
 		case <-time.After(time.Until(start.Add(time.Duration(n) * frameDur))):
 		}
-		pkts, err := enc.Encode(s.clip.AUs[idx])
+		if q.ClockStepAfter > 0 && !stepped && time.Since(start) >= q.ClockStepAfter {
+			ts += uint32(q.ClockStepBy * 90000 / time.Second)
+			stepped = true
+		}
+		pkts, err := enc.Encode(q.apply(s.clip.AUs[idx]))
 		if err != nil {
 			s.log.Error("camsim: encode", "camera", c.path, "err", err)
 			return
@@ -166,6 +193,37 @@ func (s *Server) run(c *camera) {
 		ts += frameTicks
 		idx = (idx + 1) % len(s.clip.AUs)
 	}
+}
+
+// sei is a user-data-unregistered SEI message (payload type 5, 17 bytes).
+var sei = append(append([]byte{0x06, 0x05, 0x11}, []byte("RONDA-CAMSIM-SEI!")...), 0x80)
+
+// apply turns a clean access unit into what a quirky camera sends.
+func (q Quirks) apply(au [][]byte) [][]byte {
+	if !q.NoInBandParameterSets && !q.AUDFirst && !q.SEIFirst && !q.AnnexBInRTP {
+		return au
+	}
+	out := make([][]byte, 0, len(au)+2)
+	if q.AUDFirst {
+		out = append(out, []byte{0x09, 0xf0})
+	}
+	if q.SEIFirst {
+		out = append(out, sei)
+	}
+	for _, n := range au {
+		if t := n[0] & 0x1f; q.NoInBandParameterSets && (t == 7 || t == 8) {
+			continue
+		}
+		out = append(out, n)
+	}
+	if q.AnnexBInRTP {
+		var joined []byte
+		for _, n := range out {
+			joined = append(append(joined, 0, 0, 0, 1), n...)
+		}
+		return [][]byte{joined}
+	}
+	return out
 }
 
 type handler struct{ s *Server }

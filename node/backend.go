@@ -40,7 +40,7 @@ func (b *backend) Cameras(ctx context.Context) ([]api.Camera, error) {
 		cam := api.Camera{ID: c.id, Name: c.name, KelurahanCode: b.n.kel.Code, Kelurahan: b.n.kel.Name, NodeID: b.n.cfg.NodeID,
 			State: st.State, Reason: st.Reason, Codec: st.Codec, Width: st.Width, Height: st.Height,
 			Health: &api.CameraHealth{FPS: st.FPS, BitrateBps: st.BitrateBps, GOPFrames: st.GOPFrames,
-				Reconnects: st.Reconnects, StateSince: st.Since.UTC()}}
+				Reconnects: st.Reconnects, ClockSteps: st.ClockSteps, StateSince: st.Since.UTC()}}
 		if !st.LastKeyframe.IsZero() {
 			k := st.LastKeyframe.UTC()
 			cam.Health.LastKeyframe = &k

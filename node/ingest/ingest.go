@@ -54,7 +54,15 @@ type Status struct {
 	GOPFrames    int       `json:"gop_frames"`
 	LastKeyframe time.Time `json:"last_keyframe"`
 	Reconnects   int       `json:"reconnects"`
+	ClockSteps   int       `json:"clock_steps"`
 	Since        time.Time `json:"since"`
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // Camera pulls one camera.
@@ -209,10 +217,6 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 	}
 	d := &depacketizer{c: c, sps: forma.SPS, pps: forma.PPS}
 	client.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
-		pts, ok := client.PacketPTS(medi, pkt)
-		if !ok {
-			return
-		}
 		au, err := dec.Decode(pkt)
 		if err != nil {
 			if !errors.Is(err, rtph264.ErrMorePacketsNeeded) && !errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
@@ -220,7 +224,10 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 			}
 			return
 		}
-		d.accessUnit(au, pts)
+		// Our own unwrapping of the RTP timestamp: it needs no RTCP sender
+		// report and no recognisable first packet (gortsplib's PTS decoder
+		// never starts on cameras that put Annex-B inside RTP).
+		d.accessUnit(au, d.unwrap(pkt.Timestamp))
 	})
 	if _, err := client.Play(nil); err != nil {
 		return false, err
@@ -237,9 +244,39 @@ type depacketizer struct {
 	sps, pps  []byte
 	announced bool
 	started   bool
-	anchorPTS int64
+	anchorPTS int64 // handed-on PTS (90 kHz) at the wall-clock anchor
 	anchor    time.Time
+
+	// Clock-step handling: a camera whose clock jumps (NTP step, reboot of
+	// its encoder) must not make footage jump in time. ptsOffset keeps the
+	// PTS handed on continuous; the wall anchor is reset.
+	ptsOffset   int64
+	lastPTS     int64
+	lastArrival time.Time
+
+	// RTP timestamp unwrapping (32-bit, wraps every 13 h at 90 kHz).
+	tsStarted bool
+	tsPrev    uint32
+	tsAcc     int64
 }
+
+// unwrap turns a 32-bit RTP timestamp into a 64-bit one, continuous across
+// wrap-around (deltas are taken as signed 32-bit, so reordering is fine).
+func (d *depacketizer) unwrap(ts uint32) int64 {
+	if !d.tsStarted {
+		d.tsStarted, d.tsPrev = true, ts
+		return 0
+	}
+	d.tsAcc += int64(int32(ts - d.tsPrev))
+	d.tsPrev = ts
+	return d.tsAcc
+}
+
+// clockStepThreshold: media time and arrival time may disagree by this much
+// (network jitter, a stalled camera) before we call it a clock step.
+const clockStepThreshold = 3 * time.Second
+
+func ticksToDur(t int64) time.Duration { return time.Duration(t) * time.Second / 90000 }
 
 func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 	c := d.c
@@ -282,14 +319,31 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 		d.announced = true
 	}
 	key := h264.IsRandomAccess(au)
+	now := c.cfg.Now()
 	if !d.started {
 		if !key {
 			return
 		}
 		d.started = true
-		d.anchorPTS, d.anchor = pts, c.cfg.Now()
+		d.anchorPTS, d.anchor = pts, now
+		d.lastPTS, d.lastArrival = pts, now
 		c.setState(StateStreaming, "")
 	}
+	handed := pts + d.ptsOffset
+	mediaDelta, arrivalDelta := ticksToDur(handed-d.lastPTS), now.Sub(d.lastArrival)
+	if handed < d.lastPTS || absDur(mediaDelta-arrivalDelta) > clockStepThreshold {
+		// Continue the timeline as if the frame came one arrival interval later.
+		d.ptsOffset += d.lastPTS + int64(max(arrivalDelta, time.Millisecond)*90000/time.Second) - handed
+		handed = pts + d.ptsOffset
+		d.anchorPTS, d.anchor = handed, now
+		c.mu.Lock()
+		c.status.ClockSteps++
+		c.mu.Unlock()
+		c.log.Warn("camera clock stepped; timeline kept continuous", "media_delta", mediaDelta, "arrival_delta", arrivalDelta)
+	} else if drift := d.anchor.Add(ticksToDur(handed - d.anchorPTS)).Sub(now); absDur(drift) > clockStepThreshold {
+		d.anchorPTS, d.anchor = handed, now // slow drift of the camera's clock: re-anchor
+	}
+	d.lastPTS, d.lastArrival = handed, now
 	// One buffer per access unit: consumers keep it after this returns.
 	buf := make([]byte, 0, size)
 	nalus := make([][]byte, 0, n)
@@ -301,8 +355,8 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 		buf = append(buf, nalu...)
 		nalus = append(nalus, buf[start:len(buf):len(buf)])
 	}
-	ptsDur := time.Duration(pts) * time.Second / 90000
-	wall := d.anchor.Add(time.Duration(pts-d.anchorPTS) * time.Second / 90000)
+	ptsDur := ticksToDur(handed)
+	wall := d.anchor.Add(ticksToDur(handed - d.anchorPTS))
 	c.account(size, key, wall)
 	c.out.OnAccessUnit(&media.AccessUnit{PTS: ptsDur, Wall: wall, Key: key, NALUs: nalus})
 }
