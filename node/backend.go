@@ -117,7 +117,7 @@ func (b *backend) WhepDelete(ctx context.Context, session string) error {
 }
 
 func (b *backend) Cluster(ctx context.Context) (any, error) {
-	return map[string]any{"served_by": "node", "hub_links": b.n.client.Status()}, nil
+	return map[string]any{"served_by": "node", "hub_links": b.n.client.Status(), "recording_alarm": b.n.store.Alarm()}, nil
 }
 
 // control serves the hub's calls into this node over the reverse tunnel.

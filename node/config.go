@@ -39,6 +39,11 @@ type Config struct {
 		SyncInterval    time.Duration `yaml:"sync_interval"`    // default 2s
 	} `yaml:"recording"`
 
+	Retention struct {
+		MaxAge     time.Duration `yaml:"max_age"`     // 0: keep until space runs out
+		ReserveMiB uint64        `yaml:"reserve_mib"` // kept free on top of one hour of writes; default 1024
+	} `yaml:"retention"`
+
 	Auth AuthConfig `yaml:"auth"`
 
 	Cameras []CameraConfig `yaml:"cameras"`
@@ -63,6 +68,8 @@ type CameraConfig struct {
 	Name      string `yaml:"name"` // local name; the camera id is <kelurahan digits>-<name>
 	URL       string `yaml:"url"`  // rtsp://user:pass@host/path
 	Transport string `yaml:"transport"`
+	// MaxAge overrides retention.max_age for this camera.
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // LoadConfig reads and validates a config file.
@@ -109,6 +116,12 @@ func (c *Config) validate() error {
 	}
 	if c.Recording.SegmentDuration < 10*time.Second {
 		bad("recording.segment_duration", "%s is too short (at least 10s)", c.Recording.SegmentDuration)
+	}
+	if c.Retention.ReserveMiB == 0 {
+		c.Retention.ReserveMiB = 1024
+	}
+	if c.Retention.MaxAge < 0 {
+		bad("retention.max_age", "%s must not be negative", c.Retention.MaxAge)
 	}
 	if c.Auth.TokenSecretFile == "" {
 		bad("auth.token_secret_file", "required (32+ random bytes)")

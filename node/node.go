@@ -82,10 +82,18 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, kel: kel, bundle: bundle, byID: map[string]*camera{}, spans: map[string]*rondav1.Span{}}
+	perCamera := map[string]time.Duration{}
+	for _, cc := range cfg.Cameras {
+		if cc.MaxAge > 0 {
+			perCamera[CameraID(cfg.Kelurahan, cc.Name)] = cc.MaxAge
+		}
+	}
 	n.store, err = record.Open(filepath.Join(cfg.DataDir, "recordings"), record.Options{
 		SegmentDuration: cfg.Recording.SegmentDuration,
 		SyncInterval:    cfg.Recording.SyncInterval,
-		Logger:          log.With("part", "record"),
+		Retention: record.Retention{MaxAge: cfg.Retention.MaxAge, PerCamera: perCamera,
+			Reserve: cfg.Retention.ReserveMiB << 20},
+		Logger: log.With("part", "record"),
 	})
 	if err != nil {
 		return nil, err

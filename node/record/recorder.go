@@ -385,6 +385,7 @@ func (r *Recorder) flush(nextPTS time.Duration) {
 		r.cur = nil
 		return
 	}
+	r.s.bw.total.Add(int64(n))
 	fr := fragment{StartNs: first.Wall.UnixNano(), Segment: r.cur.seg.ID, Offset: r.cur.offset, Length: uint32(n), DurNs: durNs, Key: first.Key}
 	r.cur.offset += int64(n)
 	r.cur.seg.Bytes = r.cur.offset

@@ -8,6 +8,8 @@ package record
 //	"s" cam 0x00 segid(8 BE)                -> segment (JSON: few, rarely written)
 //	"f" cam 0x00 wallStartNs(8 BE)          -> fragment (fixed 34 bytes, one per GOP)
 //	"e" cam 0x00 wallNs(8 BE)               -> stream-stop event: the reason (UTF-8)
+//	"o" segid(8 BE)                         -> camera id: all segments, oldest first (retention)
+//	"h" cam 0x00 holdID(8 BE)               -> hold (JSON)
 //
 // Fragment keys sort by wall time per camera, so a seek to any second is one
 // SeekLT and a range is one iterator; files are never scanned to find time.
@@ -31,7 +33,24 @@ const (
 	prefixSegment  = 's'
 	prefixFragment = 'f'
 	prefixEvent    = 'e'
+	prefixOrder    = 'o'
+	prefixHold     = 'h'
 )
+
+func orderKey(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte{prefixOrder}, id) }
+
+func holdKey(cam string, id uint64) []byte { return camKey(prefixHold, cam, id) }
+
+// Hold protects a camera's footage in [From, To) from deletion until Expires.
+type Hold struct {
+	ID      uint64    `json:"id"`
+	Camera  string    `json:"camera"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Reason  string    `json:"reason"`
+	Expires time.Time `json:"expires"`
+	Created time.Time `json:"created"`
+}
 
 // Segment statuses.
 const (

@@ -25,6 +25,7 @@ type Options struct {
 	SyncInterval    time.Duration // default 2s: fdatasync written files, then commit their index entries
 	MaxFragment     time.Duration // default 2s: a longer GOP is cut into several fragments
 	QueueFrames     int           // default 512: per-camera queue between ingest and writer
+	Retention       Retention
 	Logger          *slog.Logger
 	Now             func() time.Time
 }
@@ -52,6 +53,8 @@ type Store struct {
 	mu        sync.Mutex
 	recorders map[string]*Recorder
 	subs      []func(cameraID string, start, end time.Time)
+	alarm     string
+	bw        bandwidth
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -77,6 +80,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Retention.Interval <= 0 {
+		opts.Retention.Interval = 30 * time.Second
+	}
+	if opts.Retention.Reserve == 0 {
+		opts.Retention.Reserve = 1 << 30
+	}
+	if opts.Retention.FreeSpace == nil {
+		opts.Retention.FreeSpace = statfsFree(filepath.Join(dir, "segments"))
 	}
 	s := &Store{opts: opts, log: opts.Logger, segDir: filepath.Join(dir, "segments"),
 		recorders: map[string]*Recorder{}, stop: make(chan struct{})}
@@ -104,8 +116,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.syncLoop() }()
+	go func() { defer s.wg.Done(); s.retentionLoop() }()
 	return s, nil
 }
 
@@ -202,6 +215,7 @@ func (s *Store) syncOnce() {
 		}
 		for _, seg := range p.segments {
 			_ = b.Set(segmentKey(r.cam, seg.ID), encodeSegment(seg), nil)
+			_ = b.Set(orderKey(seg.ID), []byte(r.cam), nil)
 		}
 		for _, f := range p.fragments {
 			_ = b.Set(fragmentKey(r.cam, f.start()), encodeFragment(f), nil)

@@ -1,0 +1,289 @@
+package record
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Retention configures what is deleted, and when. Deletion is driven by the
+// index (oldest segment id first), never by walking directories.
+type Retention struct {
+	MaxAge    time.Duration            // 0: keep until space runs out
+	PerCamera map[string]time.Duration // per-camera max age, overriding MaxAge
+	Reserve   uint64                   // bytes always kept free, on top of one hour of writes; default 1 GiB
+	Interval  time.Duration            // default 30 s
+	// FreeSpace reports free bytes on the recording filesystem (default statfs).
+	FreeSpace func() (uint64, error)
+}
+
+// written counts bytes appended to segment files (all cameras), for the
+// measured write bandwidth behind the free-space floor.
+type bandwidth struct {
+	total   atomic.Int64
+	lastAt  time.Time
+	lastTot int64
+	rate    float64 // bytes/s, smoothed
+}
+
+func (b *bandwidth) sample(now time.Time) float64 {
+	tot := b.total.Load()
+	if !b.lastAt.IsZero() {
+		if dt := now.Sub(b.lastAt).Seconds(); dt > 0 {
+			r := float64(tot-b.lastTot) / dt
+			if b.rate == 0 {
+				b.rate = r
+			} else {
+				b.rate = 0.8*b.rate + 0.2*r
+			}
+		}
+	}
+	b.lastAt, b.lastTot = now, tot
+	return b.rate
+}
+
+func statfsFree(dir string) func() (uint64, error) {
+	return func() (uint64, error) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			return 0, err
+		}
+		return st.Bavail * uint64(st.Bsize), nil
+	}
+}
+
+func (s *Store) retentionLoop() {
+	t := time.NewTicker(s.opts.Retention.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if _, err := s.EnforceRetention(); err != nil {
+				s.log.Error("retention pass failed", "err", err)
+			}
+		}
+	}
+}
+
+// Alarm is non-empty while retention cannot keep the free-space floor
+// without touching held footage.
+func (s *Store) Alarm() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.alarm
+}
+
+func (s *Store) setAlarm(a string) {
+	s.mu.Lock()
+	changed := s.alarm != a
+	s.alarm = a
+	s.mu.Unlock()
+	if changed && a != "" {
+		s.log.Error("retention alarm", "alarm", a)
+	}
+}
+
+// EnforceRetention runs one retention pass: segments past their camera's max
+// age go first, then the oldest segments until free space is back above the
+// floor (the reserve plus one hour of measured writes). Footage under an
+// active hold is never deleted; if only held footage is left, the alarm is
+// raised. It returns the number of segments deleted.
+func (s *Store) EnforceRetention() (int, error) {
+	now := s.opts.Now()
+	ret := s.opts.Retention
+	holds, err := s.activeHolds(now)
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	// 1. Max age.
+	if err := s.eachSegmentOldestFirst(func(seg *segment) (bool, error) {
+		limit := ret.MaxAge
+		if l, ok := ret.PerCamera[seg.Camera]; ok {
+			limit = l
+		}
+		if limit <= 0 || seg.Status == SegOpen || !time.Unix(0, seg.EndNs).Before(now.Add(-limit)) || held(holds, seg) {
+			return true, nil
+		}
+		if err := s.deleteSegment(seg); err != nil {
+			return false, err
+		}
+		deleted++
+		return true, nil
+	}); err != nil {
+		return deleted, err
+	}
+	// 2. Free-space floor.
+	free, err := ret.FreeSpace()
+	if err != nil {
+		return deleted, fmt.Errorf("record: free space of %s: %w", s.segDir, err)
+	}
+	floor := ret.Reserve + uint64(s.bw.sample(now)*3600)
+	if free >= floor {
+		s.setAlarm("")
+		return deleted, nil
+	}
+	heldBytes := uint64(0)
+	err = s.eachSegmentOldestFirst(func(seg *segment) (bool, error) {
+		if free >= floor {
+			return false, nil
+		}
+		if seg.Status == SegOpen {
+			return true, nil
+		}
+		if held(holds, seg) {
+			heldBytes += uint64(seg.Bytes)
+			return true, nil
+		}
+		if err := s.deleteSegment(seg); err != nil {
+			return false, err
+		}
+		deleted++
+		free += uint64(seg.Bytes)
+		return true, nil
+	})
+	if err != nil {
+		return deleted, err
+	}
+	if free < floor {
+		s.setAlarm(fmt.Sprintf("free space %d MiB is below the floor of %d MiB and only held (%d MiB) or recording footage is left; add disk or release holds",
+			free>>20, floor>>20, heldBytes>>20))
+	} else {
+		s.setAlarm("")
+	}
+	if deleted > 0 {
+		s.log.Info("retention deleted footage", "segments", deleted, "free_mib", free>>20, "floor_mib", floor>>20)
+	}
+	return deleted, nil
+}
+
+// eachSegmentOldestFirst visits segments in id order (ids are allocated in
+// time order across all cameras).
+func (s *Store) eachSegmentOldestFirst(fn func(*segment) (bool, error)) error {
+	// The iterator reads a consistent view; deleting behind it is safe.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOrder}, UpperBound: []byte{prefixOrder + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, found, err := s.get(segmentKey(string(it.Value()), keyUint(it.Key())))
+		if err != nil {
+			return err
+		}
+		if !found {
+			continue
+		}
+		seg, err := decodeSegment(v)
+		if err != nil {
+			return err
+		}
+		if cont, err := fn(seg); err != nil || !cont {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// deleteSegment removes a segment from the index first (synced), then its
+// file: the index never points at bytes that are gone.
+func (s *Store) deleteSegment(seg *segment) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	lo, hi := camBounds(prefixFragment, seg.Camera)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for ok := it.SeekGE(fragmentKey(seg.Camera, time.Unix(0, seg.StartNs))); ok; ok = it.Next() {
+		f, err := decodeFragment(it.Key(), it.Value())
+		if err != nil || f.Segment != seg.ID {
+			break
+		}
+		_ = b.Delete(it.Key(), nil)
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	_ = b.Delete(segmentKey(seg.Camera, seg.ID), nil)
+	_ = b.Delete(orderKey(seg.ID), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(s.segDir, seg.File)); err != nil && !os.IsNotExist(err) {
+		s.log.Warn("segment removed from the index but its file could not be deleted", "file", seg.File, "err", err)
+	}
+	return nil
+}
+
+// PutHold stores a hold and returns its id.
+func (s *Store) PutHold(h Hold) (Hold, error) {
+	if h.Camera == "" || !h.To.After(h.From) {
+		return h, fmt.Errorf("record: a hold needs a camera and a range with to after from")
+	}
+	if h.Reason == "" {
+		return h, fmt.Errorf("record: a hold needs a reason (e.g. a report or case number)")
+	}
+	h.ID = uint64(s.opts.Now().UnixNano())
+	h.Created = s.opts.Now().UTC()
+	raw, _ := json.Marshal(h)
+	return h, s.db.Set(holdKey(h.Camera, h.ID), raw, pebble.Sync)
+}
+
+// Holds lists a camera's holds ("" lists every camera's).
+func (s *Store) Holds(cameraID string) ([]Hold, error) {
+	lo, hi := []byte{prefixHold}, []byte{prefixHold + 1}
+	if cameraID != "" {
+		lo, hi = camBounds(prefixHold, cameraID)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Hold
+	for ok := it.First(); ok; ok = it.Next() {
+		var h Hold
+		if err := json.Unmarshal(it.Value(), &h); err != nil {
+			return nil, fmt.Errorf("record: corrupt hold: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, it.Error()
+}
+
+// DeleteHold releases a hold.
+func (s *Store) DeleteHold(cameraID string, id uint64) error {
+	return s.db.Delete(holdKey(cameraID, id), pebble.Sync)
+}
+
+func (s *Store) activeHolds(now time.Time) (map[string][]Hold, error) {
+	all, err := s.Holds("")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]Hold{}
+	for _, h := range all {
+		if h.Expires.IsZero() || h.Expires.After(now) {
+			out[h.Camera] = append(out[h.Camera], h)
+		}
+	}
+	return out, nil
+}
+
+func held(holds map[string][]Hold, seg *segment) bool {
+	for _, h := range holds[seg.Camera] {
+		if h.From.UnixNano() < seg.EndNs && h.To.UnixNano() > seg.StartNs {
+			return true
+		}
+	}
+	return false
+}
