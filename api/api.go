@@ -84,6 +84,33 @@ type Me struct {
 	Name     string `json:"name"`      // "Hub Kota Jakarta" or the kelurahan name
 }
 
+// ExportRequest is the body of POST /api/v1/exports.
+type ExportRequest struct {
+	Camera string    `json:"camera"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Reason string    `json:"reason"` // required: a case or report number, a police request
+}
+
+// Export is an exported piece of footage with its signed manifest.
+type Export struct {
+	ID          string    `json:"id"`
+	Camera      string    `json:"camera"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	Status      string    `json:"status"` // done
+	Bytes       int64     `json:"bytes"`
+	SHA256      string    `json:"sha256"`
+	Reason      string    `json:"reason"`
+	RequestedBy string    `json:"requested_by"`
+	Created     time.Time `json:"created"`
+	FileURL     string    `json:"file_url"`
+	ManifestURL string    `json:"manifest_url"`
+}
+
+// MaxExportRange bounds one export.
+const MaxExportRange = 24 * time.Hour
+
 // Backend is what a node or a hub member implements to serve the API.
 // Errors wrap the sentinels in errors.go so they map to the right status.
 type Backend interface {
@@ -100,6 +127,11 @@ type Backend interface {
 	WhepDelete(ctx context.Context, sessionID string) error
 	// Cluster describes the hub's Raft cluster (ErrNotFound on a node).
 	Cluster(ctx context.Context) (any, error)
+	// CreateExport makes an export and its signed manifest.
+	CreateExport(ctx context.Context, req ExportRequest, user string) (Export, error)
+	Exports(ctx context.Context) ([]Export, error)
+	// OpenExport opens an export's "file" or "manifest" for download.
+	OpenExport(ctx context.Context, id, part string) (f io.ReadSeekCloser, name string, modTime time.Time, err error)
 }
 
 // Authenticator logs users in and verifies tokens (*auth.Authenticator).

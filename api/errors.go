@@ -17,6 +17,7 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrUnavailable  = errors.New("unavailable")
 	ErrThrottled    = errors.New("too many requests")
+	ErrNotImpl      = errors.New("not available here")
 )
 
 // statusOf is the one table from errors to HTTP statuses.
@@ -32,6 +33,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrThrottled), errors.Is(err, auth.ErrThrottled):
 		return http.StatusTooManyRequests
+	case errors.Is(err, ErrNotImpl):
+		return http.StatusNotImplemented
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}

@@ -80,6 +80,10 @@ func New(opts Options) *Server {
 	s.handle("POST /api/v1/cameras/{id}/whep", s.whep, true)
 	s.handle("DELETE /api/v1/whep/{session}", s.whepDelete, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
+	s.handle("POST /api/v1/exports", s.createExport, true)
+	s.handle("GET /api/v1/exports", s.exports, true)
+	s.handle("GET /api/v1/exports/{id}/file.mp4", s.exportPart("file"), true)
+	s.handle("GET /api/v1/exports/{id}/manifest.json", s.exportPart("manifest"), true)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no API call %s %s; see docs/api.md", ErrNotFound, r.Method, r.URL.Path))
 	})
@@ -355,4 +359,60 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
+	var req ExportRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		writeError(w, fmt.Errorf("%w: send JSON {\"camera\", \"from\", \"to\" (RFC 3339), \"reason\"}: %v", ErrBadRequest, err))
+		return
+	}
+	var err error
+	switch {
+	case req.Camera == "":
+		err = fmt.Errorf("%w: 'camera' is required", ErrBadRequest)
+	case req.From.IsZero() || req.To.IsZero() || !req.To.After(req.From):
+		err = fmt.Errorf("%w: 'from' and 'to' are required RFC 3339 times with to after from", ErrBadRequest)
+	case req.To.Sub(req.From) > MaxExportRange:
+		err = fmt.Errorf("%w: an export covers at most %s; split the range", ErrBadRequest, MaxExportRange)
+	case strings.TrimSpace(req.Reason) == "":
+		err = fmt.Errorf("%w: 'reason' is required: say why (a case or report number, a police request)", ErrBadRequest)
+	}
+	var e Export
+	if err == nil {
+		e, err = s.opts.Backend.CreateExport(r.Context(), req, userOf(r.Context()).user)
+	}
+	s.audit(r, "export", req.Camera, req.From, req.To, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, e)
+}
+
+func (s *Server) exports(w http.ResponseWriter, r *http.Request) {
+	list, err := s.opts.Backend.Exports(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if list == nil {
+		list = []Export{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"exports": list})
+}
+
+func (s *Server) exportPart(part string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, name, mod, err := s.opts.Backend.OpenExport(r.Context(), r.PathValue("id"), part)
+		s.audit(r, "download-"+part, r.PathValue("id"), time.Time{}, time.Time{}, err)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeContent(w, r, name, mod, f)
+	}
 }

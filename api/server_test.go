@@ -47,6 +47,21 @@ func (fakeBackend) Cluster(context.Context) (any, error) {
 	return nil, fmt.Errorf("%w: a node has no cluster", ErrNotFound)
 }
 
+func (fakeBackend) CreateExport(_ context.Context, req ExportRequest, user string) (Export, error) {
+	return Export{ID: "e1", Camera: req.Camera, Reason: req.Reason, RequestedBy: user, Status: "done"}, nil
+}
+func (fakeBackend) Exports(context.Context) ([]Export, error) { return []Export{{ID: "e1"}}, nil }
+func (fakeBackend) OpenExport(_ context.Context, id, part string) (io.ReadSeekCloser, string, time.Time, error) {
+	if id != "e1" {
+		return nil, "", time.Time{}, fmt.Errorf("%w: no export %q", ErrNotFound, id)
+	}
+	return nopCloser{strings.NewReader("0123456789")}, "e1.mp4", time.Unix(0, 0), nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
+
 func newTestServer(t *testing.T) (*httptest.Server, string, *[]AuditEvent) {
 	t.Helper()
 	hash, _ := auth.HashPassword("pw")
@@ -100,6 +115,13 @@ func TestAPI(t *testing.T) {
 		{"whep delete", "DELETE", "/api/v1/whep/s1", "", "", token, 200, ""},
 		{"cluster on node", "GET", "/api/v1/cluster", "", "", token, 404, "no cluster"},
 		{"unknown path", "GET", "/api/v1/nope", "", "", token, 404, "no API call"},
+		{"export", "POST", "/api/v1/exports", `{"camera":"3171011001-cam1","from":"2026-11-22T10:00:00Z","to":"2026-11-22T10:01:00Z","reason":"JAKI-1"}`, "application/json", token, 201, `"requested_by": "op"`},
+		{"export without reason", "POST", "/api/v1/exports", `{"camera":"c","from":"2026-11-22T10:00:00Z","to":"2026-11-22T10:01:00Z"}`, "application/json", token, 400, "'reason' is required"},
+		{"export too long", "POST", "/api/v1/exports", `{"camera":"c","from":"2026-11-20T10:00:00Z","to":"2026-11-22T10:01:00Z","reason":"x"}`, "application/json", token, 400, "at most"},
+		{"export malformed", "POST", "/api/v1/exports", `{"camera":`, "application/json", token, 400, "send JSON"},
+		{"exports", "GET", "/api/v1/exports", "", "", token, 200, `"id": "e1"`},
+		{"export file", "GET", "/api/v1/exports/e1/file.mp4", "", "", token, 200, "0123456789"},
+		{"export unknown", "GET", "/api/v1/exports/nope/manifest.json", "", "", token, 404, "no export"},
 		{"healthz", "GET", "/healthz", "", "", "", 200, "ok"},
 		{"metrics", "GET", "/metrics", "", "", "", 200, "ronda_api_requests_total"},
 	}
@@ -133,7 +155,7 @@ func TestAPI(t *testing.T) {
 	for _, a := range *audits {
 		actions[a.Action]++
 	}
-	if actions["login"] < 2 || actions["playback"] < 2 || actions["live"] < 2 {
+	if actions["login"] < 2 || actions["playback"] < 2 || actions["live"] < 2 || actions["export"] < 3 || actions["download-file"] < 1 {
 		t.Fatalf("audit events %v: want logins, playbacks and live views recorded", actions)
 	}
 }

@@ -211,3 +211,23 @@ func (b *backend) Cluster(ctx context.Context) (any, error) {
 	}
 	return v, nil
 }
+
+// Exports are made by the node that owns the camera; pulling them through
+// the hub (resumable, with holds and case bundles) comes with evidence cases.
+func (b *backend) CreateExport(ctx context.Context, req api.ExportRequest, user string) (api.Export, error) {
+	c, err := b.camera(req.Camera)
+	if err != nil {
+		return api.Export{}, err
+	}
+	url := ""
+	if n, ok := b.h.store.Node(c.NodeId); ok {
+		url = n.GetInfo().GetApiUrl()
+	}
+	return api.Export{}, fmt.Errorf("%w: exports are made by the node that owns the camera; POST /api/v1/exports at node %s (%s)", api.ErrNotImpl, c.NodeId, url)
+}
+
+func (b *backend) Exports(ctx context.Context) ([]api.Export, error) { return nil, nil }
+
+func (b *backend) OpenExport(ctx context.Context, id, part string) (io.ReadSeekCloser, string, time.Time, error) {
+	return nil, "", time.Time{}, fmt.Errorf("%w: no export %q at the hub; exports are kept by the node that made them", api.ErrNotFound, id)
+}

@@ -404,6 +404,54 @@ func TestFederation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an export from a node verifies offline, and a tampered copy does not", func(t *testing.T) {
+		n := m.Nodes[0]
+		c := f.client(t, n.URL)
+		cams, _ := c.Cameras(ctx(t))
+		to := time.Now().Add(-3 * time.Second)
+		body, _ := json.Marshal(api.ExportRequest{Camera: cams[0].ID, From: to.Add(-10 * time.Second), To: to, Reason: "JAKI-2026-000123"})
+		var e api.Export
+		if _, err := c.Do(ctx(t), "POST", "/api/v1/exports", strings.NewReader(string(body)), "application/json", &e); err != nil {
+			t.Fatalf("export: %v", err)
+		}
+		if e.RequestedBy != m.Users[0].User || e.SHA256 == "" || e.Bytes == 0 {
+			t.Fatalf("export %+v", e)
+		}
+		var mp4, manifest []byte
+		if _, err := c.Do(ctx(t), "GET", e.FileURL, nil, "", &mp4); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Do(ctx(t), "GET", e.ManifestURL, nil, "", &manifest); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		file, mf := filepath.Join(dir, "export.mp4"), filepath.Join(dir, "manifest.json")
+		os.WriteFile(file, mp4, 0o600)
+		os.WriteFile(mf, manifest, 0o600)
+		if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", file, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+			t.Fatalf("export does not play cleanly: %v %s", err, out)
+		}
+		bin := os.Getenv("RONDA_BIN")
+		if bin == "" {
+			bin = binary(t, repoRoot(t))
+		}
+		out, err := exec.Command(bin, "verify", "--ca", m.CAFile, file, mf).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "VERIFIED") {
+			t.Fatalf("ronda verify of an intact export: %v\n%s", err, out)
+		}
+		t.Logf("%s", strings.TrimSpace(string(out)))
+		mp4[len(mp4)/2] ^= 0x01
+		os.WriteFile(file, mp4, 0o600)
+		out, err = exec.Command(bin, "verify", "--ca", m.CAFile, file, mf).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "SHA-256 is") || !strings.Contains(string(out), "was altered") {
+			t.Fatalf("ronda verify accepted a tampered export: %v\n%s", err, out)
+		}
+		// At the hub, exports point to the owning node.
+		var ae *demo.APIError
+		if _, err := hub.Do(ctx(t), "POST", "/api/v1/exports", strings.NewReader(string(body)), "application/json", nil); !errors.As(err, &ae) || ae.Status != 501 || !strings.Contains(ae.Message, n.URL) {
+			t.Fatalf("export at the hub: %v, want 501 naming the node's URL", err)
+		}
+	})
 	t.Run("unauthenticated and malformed requests get clear errors", func(t *testing.T) {
 		anon, _ := demo.NewClient(m.Hubs[0].URL, m.CAFile)
 		_, err := anon.Cameras(ctx(t))

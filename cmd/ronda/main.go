@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,10 +14,12 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ronda-jakarta/ronda/camsim"
 	"github.com/ronda-jakarta/ronda/certs"
 	"github.com/ronda-jakarta/ronda/demo"
+	"github.com/ronda-jakarta/ronda/evidence"
 	"github.com/ronda-jakarta/ronda/hub"
 	"github.com/ronda-jakarta/ronda/node"
 )
@@ -32,6 +35,8 @@ Usage:
   ronda certs  issue --dir DIR --out DIR (--hub MEMBER | --node ID --kelurahan CODE) [--host H]...
   ronda demo   [--dir ./ronda-demo] [--nodes 3] [--cameras 2] [--base-port 17000]
                                        a whole local federation
+  ronda verify [--ca CA.pem] [--segments DIR] FILE.mp4 MANIFEST.json
+                                       check an export offline
   ronda version
 `
 
@@ -54,6 +59,8 @@ func main() {
 		err = runCerts(args)
 	case "demo":
 		err = runDemo(ctx, args)
+	case "verify":
+		err = runVerify(args)
 	case "version":
 		fmt.Println("ronda", node.Version)
 	case "-h", "--help", "help":
@@ -222,4 +229,40 @@ func runDemo(ctx context.Context, args []string) error {
 	o.Binary = exe
 	o.Logger = logger("info").With("part", "demo")
 	return demo.Run(ctx, o)
+}
+
+func runVerify(args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ExitOnError)
+	caFile := fs.String("ca", "", "city CA certificate: the signer must chain to it")
+	segDir := fs.String("segments", "", "node's segments directory: check the source segments too")
+	fs.Parse(args)
+	if fs.NArg() != 2 {
+		return errors.New("verify: give FILE.mp4 and MANIFEST.json")
+	}
+	m, err := evidence.Load(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	o := evidence.Options{SegmentsDir: *segDir}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		o.Roots = x509.NewCertPool()
+		if !o.Roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("verify: %s holds no certificate", *caFile)
+		}
+	}
+	problems := evidence.Verify(m, fs.Arg(0), o)
+	if len(problems) > 0 {
+		fmt.Printf("NOT VERIFIED: %s (%s, %s to %s)\n", fs.Arg(0), m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339))
+		for _, p := range problems {
+			fmt.Println("  -", p)
+		}
+		os.Exit(1)
+	}
+	fmt.Printf("VERIFIED: %s is export %s of camera %s, %s to %s, %d bytes, SHA-256 %s, signed by %s; requested by %s: %q\n",
+		fs.Arg(0), m.ID, m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Bytes, m.SHA256, m.Signer, m.RequestedBy, m.Reason)
+	return nil
 }
