@@ -77,6 +77,7 @@ func New(opts Options) *Server {
 	s.handle("GET /api/v1/cameras/{id}", s.camera, true)
 	s.handle("GET /api/v1/cameras/{id}/recordings", s.recordings, true)
 	s.handle("GET /api/v1/cameras/{id}/media.mp4", s.media, true)
+	s.handle("GET /api/v1/cameras/{id}/completeness", s.completeness, true)
 	s.handle("POST /api/v1/cameras/{id}/whep", s.whep, true)
 	s.handle("DELETE /api/v1/whep/{session}", s.whepDelete, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
@@ -415,4 +416,71 @@ func (s *Server) exportPart(part string) func(http.ResponseWriter, *http.Request
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeContent(w, r, name, mod, f)
 	}
+}
+
+// HourCompleteness is one hour of a camera: seconds recorded of seconds expected.
+type HourCompleteness struct {
+	Hour            time.Time `json:"hour"`
+	RecordedSeconds float64   `json:"recorded_seconds"`
+	ExpectedSeconds float64   `json:"expected_seconds"`
+	Ratio           float64   `json:"ratio"`
+}
+
+// MaxCompletenessRange bounds one completeness query.
+const MaxCompletenessRange = 31 * 24 * time.Hour
+
+// completeness answers per hour of [from,to) how much was recorded, from the
+// same spans as /recordings (the node's index, or the hub's coverage).
+func (s *Server) completeness(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	from, to, err := timeRange(r, MaxCompletenessRange)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if now := s.opts.Now(); to.After(now) {
+		to = now
+	}
+	var hours []HourCompleteness
+	if to.After(from) {
+		rec, err := s.opts.Backend.Recordings(r.Context(), id, from, to)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		hours = hourly(rec.Spans, from, to)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"camera_id": id, "source": "spans", "hours": hours})
+}
+
+func hourly(spans []Span, from, to time.Time) []HourCompleteness {
+	var out []HourCompleteness
+	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		lo, hi := later(h, from), earlier(h.Add(time.Hour), to)
+		c := HourCompleteness{Hour: h.UTC(), ExpectedSeconds: hi.Sub(lo).Seconds()}
+		for _, sp := range spans {
+			if a, b := later(sp.Start, lo), earlier(sp.End, hi); b.After(a) {
+				c.RecordedSeconds += b.Sub(a).Seconds()
+			}
+		}
+		if c.ExpectedSeconds > 0 {
+			c.Ratio = c.RecordedSeconds / c.ExpectedSeconds
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -122,6 +122,7 @@ func TestAPI(t *testing.T) {
 		{"exports", "GET", "/api/v1/exports", "", "", token, 200, `"id": "e1"`},
 		{"export file", "GET", "/api/v1/exports/e1/file.mp4", "", "", token, 200, "0123456789"},
 		{"export unknown", "GET", "/api/v1/exports/nope/manifest.json", "", "", token, 404, "no export"},
+		{"completeness", "GET", cam + "/completeness?from=2026-11-22T10:00:00Z&to=2026-11-22T12:00:00Z", "", "", token, 200, `"ratio"`},
 		{"healthz", "GET", "/healthz", "", "", "", 200, "ok"},
 		{"metrics", "GET", "/metrics", "", "", "", 200, "ronda_api_requests_total"},
 	}
@@ -157,5 +158,20 @@ func TestAPI(t *testing.T) {
 	}
 	if actions["login"] < 2 || actions["playback"] < 2 || actions["live"] < 2 || actions["export"] < 3 || actions["download-file"] < 1 {
 		t.Fatalf("audit events %v: want logins, playbacks and live views recorded", actions)
+	}
+}
+
+func TestHourly(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 11, 22, h, m, 0, 0, time.UTC) }
+	spans := []Span{{Start: at(10, 0), End: at(10, 30)}, {Start: at(10, 45), End: at(11, 15)}}
+	got := hourly(spans, at(10, 0), at(11, 30))
+	if len(got) != 2 {
+		t.Fatalf("%d hours", len(got))
+	}
+	if got[0].RecordedSeconds != 45*60 || got[0].ExpectedSeconds != 3600 || got[0].Ratio != 0.75 {
+		t.Fatalf("hour 10: %+v", got[0])
+	}
+	if got[1].RecordedSeconds != 15*60 || got[1].ExpectedSeconds != 30*60 || got[1].Ratio != 0.5 {
+		t.Fatalf("hour 11 (half inside the query): %+v", got[1])
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	amp4 "github.com/abema/go-mp4"
@@ -375,12 +376,17 @@ func (r *Recorder) flush(nextPTS time.Duration) {
 	n, err := r.cur.file.f.Write(r.buf.Bytes())
 	if err != nil {
 		r.log.Error("segment write failed; abandoning the segment", "err", err, "segment", r.cur.seg.ID)
+		reason := "write failed: " + err.Error()
+		if errors.Is(err, syscall.ENOSPC) {
+			reason = "disk full: " + err.Error()
+		}
 		r.frag = r.frag[:0]
 		r.closeFile()
 		r.mu.Lock()
 		s := *r.cur.seg
 		s.Status = SegAbandoned
 		r.pend.segments = append(r.pend.segments, &s)
+		r.pend.events = append(r.pend.events, event{at: first.Wall, reason: reason})
 		r.mu.Unlock()
 		r.cur = nil
 		return

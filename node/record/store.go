@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -358,7 +359,11 @@ func (s *Store) gapReason(cam string, start, end time.Time) string {
 	}
 	defer it.Close()
 	if it.SeekGE(eventKey(cam, start.Add(-5*time.Second))) && time.Unix(0, int64(keyUint(it.Key()))).Before(end) {
-		return "camera offline: " + string(it.Value())
+		reason := string(it.Value())
+		if strings.HasPrefix(reason, "disk full") || strings.HasPrefix(reason, "write failed") || strings.HasPrefix(reason, "node stopped") {
+			return reason
+		}
+		return "camera offline: " + reason
 	}
 	return "not recorded (node not running or camera not configured)"
 }
