@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -75,6 +77,24 @@ func main() {
 	}
 }
 
+// servePprof exposes the Go profiler on a separate listener an operator
+// chooses (keep it on localhost); off unless asked for.
+func servePprof(addr string) {
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() {
+		if err := http.ListenAndServe(addr, mux); err != nil {
+			slog.Error("pprof listener", "addr", addr, "err", err)
+		}
+	}()
+}
+
 func logger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -87,7 +107,9 @@ func runHub(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hub", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "hub config file (YAML)")
 	level := fs.String("log-level", "info", "debug|info|warn|error")
+	pprofAddr := fs.String("pprof", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); off by default")
 	fs.Parse(args)
+	servePprof(*pprofAddr)
 	if *cfgPath == "" {
 		return errors.New("hub: --config FILE is required (see deploy/hub.yaml)")
 	}
@@ -113,7 +135,9 @@ func runNode(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "node config file (YAML)")
 	level := fs.String("log-level", "info", "debug|info|warn|error")
+	pprofAddr := fs.String("pprof", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); off by default")
 	fs.Parse(args)
+	servePprof(*pprofAddr)
 	if *cfgPath == "" {
 		return errors.New("node: --config FILE is required (see deploy/node.yaml)")
 	}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
@@ -185,7 +186,8 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 	if c.cfg.Transport == "udp" {
 		proto = gortsplib.ProtocolUDP
 	}
-	client := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &proto, ReadTimeout: 10 * time.Second}
+	var conn atomic.Pointer[lowatConn]
+	client := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &proto, ReadTimeout: 10 * time.Second, DialContext: dialer(&conn)}
 	if err := client.Start(); err != nil {
 		return false, err
 	}
@@ -215,7 +217,7 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 	if _, err := client.Setup(desc.BaseURL, medi, 0, 0); err != nil {
 		return false, err
 	}
-	d := &depacketizer{c: c, sps: forma.SPS, pps: forma.PPS}
+	d := &depacketizer{c: c, sps: forma.SPS, pps: forma.PPS, conn: &conn}
 	client.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
 		au, err := dec.Decode(pkt)
 		if err != nil {
@@ -253,6 +255,8 @@ type depacketizer struct {
 	ptsOffset   int64
 	lastPTS     int64
 	lastArrival time.Time
+
+	conn *atomic.Pointer[lowatConn] // the session's TCP connection (nil for UDP)
 
 	// RTP timestamp unwrapping (32-bit, wraps every 13 h at 90 kHz).
 	tsStarted bool
@@ -357,11 +361,17 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 	}
 	ptsDur := ticksToDur(handed)
 	wall := d.anchor.Add(ticksToDur(handed - d.anchorPTS))
-	c.account(size, key, wall)
+	if bps := c.account(size, key, wall); bps > 0 && d.conn != nil {
+		if lc := d.conn.Load(); lc != nil {
+			lc.setBitrate(bps)
+		}
+	}
 	c.out.OnAccessUnit(&media.AccessUnit{PTS: ptsDur, Wall: wall, Key: key, NALUs: nalus})
 }
 
-func (c *Camera) account(size int, key bool, wall time.Time) {
+// account updates the health counters; it returns the bitrate when a new
+// measurement window closed (else 0).
+func (c *Camera) account(size int, key bool, wall time.Time) (bps float64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.cfg.Now()
@@ -374,6 +384,7 @@ func (c *Camera) account(size int, key bool, wall time.Time) {
 		c.status.FPS = float64(c.winFrames) / el.Seconds()
 		c.status.BitrateBps = float64(c.winBytes*8) / el.Seconds()
 		c.winStart, c.winFrames, c.winBytes = now, 0, 0
+		bps = c.status.BitrateBps
 	}
 	c.framesSinceKeyframe++
 	if key {
@@ -383,4 +394,5 @@ func (c *Camera) account(size int, key bool, wall time.Time) {
 		c.framesSinceKeyframe = 0
 		c.status.LastKeyframe = wall
 	}
+	return bps
 }
