@@ -10,7 +10,7 @@ PGGG_VER  := v1.5.1
 # Packages whose tests run under the race detector (all of ours).
 PKGS      := ./...
 
-.PHONY: all build demo test unit e2e vet fmt-check proto proto-check deps tools clean
+.PHONY: all build demo test unit e2e vet fmt-check proto proto-check deps tools bench clean
 
 all: build
 
@@ -67,6 +67,11 @@ proto-check: tools
 	n=$$(find proto -name '*.pb.go' | wc -l); m=$$(cd $$tmp && find . -name '*.pb.go' | wc -l); \
 	[ "$$n" = "$$m" ] || { echo "proto/ has $$n generated files, buf makes $$m (run 'make proto')"; exit 1; }; \
 	echo "generated code is current"
+
+## bench: measurements printed side by side with their baselines (minutes; not part of make test).
+##   recordbench: ingest + record N camera streams at 4 Mbit/s by a real ronda node vs ffmpeg -c copy -f segment.
+bench: build deps
+	$(GO) run ./bench/recordbench -ronda $(BIN) -streams 10,50,110 -duration 60s -warmup 10s
 
 clean:
 	rm -rf bin ronda-demo .tools
