@@ -10,7 +10,7 @@ PGGG_VER  := v1.5.1
 # Packages whose tests run under the race detector (all of ours).
 PKGS      := ./...
 
-.PHONY: all build demo test unit e2e vet fmt-check proto proto-check deps tools bench clean
+.PHONY: all build demo test unit e2e vet fmt-check proto proto-check deps tools bench fuzz clean
 
 all: build
 
@@ -72,6 +72,13 @@ proto-check: tools
 ##   recordbench: ingest + record N camera streams at 4 Mbit/s by a real ronda node vs ffmpeg -c copy -f segment.
 bench: build deps
 	$(GO) run ./bench/recordbench -ronda $(BIN) -streams 10,50,110 -duration 60s -warmup 10s
+
+## fuzz: run each fuzz target for FUZZTIME (default 3m); new inputs land in the Go cache,
+## copy interesting ones into the package's testdata/fuzz to keep them as regression seeds.
+FUZZTIME ?= 3m
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzDepacketize -fuzztime $(FUZZTIME) ./node/ingest
+	$(GO) test -run XXX -fuzz FuzzScanFragments -fuzztime $(FUZZTIME) ./node/record
 
 clean:
 	rm -rf bin ronda-demo .tools
