@@ -56,8 +56,10 @@ func (s *Store) recover() error {
 	return nil
 }
 
-// findOrphans lists segment files with ids the index has not committed yet
-// (ids at or above the persisted next id) and reads their init box.
+// findOrphans lists segment files the index does not know and reads their
+// init box. A file can be unknown whatever its id: an id is allocated (and
+// the next-id counter may be committed) before the segment's own record
+// reaches a commit, and a crash can fall in between.
 func (s *Store) findOrphans(known map[string]bool) ([]*segment, error) {
 	cams, err := os.ReadDir(s.segDir)
 	if err != nil {
@@ -75,7 +77,7 @@ func (s *Store) findOrphans(known map[string]bool) ([]*segment, error) {
 		for _, f := range files {
 			id, err := strconv.ParseUint(strings.TrimSuffix(f.Name(), ".mp4"), 10, 64)
 			rel := filepath.Join(c.Name(), f.Name())
-			if err != nil || known[rel] || id < s.nextSeg {
+			if err != nil || known[rel] {
 				continue
 			}
 			meta, initLen, err := readInit(filepath.Join(s.segDir, rel))
@@ -215,6 +217,20 @@ func (s *Store) recoverSegment(seg *segment) error {
 	frags, end, err := scanFragments(f, st.Size(), seg.InitBytes)
 	if err != nil {
 		return err
+	}
+	if len(frags) == 0 {
+		// The node stopped before the segment's first whole fragment: there
+		// is no footage in it. Forget it in the index, then remove the file.
+		b := s.db.NewBatch()
+		defer b.Close()
+		_ = b.Delete(segmentKey(seg.Camera, seg.ID), nil)
+		_ = b.Delete(orderKey(seg.ID), nil)
+		_ = b.Set(keyNextSeg, binary.BigEndian.AppendUint64(nil, s.nextSeg), nil)
+		if err := b.Commit(pebble.Sync); err != nil {
+			return err
+		}
+		s.log.Info("removed a segment without a whole fragment (the node stopped right after creating it)", "file", seg.File)
+		return os.Remove(path)
 	}
 	if end < st.Size() {
 		s.log.Warn("truncating a torn fragment at the end of a segment", "file", seg.File, "from", st.Size(), "to", end)

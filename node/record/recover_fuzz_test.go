@@ -119,3 +119,31 @@ func TestRecoveryOfDamagedSegmentOnOpen(t *testing.T) {
 		t.Fatalf("recovered spans %v (%v), want one span of the two surviving fragments (0.4 s)", spans, err)
 	}
 }
+
+// TestRecoveryRemovesEmptySegment: a segment with an init but no whole
+// fragment (killed right after rotation) is removed, index entry and file.
+func TestRecoveryRemovesEmptySegment(t *testing.T) {
+	prefix, initLen := segmentPrefix(t)
+	dir := t.TempDir()
+	st, err := Open(dir, Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := filepath.Join("c1", "0000000000000001.mp4")
+	os.MkdirAll(filepath.Join(st.segDir, "c1"), 0o750)
+	os.WriteFile(filepath.Join(st.segDir, rel), append(append([]byte(nil), prefix[:initLen]...), 0, 0, 0x20), 0o640)
+	_ = st.db.Set(segmentKey("c1", 1), encodeSegment(&segment{Camera: "c1", ID: 1, File: rel, StartNs: 1, InitBytes: initLen, Status: SegOpen}), pebble.Sync)
+	_ = st.db.Set(orderKey(1), []byte("c1"), pebble.Sync)
+	st.Close()
+	st, err = Open(dir, Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := os.Stat(filepath.Join(st.segDir, rel)); !os.IsNotExist(err) {
+		t.Fatalf("empty segment file still there: %v", err)
+	}
+	if _, ok, _ := st.get(segmentKey("c1", 1)); ok {
+		t.Fatal("empty segment still in the index")
+	}
+}
