@@ -1,7 +1,9 @@
 package live
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -10,40 +12,102 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
 	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/ronda-jakarta/ronda/camsim"
 	"github.com/ronda-jakarta/ronda/node/media"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// feed plays the test clip into a fan-out at 15 fps until ctx ends.
-func feed(ctx context.Context, t *testing.T, f *media.Fanout) {
+// clip is the repository's test clip split into access units.
+type clip struct {
+	sps, pps []byte
+	aus      [][][]byte // NAL units without start codes
+}
+
+// loadClip reads testdata/clip.h264 (Annex-B) and groups its NAL units into
+// access units: a new AU starts at an SPS/PPS/SEI/AUD after a slice, or at a
+// slice whose first_mb_in_slice is 0 (its first slice-data bit is 1).
+func loadClip(t *testing.T) *clip {
+	t.Helper()
 	raw, err := os.ReadFile("../../testdata/clip.h264")
 	if err != nil {
-		t.Error(err)
-		return
+		t.Fatal(err)
 	}
-	clip, err := camsim.ParseClip(raw)
-	if err != nil {
-		t.Error(err)
-		return
+	var nalus [][]byte
+	for _, part := range bytes.Split(raw, []byte{0, 0, 1}) {
+		part = bytes.TrimRight(part, "\x00")
+		if len(part) > 0 {
+			nalus = append(nalus, part)
+		}
 	}
-	f.OnTrack(media.Track{Codec: media.CodecH264, SPS: clip.SPS, PPS: clip.PPS, Width: 640, Height: 360})
+	c := &clip{}
+	var cur [][]byte
+	hasSlice := false
+	for _, n := range nalus {
+		typ := n[0] & 0x1f
+		isSlice := typ == 1 || typ == 5
+		startsAU := hasSlice && (typ == 6 || typ == 7 || typ == 8 || typ == 9 || (isSlice && len(n) > 1 && n[1]&0x80 != 0))
+		if startsAU {
+			c.aus = append(c.aus, cur)
+			cur, hasSlice = nil, false
+		}
+		switch typ {
+		case 7:
+			c.sps = n
+		case 8:
+			c.pps = n
+		}
+		cur = append(cur, n)
+		hasSlice = hasSlice || isSlice
+	}
+	if len(cur) > 0 {
+		c.aus = append(c.aus, cur)
+	}
+	if c.sps == nil || c.pps == nil || len(c.aus) < 30 {
+		t.Fatalf("clip: sps %v pps %v, %d access units", c.sps != nil, c.pps != nil, len(c.aus))
+	}
+	return c
+}
+
+// filler is an H.264 filler-data NAL unit, as cameras pad with.
+var filler = append([]byte{12}, bytes.Repeat([]byte{0xff}, 300)...)
+
+// feeder plays the clip into a fan-out at 15 fps until stopped, with the
+// in-band parameter sets removed (the engine must prepend them) and a
+// filler NAL unit appended to every frame (the engine must strip it).
+type feeder struct {
+	maxCall atomic.Int64 // the longest OnAccessUnit call (ns)
+	frames  atomic.Int64
+}
+
+func (fd *feeder) run(ctx context.Context, c *clip, f *media.Fanout) {
+	f.OnTrack(media.Track{Codec: media.CodecH264, SPS: c.sps, PPS: c.pps, Width: 640, Height: 360})
 	tick := time.NewTicker(time.Second / 15)
 	defer tick.Stop()
 	for i := 0; ; i++ {
-		au := clip.AUs[i%len(clip.AUs)]
-		// Strip in-band parameter sets so the engine must prepend them.
+		au := c.aus[i%len(c.aus)]
 		var nalus [][]byte
+		key := false
 		for _, n := range au {
-			if t := n[0] & 0x1f; t != 7 && t != 8 {
-				nalus = append(nalus, n)
+			switch n[0] & 0x1f {
+			case 7, 8:
+				continue
+			case 5:
+				key = true
 			}
+			nalus = append(nalus, n)
 		}
-		f.OnAccessUnit(&media.AccessUnit{PTS: time.Duration(i) * time.Second / 15, Wall: time.Now(), Key: nalus[0][0]&0x1f == 5, NALUs: nalus})
+		nalus = append(nalus, filler)
+		start := time.Now()
+		f.OnAccessUnit(&media.AccessUnit{PTS: time.Duration(i) * time.Second / 15, Wall: time.Now(), Key: key, NALUs: nalus})
+		if d := int64(time.Since(start)); d > fd.maxCall.Load() {
+			fd.maxCall.Store(d)
+		}
+		fd.frames.Add(1)
 		select {
 		case <-ctx.Done():
 			return
@@ -52,10 +116,17 @@ func feed(ctx context.Context, t *testing.T, f *media.Fanout) {
 	}
 }
 
+// client is a receive-only pion peer that depacketizes what it gets.
 type client struct {
-	pc       *webrtc.PeerConnection
-	packets  atomic.Int64
-	firstNAL atomic.Int32
+	pc      *webrtc.PeerConnection
+	session string
+	packets atomic.Int64
+	frames  atomic.Int64
+
+	mu        sync.Mutex
+	first     []byte // NAL unit types of the first complete access unit
+	fillers   int    // filler NAL units received (must stay 0)
+	decodeErr error
 }
 
 // dial makes a receive-only pion client and completes WHEP against e.
@@ -73,39 +144,80 @@ func dial(t *testing.T, e *Engine, cam string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close() })
+	t.Cleanup(func() { _ = pc.GracefulClose() })
 	c := &client{pc: pc}
-	c.firstNAL.Store(-1)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		dec := &rtph264.Decoder{PacketizationMode: 1}
+		if err := dec.Init(); err != nil {
+			panic(err)
+		}
 		for {
 			p, _, err := tr.ReadRTP()
 			if err != nil {
 				return
 			}
-			if c.packets.Add(1) == 1 && len(p.Payload) > 0 {
-				nal := p.Payload[0] & 0x1f
-				if nal == 24 && len(p.Payload) > 3 { // STAP-A: the first aggregated unit
-					nal = p.Payload[3] & 0x1f
+			c.packets.Add(1)
+			au, err := dec.Decode(p)
+			if err != nil {
+				if !errors.Is(err, rtph264.ErrMorePacketsNeeded) {
+					c.mu.Lock()
+					c.decodeErr = err
+					c.mu.Unlock()
 				}
-				c.firstNAL.Store(int32(nal))
+				continue
 			}
+			c.frames.Add(1)
+			c.mu.Lock()
+			for _, n := range au {
+				if c.frames.Load() == 1 {
+					c.first = append(c.first, n[0]&0x1f)
+				}
+				if n[0]&0x1f == 12 {
+					c.fillers++
+				}
+			}
+			c.mu.Unlock()
 		}
 	})
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
-	offer, _ := pc.CreateOffer(nil)
-	gathered := webrtc.GatheringCompletePromise(pc)
-	_ = pc.SetLocalDescription(offer)
-	<-gathered
-	answer, _, err := e.Offer(context.Background(), cam, pc.LocalDescription().SDP)
+	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	answer, session, err := e.Offer(context.Background(), cam, pc.LocalDescription().SDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.session = session
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// startsWithKeyframe: SPS, PPS, optional SEI, then an IDR slice first.
+func startsWithKeyframe(types []byte) bool {
+	if len(types) < 3 || types[0] != 7 || types[1] != 8 {
+		return false
+	}
+	for _, t := range types[2:] {
+		switch t {
+		case 6:
+			continue
+		case 5:
+			return true
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
@@ -119,68 +231,151 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 	}
 }
 
-func TestTwoViewersStartAtKeyframeWithParameterSets(t *testing.T) {
+// start runs an engine with camera "c1" fed from the clip; the returned
+// feeder is stopped (and its goroutine waited for) at the end of the test.
+func start(t *testing.T, configure func(*Engine)) (*Engine, *feeder) {
+	t.Helper()
+	c := loadClip(t)
 	e, err := New(Options{UDPAddr: "127.0.0.1:0", Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	if configure != nil {
+		configure(e)
+	}
 	fan := media.NewFanout()
 	e.AddCamera("c1", fan)
-	if _, _, err := e.Offer(context.Background(), "c1", "v=0"); err != ErrNoVideo {
-		t.Fatalf("offer before video: %v, want ErrNoVideo", err)
-	}
-	if _, _, err := e.Offer(context.Background(), "nope", "v=0"); err == nil {
-		t.Fatal("offer for an unknown camera accepted")
-	}
 	ctx, cancel := context.WithCancel(context.Background())
+	fd := &feeder{}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); feed(ctx, t, fan) }()
-	defer func() { cancel(); wg.Wait() }()
-	e.mu.Lock()
-	cam := e.cameras["c1"]
-	e.mu.Unlock()
-	waitFor(t, 5*time.Second, "video", func() bool { _, ok := cam.currentTrack(); return ok })
-	time.Sleep(500 * time.Millisecond) // mid-GOP: the cache must serve the keyframe
+	go func() { defer wg.Done(); fd.run(ctx, c, fan) }()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if err := e.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	waitFor(t, 5*time.Second, "video", func() bool { return fd.frames.Load() > 0 })
+	return e, fd
+}
+
+func TestOfferErrors(t *testing.T) {
+	e, err := New(Options{UDPAddr: "127.0.0.1:0", Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AddCamera("c1", media.NewFanout())
+	if _, _, err := e.Offer(context.Background(), "c1", "v=0"); !errors.Is(err, ErrNoVideo) {
+		t.Fatalf("offer before video: %v, want ErrNoVideo", err)
+	}
+	if _, _, err := e.Offer(context.Background(), "nope", "v=0"); !errors.Is(err, ErrUnknownCamera) {
+		t.Fatalf("offer for an unknown camera: %v", err)
+	}
+	if err := e.Delete("gone"); !errors.Is(err, ErrUnknownSession) {
+		t.Fatalf("deleting an unknown session: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Offer(context.Background(), "c1", "v=0"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("offer after close: %v", err)
+	}
+}
+
+func TestTwoViewersStartAtKeyframeWithParameterSets(t *testing.T) {
+	e, fd := start(t, nil)
+	waitFor(t, 5*time.Second, "mid-GOP", func() bool { return fd.frames.Load()%15 == 7 }) // the cache must serve the keyframe
 
 	a, b := dial(t, e, "c1"), dial(t, e, "c1")
-	waitFor(t, 10*time.Second, "packets at both viewers", func() bool { return a.packets.Load() > 50 && b.packets.Load() > 50 })
-	for i, c := range []*client{a, b} {
-		if n := c.firstNAL.Load(); n != 7 {
-			t.Fatalf("viewer %d: first NAL type %d, want 7 (SPS before the first keyframe)", i, n)
-		}
-	}
 	if n := e.Viewers("c1"); n != 2 {
 		t.Fatalf("viewers %d, want 2", n)
 	}
-	e.mu.Lock()
-	var ids []string
-	for id := range e.sessions {
-		ids = append(ids, id)
+	waitFor(t, 10*time.Second, "frames at both viewers", func() bool { return a.frames.Load() > 30 && b.frames.Load() > 30 })
+	for i, c := range []*client{a, b} {
+		c.mu.Lock()
+		first, fillers, derr := c.first, c.fillers, c.decodeErr
+		c.mu.Unlock()
+		if !startsWithKeyframe(first) {
+			t.Fatalf("viewer %d: first frame's NAL types %v, want SPS, PPS, then an IDR slice (7 8 [6] 5 …)", i, first)
+		}
+		if fillers != 0 {
+			t.Fatalf("viewer %d: %d filler NAL units got through", i, fillers)
+		}
+		if derr != nil {
+			t.Fatalf("viewer %d: depacketize: %v", i, derr)
+		}
 	}
-	e.mu.Unlock()
-	for _, id := range ids {
-		if err := e.Delete(id); err != nil {
+	for _, c := range []*client{a, b} {
+		if err := e.Delete(c.session); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := e.Viewers("c1"); n != 0 {
 		t.Fatalf("viewers after delete %d", n)
 	}
-	if err := e.Delete("gone"); err == nil {
-		t.Fatal("deleting an unknown session succeeded")
+	if err := e.Delete(a.session); !errors.Is(err, ErrUnknownSession) {
+		t.Fatalf("second delete: %v", err)
 	}
 }
 
+func TestBlockedViewerDoesNotStallOthers(t *testing.T) {
+	var blockedID atomic.Value // session ID whose writer blocks
+	blockedID.Store("")
+	gate := make(chan struct{})
+	var blockedWrites atomic.Int64
+	e, fd := start(t, func(e *Engine) {
+		e.queueLen = 8
+		e.wrapWrite = func(id string, w func(*rtp.Packet) error) func(*rtp.Packet) error {
+			return func(p *rtp.Packet) error {
+				if blockedID.Load() == id {
+					blockedWrites.Add(1)
+					<-gate
+				}
+				return w(p)
+			}
+		}
+	})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	t.Cleanup(open) // runs before the engine's Close, even if the test fails
+	slow, fast := dial(t, e, "c1"), dial(t, e, "c1")
+	waitFor(t, 10*time.Second, "packets at both viewers", func() bool { return slow.frames.Load() > 5 && fast.frames.Load() > 5 })
+
+	blockedID.Store(slow.session)
+	waitFor(t, 5*time.Second, "the slow viewer's writer to block", func() bool { return blockedWrites.Load() > 0 })
+	fast0 := fast.frames.Load()
+	time.Sleep(3 * time.Second) // 45 frames: the slow viewer's queue (8) overflows
+	if got := fast.frames.Load() - fast0; got < 25 {
+		t.Fatalf("the other viewer got %d frames in 3 s while one viewer was blocked; want ≥ 25", got)
+	}
+	// A camera callback that waited on the blocked viewer would take seconds.
+	if d := time.Duration(fd.maxCall.Load()); d > 500*time.Millisecond {
+		t.Fatalf("OnAccessUnit took %v: a blocked viewer slowed the camera", d)
+	}
+	e.mu.Lock()
+	v := e.sessions[slow.session]
+	e.mu.Unlock()
+	if v.drops.Load() == 0 {
+		t.Fatal("the blocked viewer dropped nothing")
+	}
+
+	// Released, it drains its queue, waits for a keyframe and goes on.
+	blockedID.Store("")
+	open()
+	slow0 := slow.frames.Load()
+	waitFor(t, 5*time.Second, "the released viewer to receive again", func() bool { return slow.frames.Load() > slow0+20 })
+}
+
 func TestSlowViewerSkipsToKeyframe(t *testing.T) {
-	v := &viewer{queue: make(chan *frame, 2)}
+	v := &viewer{queue: make(chan *frame, 2), log: quiet()}
 	key, delta := &frame{key: true}, &frame{}
 	v.offer(key)
 	v.offer(delta)
 	v.offer(delta) // full: skipping starts
-	if !v.skipping.Load() || v.drops.Load() != 1 {
-		t.Fatalf("skipping %v drops %d", v.skipping.Load(), v.drops.Load())
+	if !v.skipping || v.drops.Load() != 1 {
+		t.Fatalf("skipping %v drops %d", v.skipping, v.drops.Load())
 	}
 	<-v.queue
 	<-v.queue
@@ -189,8 +384,87 @@ func TestSlowViewerSkipsToKeyframe(t *testing.T) {
 		t.Fatal("delta frame queued while skipping")
 	}
 	v.offer(key)
-	if v.skipping.Load() || len(v.queue) != 1 {
+	if v.skipping || len(v.queue) != 1 {
 		t.Fatal("did not resume at the keyframe")
+	}
+}
+
+func TestTimestampsStayMonotonicAcrossDiscontinuities(t *testing.T) {
+	v := &viewer{}
+	want := []struct{ in, out uint32 }{
+		{1000, 1000}, {7000, 7000}, // normal 15 fps steps
+		{7090, 7090},                                            // GOP replay: 1 ms apart
+		{500, 10090},                                            // camera reconnected, clock restarted: continue
+		{6500, 16090},                                           // and follow the new clock
+		{6500 + 20*90000, 19090},                                // a jump of 20 s: continue
+		{6500 + 20*90000 + 6000, 25090},                         // and follow
+		{0xffffff00, 28090}, {0xffffff00 + 6000 - 1<<32, 34090}, // the camera clock wrapping around is a normal step
+	}
+	for i, w := range want {
+		if got := v.continuous(w.in); got != w.out {
+			t.Fatalf("step %d: continuous(%d) = %d, want %d", i, w.in, got, w.out)
+		}
+	}
+}
+
+func TestGOPCache(t *testing.T) {
+	c := newCamera("c", media.NewFanout(), quiet())
+	sps, pps := []byte{0x67, 0x42, 0xc0, 0x1e, 1}, []byte{0x68, 0xce, 0x3c, 0x80}
+	c.OnTrack(media.Track{Codec: media.CodecH264, SPS: sps, PPS: pps})
+	delta := []byte{0x41, 0x9a, 1, 2, 3}
+	c.OnAccessUnit(&media.AccessUnit{NALUs: [][]byte{delta}}) // before any keyframe: not cached
+	if len(c.gop) != 0 {
+		t.Fatal("cached a delta frame before the first keyframe")
+	}
+	c.OnAccessUnit(&media.AccessUnit{Key: true, NALUs: [][]byte{{0x65, 0x88, 1}, filler}})
+	c.OnAccessUnit(&media.AccessUnit{PTS: time.Second / 15, NALUs: [][]byte{delta}})
+	if len(c.gop) != 2 || !c.gop[0].key {
+		t.Fatalf("GOP cache holds %d frames", len(c.gop))
+	}
+	dec := &rtph264.Decoder{PacketizationMode: 1}
+	if err := dec.Init(); err != nil {
+		t.Fatal(err)
+	}
+	var au [][]byte
+	for _, p := range c.gop[0].pkts {
+		var err error
+		if au, err = dec.Decode(p); err != nil && !errors.Is(err, rtph264.ErrMorePacketsNeeded) {
+			t.Fatal(err)
+		}
+	}
+	if len(au) != 3 || !bytes.Equal(au[0], sps) || !bytes.Equal(au[1], pps) || au[2][0] != 0x65 {
+		t.Fatalf("keyframe packetized as %d NAL units %x, want SPS, PPS, IDR (filler stripped)", len(au), au)
+	}
+	if got := c.gop[1].ts; got != 6000 {
+		t.Fatalf("second frame timestamp %d, want 6000", got)
+	}
+	v := newViewer("v", c, nil, nil, nil, 4, quiet())
+	if cache := c.join(v); len(cache) != 2 || v.skipping {
+		t.Fatalf("join: %d cached frames, skipping %v", len(cache), v.skipping)
+	}
+	c.OnStop("camera gone")
+	if len(c.gop) != 0 || !v.skipping {
+		t.Fatal("OnStop kept the cache or did not make viewers wait for a keyframe")
+	}
+	if _, ok := c.currentTrack(); ok {
+		t.Fatal("track still known after OnStop")
+	}
+}
+
+func TestRTPTimeDoesNotOverflow(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want uint32
+	}{
+		{0, 0},
+		{time.Second, 90000},
+		{time.Second / 15, 6000},
+		{30 * time.Hour, uint32(uint64(30*3600*90000) % (1 << 32))},
+		{100*24*time.Hour + time.Second/15, uint32((uint64(100*24*3600)*90000 + 6000) % (1 << 32))},
+	} {
+		if got := rtpTime(c.d); got != c.want {
+			t.Fatalf("rtpTime(%v) = %d, want %d", c.d, got, c.want)
+		}
 	}
 }
 
@@ -199,15 +473,17 @@ func TestChooseH264MatchesCameraProfile(t *testing.T) {
 		"a=rtpmap:96 VP8/90000\r\n" +
 		"a=rtpmap:98 H264/90000\r\na=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n" +
 		"a=rtpmap:100 H264/90000\r\na=fmtp:100 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n" +
-		"a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f\r\n"
+		"a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f\r\n" +
+		"a=rtpmap:104 H264/90000\r\na=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=4d001f\r\n"
 	cases := []struct {
 		name string
 		sps  []byte
 		pt   webrtc.PayloadType
 	}{
 		{"constrained baseline", []byte{0x67, 0x42, 0xc0, 0x1e}, 100},
+		{"baseline", []byte{0x67, 0x42, 0x00, 0x1e}, 98},
 		{"high", []byte{0x67, 0x64, 0x00, 0x28}, 102},
-		{"main falls back", []byte{0x67, 0x4d, 0x00, 0x28}, 98},
+		{"main falls back to any packetization-mode=1", []byte{0x67, 0x4d, 0x00, 0x28}, 98},
 	}
 	for _, c := range cases {
 		got, err := chooseH264(offer, c.sps)
@@ -215,7 +491,7 @@ func TestChooseH264MatchesCameraProfile(t *testing.T) {
 			t.Fatalf("%s: pt %d err %v, want %d", c.name, got.PayloadType, err, c.pt)
 		}
 	}
-	if _, err := chooseH264("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", []byte{0x67, 0x42, 0xc0, 0x1e}); err != ErrNoH264 {
+	if _, err := chooseH264("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", []byte{0x67, 0x42, 0xc0, 0x1e}); !errors.Is(err, ErrNoH264) {
 		t.Fatalf("offer without H.264: %v", err)
 	}
 }

@@ -1,12 +1,24 @@
-// Ronda web UI: login, nodes, cameras, live (WHEP) and playback (fMP4).
+// Ronda web UI: login, nodes, cameras, live view (WHEP) and playback (MP4).
+// Plain JavaScript, no build step. Hash routes: #/login #/nodes #/cameras
+// #/live/{camera} #/playback/{camera}.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const views = ['login', 'nodes', 'cameras', 'live', 'playback'];
-let me = null;
-let livePC = null;
-let liveLocation = null;
-let cameras = [];
+const VIEWS = ['login', 'nodes', 'cameras', 'live', 'playback'];
+const REFRESH_MS = 15000; // nodes and cameras tables refresh while shown
+
+const ui = {
+  view: null,
+  me: null,
+  flash: '', // a message for the next route (e.g. why we are back at login)
+  nodes: null, // last data, re-rendered when the language changes
+  cameras: null,
+  refresh: 0,
+  liveId: null,
+  live: null, // { id, pc, location, status: [i18n key, detail, isError] }
+  playbackAbort: null,
+  rec: null,
+};
 
 function token() { return sessionStorage.getItem('ronda.token'); }
 
@@ -16,27 +28,52 @@ function setStatus(msg, isError) {
   el.className = isError ? 'error' : '';
 }
 
+// api calls the JSON API with the session's bearer token. A 401 ends the
+// session (back to login); other errors throw the server's {"error"} text.
 async function api(path, opts = {}) {
-  const headers = Object.assign({}, opts.headers || {});
+  const headers = Object.assign({}, opts.headers);
   if (token()) headers.Authorization = 'Bearer ' + token();
   const resp = await fetch(path, Object.assign({}, opts, { headers }));
   if (resp.status === 401 && path !== '/api/v1/login') {
-    sessionStorage.removeItem('ronda.token');
-    location.hash = '#/login';
+    endSession(t('loggedout'), false); // keep the page: after login the user is back where they were
     throw new Error(t('loggedout'));
   }
   if (!resp.ok) {
     let msg = resp.status + ' ' + resp.statusText;
-    try { const body = await resp.json(); if (body.error) msg = body.error; } catch (_) { /* not JSON */ }
+    try {
+      const body = await resp.json();
+      if (body && body.error) msg = body.error;
+    } catch (_) { /* not JSON */ }
     throw new Error(msg);
   }
   return resp;
 }
 
+function endSession(msg, toLogin) {
+  stopLive(); // while the token still authorizes the DELETE
+  sessionStorage.removeItem('ronda.token');
+  ui.me = null;
+  ui.flash = msg || '';
+  renderHeader();
+  if (toLogin && location.hash !== '#/login') location.hash = '#/login'; // hashchange routes
+  else route();
+}
+
 function show(view) {
-  views.forEach((v) => { $('view-' + v).hidden = v !== view; });
+  if (ui.view === 'live' && view !== 'live') stopLive();
+  if (ui.view === 'playback' && view !== 'playback') stopPlayback();
+  clearInterval(ui.refresh);
+  ui.refresh = 0;
+  ui.view = view;
+  VIEWS.forEach((v) => { $('view-' + v).hidden = v !== view; });
   $('nav').hidden = view === 'login';
-  if (view !== 'live') stopLive();
+  [['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
+    if (v === view) $(id).setAttribute('aria-current', 'page'); else $(id).removeAttribute('aria-current');
+  });
+}
+
+function every(load) {
+  ui.refresh = setInterval(() => load().catch((err) => setStatus(err.message, true)), REFRESH_MS);
 }
 
 function cell(text, cls) {
@@ -46,103 +83,225 @@ function cell(text, cls) {
   return td;
 }
 
+function emptyRow(tbody, cols, key) {
+  const tr = document.createElement('tr');
+  const td = cell(t(key), 'muted');
+  td.colSpan = cols;
+  tr.append(td);
+  tbody.append(tr);
+}
+
 function fmtTime(s) {
   if (!s) return '—';
   const d = new Date(s);
   return isNaN(d) ? '—' : d.toLocaleString(lang === 'id' ? 'id-ID' : 'en-GB');
 }
 
+// ---- header ----
+
 async function loadMe() {
-  me = await (await api('/api/v1/me')).json();
-  $('served-by').textContent = me.served_by === 'hub' ? '· ' + t('hub') : '· ' + me.name;
-  $('whoami').textContent = me.user + ' (' + me.role + ')';
+  ui.me = await (await api('/api/v1/me')).json();
+  renderHeader();
 }
 
-async function showNodes() {
-  show('nodes');
-  const { nodes } = await (await api('/api/v1/nodes')).json();
+function renderHeader() {
+  const me = ui.me;
+  $('served-by').textContent = !me ? '' :
+    '· ' + (me.served_by === 'hub' ? (me.name || t('hub')) : t('kelurahan') + ' ' + me.name);
+  $('whoami').textContent = me ? me.user + ' (' + me.role + ')' : '';
+}
+
+// ---- nodes ----
+
+async function loadNodes() {
+  ui.nodes = (await (await api('/api/v1/nodes')).json()).nodes || [];
+  if (ui.view === 'nodes') renderNodes();
+}
+
+function renderNodes() {
   const tbody = $('nodes-table').querySelector('tbody');
   tbody.replaceChildren();
-  nodes.forEach((n) => {
+  if (!ui.nodes || ui.nodes.length === 0) { emptyRow(tbody, 6, 'nodes.empty'); return; }
+  ui.nodes.forEach((n) => {
     const tr = document.createElement('tr');
+    tr.dataset.node = n.node_id;
     tr.dataset.kelurahan = n.kelurahan_code;
-    tr.append(cell(n.kelurahan + ' (' + n.kelurahan_code + ')'), cell(n.kecamatan), cell(n.kota),
-      cell(n.online ? t('online') : t('offline'), n.online ? 'ok' : 'bad'),
+    const badge = document.createElement('td');
+    const b = document.createElement('span');
+    b.className = 'badge ' + (n.online ? 'ok' : 'bad');
+    b.textContent = n.online ? t('online') : t('offline');
+    badge.append(b);
+    tr.append(cell(n.kelurahan + ' (' + n.kelurahan_code + ')'), cell(n.kecamatan), cell(n.kota), badge,
       cell(fmtTime(n.last_seen)), cell(String(n.cameras)));
     tbody.append(tr);
   });
 }
 
-async function showCameras() {
-  show('cameras');
-  cameras = (await (await api('/api/v1/cameras')).json()).cameras;
+async function showNodes() {
+  show('nodes');
+  await loadNodes();
+  every(loadNodes);
+}
+
+// ---- cameras ----
+
+async function loadCameras() {
+  ui.cameras = (await (await api('/api/v1/cameras')).json()).cameras || [];
+  if (ui.view === 'cameras') renderCameras();
+}
+
+function linkButton(href, text, label, testid) {
+  const a = document.createElement('a');
+  a.href = href;
+  a.textContent = text;
+  a.className = 'button';
+  a.setAttribute('aria-label', label);
+  a.dataset.testid = testid;
+  return a;
+}
+
+function renderCameras() {
   const tbody = $('cameras-table').querySelector('tbody');
   tbody.replaceChildren();
-  cameras.forEach((c) => {
+  if (!ui.cameras || ui.cameras.length === 0) { emptyRow(tbody, 6, 'cameras.empty'); return; }
+  ui.cameras.forEach((c) => {
     const tr = document.createElement('tr');
     tr.dataset.camera = c.id;
-    const state = t('state.' + c.state) + (c.reason ? ' — ' + c.reason : '');
+    const state = t('state.' + c.state) + (c.state !== 'streaming' && c.reason ? ' — ' + c.reason : '');
     const video = c.codec ? c.codec + ' ' + c.width + '×' + c.height : '—';
+    const id = encodeURIComponent(c.id);
     const actions = document.createElement('td');
-    const live = document.createElement('a');
-    live.href = '#/live/' + encodeURIComponent(c.id);
-    live.textContent = t('btn.live');
-    live.className = 'button';
-    const pb = document.createElement('a');
-    pb.href = '#/playback/' + encodeURIComponent(c.id);
-    pb.textContent = t('btn.playback');
-    pb.className = 'button';
-    actions.append(live, ' ', pb);
+    actions.className = 'actions';
+    actions.append(
+      linkButton('#/live/' + id, t('btn.live'), t('btn.live') + ': ' + c.name, 'camera-live'), ' ',
+      linkButton('#/playback/' + id, t('btn.playback'), t('btn.playback') + ': ' + c.name, 'camera-playback'));
     tr.append(cell(c.name + ' (' + c.id + ')'), cell(c.kelurahan), cell(state, c.state === 'streaming' ? 'ok' : 'bad'),
       cell(video), cell(c.recording ? t('yes') : t('no'), c.recording ? 'ok' : 'bad'), actions);
     tbody.append(tr);
   });
 }
 
-function stopLive() {
-  if (livePC) { livePC.close(); livePC = null; }
-  if (liveLocation) { api(liveLocation, { method: 'DELETE' }).catch(() => {}); liveLocation = null; }
-  const v = $('live-video');
-  if (v) v.srcObject = null;
+async function showCameras() {
+  show('cameras');
+  await loadCameras();
+  every(loadCameras);
 }
 
-async function showLive(id) {
-  show('live');
-  $('live-name').textContent = id;
-  $('live-to-playback').href = '#/playback/' + encodeURIComponent(id);
-  const status = $('live-status');
-  status.textContent = t('live.connecting');
+// ---- live (WHEP) ----
+
+function setLiveStatus(live, key, detail, isError) {
+  if (ui.live !== live) return; // a newer session (or none) owns the page
+  live.status = [key, detail || '', !!isError];
+  renderLiveStatus();
+}
+
+function renderLiveStatus() {
+  const [key, detail, isError] = ui.live ? ui.live.status : ['', '', false];
+  const el = $('live-status');
+  el.textContent = key ? t(key) + (detail ? ': ' + detail : '') : '';
+  el.className = isError ? 'error' : '';
+  $('live-retry').hidden = !isError;
+}
+
+function gatheringComplete(pc, ms) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') { resolve(); return; }
+    const timer = setTimeout(resolve, ms);
+    pc.addEventListener('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete') { clearTimeout(timer); resolve(); }
+    });
+  });
+}
+
+// deleteSession ends a WHEP session; keepalive lets it finish while the
+// page is being closed.
+function deleteSession(location) {
+  const headers = token() ? { Authorization: 'Bearer ' + token() } : {};
+  fetch(location, { method: 'DELETE', headers, keepalive: true }).catch(() => {});
+}
+
+async function startLive(id) {
+  stopLive();
   const pc = new RTCPeerConnection();
-  livePC = pc;
+  const live = { id, pc, location: null, status: ['live.connecting', '', false] };
+  ui.live = live;
+  renderLiveStatus();
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.ontrack = (ev) => { $('live-video').srcObject = ev.streams[0] || new MediaStream([ev.track]); };
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === 'connected') status.textContent = t('live.playing');
-    if (pc.connectionState === 'failed') status.textContent = t('live.error') + ': ICE';
+    switch (pc.connectionState) {
+      case 'connected': if (live.status[0] !== 'live.playing') setLiveStatus(live, 'live.waiting'); break;
+      case 'disconnected': setLiveStatus(live, 'live.disconnected'); break;
+      case 'failed': setLiveStatus(live, 'live.error', 'ICE', true); break;
+      default:
+    }
   };
   try {
     await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const timer = setTimeout(resolve, 1000);
-      pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') { clearTimeout(timer); resolve(); } };
-    });
+    await gatheringComplete(pc, 1000);
     const resp = await api('/api/v1/cameras/' + encodeURIComponent(id) + '/whep', {
       method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
     });
-    liveLocation = resp.headers.get('Location');
-    await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+    const location = resp.headers.get('Location');
+    const answer = await resp.text();
+    if (ui.live !== live) { if (location) deleteSession(location); return; } // left meanwhile
+    live.location = location;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
   } catch (err) {
-    status.textContent = t('live.error') + ': ' + err.message;
-    status.className = 'error';
+    setLiveStatus(live, 'live.error', err.message, true);
   }
+}
+
+function stopLive() {
+  const live = ui.live;
+  ui.live = null;
+  if (live) {
+    if (live.location) deleteSession(live.location); // before close(): the server ends it cleanly
+    live.pc.close();
+  }
+  $('live-video').srcObject = null;
+  renderLiveStatus();
+}
+
+function showLive(id) {
+  show('live');
+  ui.liveId = id;
+  $('live-name').textContent = id;
+  $('live-to-playback').href = '#/playback/' + encodeURIComponent(id);
+  startLive(id);
+}
+
+// ---- playback ----
+
+function setPlaybackStatus(msg, isError) {
+  const el = $('playback-status');
+  el.textContent = msg || '';
+  el.className = isError ? 'error' : '';
+}
+
+function localInput(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' +
+    p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());
+}
+
+function playbackRange() {
+  const v = $('playback-range').value;
+  if (v === 'custom') {
+    // datetime-local values have no offset: they are parsed as local time.
+    const from = new Date($('playback-from').value);
+    const to = new Date($('playback-to').value);
+    return isNaN(from) || isNaN(to) || from >= to ? null : { from, to };
+  }
+  const to = new Date(Date.now() - 3000); // the last seconds are still being written
+  return { from: new Date(to.getTime() - Number(v) * 60000), to };
 }
 
 function renderTimeline(rec) {
   const el = $('timeline');
   el.replaceChildren();
   const from = new Date(rec.from).getTime();
-  const span = new Date(rec.to).getTime() - from;
+  const span = Math.max(1, new Date(rec.to).getTime() - from);
   const bar = (s, e, cls, title) => {
     const d = document.createElement('div');
     d.className = cls;
@@ -151,38 +310,63 @@ function renderTimeline(rec) {
     d.title = title;
     el.append(d);
   };
-  rec.spans.forEach((s) => bar(s.start, s.end, 'span', t('playback.recorded')));
-  rec.gaps.forEach((g) => bar(g.start, g.end, 'gap', t('playback.gap') + ': ' + g.reason));
+  const spans = rec.spans || [];
+  const gaps = rec.gaps || [];
+  spans.forEach((s) => bar(s.start, s.end, 'span', t('playback.recorded') + ': ' + fmtTime(s.start) + ' – ' + fmtTime(s.end)));
+  gaps.forEach((g) => bar(g.start, g.end, 'gap', t('playback.gap') + ': ' + g.reason));
+  $('timeline-from').textContent = fmtTime(rec.from);
+  $('timeline-to').textContent = fmtTime(rec.to);
   const list = $('gaps');
   list.replaceChildren();
-  rec.gaps.forEach((g) => {
+  if (gaps.length === 0) {
     const li = document.createElement('li');
-    li.textContent = fmtTime(g.start) + ' – ' + fmtTime(g.end) + ': ' + g.reason;
+    li.textContent = t('playback.nogaps');
+    list.append(li);
+  }
+  gaps.forEach((g) => {
+    const li = document.createElement('li');
+    li.textContent = t('playback.gap') + ' ' + fmtTime(g.start) + ' – ' + fmtTime(g.end) + ': ' + g.reason;
     list.append(li);
   });
 }
 
 async function loadPlayback(id) {
-  const minutes = Number($('playback-range').value);
-  const to = new Date(Date.now() - 3000);
-  const from = new Date(to.getTime() - minutes * 60000);
-  const q = 'from=' + encodeURIComponent(from.toISOString()) + '&to=' + encodeURIComponent(to.toISOString());
-  const status = $('playback-status');
-  status.textContent = t('playback.loading');
-  status.className = '';
+  const range = playbackRange();
+  if (!range) { setPlaybackStatus(t('playback.badrange'), true); return; }
+  if (ui.playbackAbort) ui.playbackAbort.abort();
+  const ctl = new AbortController();
+  ui.playbackAbort = ctl;
+  const base = '/api/v1/cameras/' + encodeURIComponent(id);
+  const q = 'from=' + encodeURIComponent(range.from.toISOString()) + '&to=' + encodeURIComponent(range.to.toISOString());
+  setPlaybackStatus(t('playback.loading'));
   try {
-    const rec = await (await api('/api/v1/cameras/' + encodeURIComponent(id) + '/recordings?' + q)).json();
-    renderTimeline(rec);
-    const blob = await (await api('/api/v1/cameras/' + encodeURIComponent(id) + '/media.mp4?' + q)).blob();
+    ui.rec = await (await api(base + '/recordings?' + q, { signal: ctl.signal })).json();
+    renderTimeline(ui.rec);
+    const blob = await (await api(base + '/media.mp4?' + q, { signal: ctl.signal })).blob();
     const v = $('playback-video');
-    if (v.src) URL.revokeObjectURL(v.src);
+    if (v.src.startsWith('blob:')) URL.revokeObjectURL(v.src);
     v.src = URL.createObjectURL(blob);
-    await v.play().catch(() => {});
-    status.textContent = fmtTime(from) + ' – ' + fmtTime(to) + ' (' + Math.round(blob.size / 1024) + ' KiB)';
+    v.play().catch(() => { /* autoplay refused: the controls are there */ });
+    setPlaybackStatus(fmtTime(range.from) + ' – ' + fmtTime(range.to) + ' (' + Math.round(blob.size / 1024) + ' KiB)');
   } catch (err) {
-    status.textContent = err.message;
-    status.className = 'error';
+    if (err.name !== 'AbortError') setPlaybackStatus(err.message, true);
   }
+}
+
+function stopPlayback() {
+  if (ui.playbackAbort) ui.playbackAbort.abort();
+  ui.playbackAbort = null;
+  ui.rec = null;
+  const v = $('playback-video');
+  v.pause();
+  if (v.src.startsWith('blob:')) URL.revokeObjectURL(v.src);
+  v.removeAttribute('src');
+  v.load();
+  $('timeline').replaceChildren();
+  $('gaps').replaceChildren();
+  $('timeline-from').textContent = '';
+  $('timeline-to').textContent = '';
+  setPlaybackStatus('');
 }
 
 function showPlayback(id) {
@@ -192,17 +376,36 @@ function showPlayback(id) {
   loadPlayback(id);
 }
 
+function onRangeChange() {
+  const custom = $('playback-range').value === 'custom';
+  $('playback-custom').hidden = !custom;
+  $('playback-custom-to').hidden = !custom;
+  if (custom && !$('playback-from').value) {
+    const to = new Date(Date.now() - 3000);
+    $('playback-from').value = localInput(new Date(to.getTime() - 5 * 60000));
+    $('playback-to').value = localInput(to);
+  }
+}
+
+// ---- routing ----
+
 async function route() {
-  setStatus('');
-  const [, view, arg] = location.hash.split('/');
-  if (!token()) { show('login'); return; }
+  const [, view = '', arg = ''] = location.hash.split('/');
+  setStatus(ui.flash, !!ui.flash);
+  ui.flash = '';
+  if (!token()) {
+    show('login');
+    return;
+  }
+  if (view === '' || view === 'login') { location.replace('#/nodes'); return; } // hashchange routes again
   try {
-    if (!me) await loadMe();
+    if (!ui.me) await loadMe();
     switch (view) {
+      case 'nodes': await showNodes(); break;
       case 'cameras': await showCameras(); break;
-      case 'live': await showLive(decodeURIComponent(arg)); break;
+      case 'live': showLive(decodeURIComponent(arg)); break;
       case 'playback': showPlayback(decodeURIComponent(arg)); break;
-      default: await showNodes();
+      default: location.replace('#/nodes');
     }
   } catch (err) {
     setStatus(err.message, true);
@@ -211,33 +414,39 @@ async function route() {
 
 $('login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
+  setStatus('');
   try {
     const resp = await api('/api/v1/login', {
       method: 'POST', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ user: $('login-user').value, password: $('login-password').value }),
     });
     sessionStorage.setItem('ronda.token', (await resp.json()).token);
-    me = null;
-    location.hash = '#/nodes';
-    route();
+    $('login-password').value = '';
+    ui.me = null;
+    route(); // the page asked for (a deep link survives the login), else #/nodes
   } catch (err) {
     setStatus(err.message, true);
   }
 });
 
-$('logout').addEventListener('click', () => {
-  sessionStorage.removeItem('ronda.token');
-  me = null;
-  location.hash = '#/login';
-});
+$('logout').addEventListener('click', () => endSession('', true));
 
 $('lang-toggle').addEventListener('click', () => {
   lang = lang === 'id' ? 'en' : 'id';
   localStorage.setItem('ronda.lang', lang);
   applyI18n();
-  if (me) { me = null; route(); }
+  renderHeader();
+  if (ui.view === 'nodes') renderNodes();
+  if (ui.view === 'cameras') renderCameras();
+  renderLiveStatus();
+  if (ui.view === 'playback' && ui.rec) renderTimeline(ui.rec);
 });
 
+$('live-retry').addEventListener('click', () => { if (ui.liveId) startLive(ui.liveId); });
+$('live-video').addEventListener('playing', () => { if (ui.live) setLiveStatus(ui.live, 'live.playing'); });
+$('playback-range').addEventListener('change', onRangeChange);
 window.addEventListener('hashchange', route);
+window.addEventListener('pagehide', () => stopLive());
+
 applyI18n();
 route();

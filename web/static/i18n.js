@@ -1,44 +1,64 @@
-// Bahasa Indonesia by default, English one click away.
+// Bahasa Indonesia by default, English one click away (remembered in localStorage).
+'use strict';
+
 const I18N = {
   id: {
+    'skip': 'Langsung ke isi', 'lang.switch': 'Switch to English',
     'nav.nodes': 'Node', 'nav.cameras': 'Kamera', 'logout': 'Keluar',
     'login.title': 'Masuk', 'login.user': 'Nama pengguna', 'login.password': 'Kata sandi', 'login.submit': 'Masuk',
-    'nodes.title': 'Node kelurahan', 'cameras.title': 'Kamera',
+    'nodes.title': 'Node kelurahan', 'nodes.empty': 'Belum ada node.',
+    'cameras.title': 'Kamera', 'cameras.empty': 'Belum ada kamera.',
     'col.kelurahan': 'Kelurahan', 'col.kecamatan': 'Kecamatan', 'col.kota': 'Kota', 'col.state': 'Status',
     'col.lastseen': 'Terakhir terlihat', 'col.cameras': 'Kamera', 'col.camera': 'Kamera', 'col.video': 'Video',
-    'col.recording': 'Merekam',
+    'col.recording': 'Merekam', 'col.actions': 'Aksi',
     'online': 'daring', 'offline': 'luring', 'yes': 'ya', 'no': 'tidak',
     'btn.live': 'Langsung', 'btn.playback': 'Putar ulang',
-    'live.title': 'Siaran langsung', 'live.playback': 'Putar ulang rekaman',
-    'live.connecting': 'Menghubungkan…', 'live.playing': 'Memutar', 'live.error': 'Gagal',
+    'live.title': 'Siaran langsung', 'live.playback': 'Putar ulang rekaman', 'live.retry': 'Coba lagi',
+    'live.connecting': 'Menghubungkan…', 'live.waiting': 'Terhubung, menunggu gambar…', 'live.playing': 'Memutar',
+    'live.disconnected': 'Koneksi terputus, mencoba lagi…', 'live.error': 'Gagal',
     'playback.title': 'Putar ulang', 'playback.range': 'Rentang', 'playback.play': 'Putar',
     'playback.last1': '1 menit terakhir', 'playback.last5': '5 menit terakhir', 'playback.last15': '15 menit terakhir',
+    'playback.custom': 'Pilih waktu…', 'playback.from': 'Dari', 'playback.to': 'Sampai',
+    'playback.badrange': 'Isi waktu mulai dan selesai; mulai harus sebelum selesai.',
     'playback.loading': 'Memuat rekaman…', 'playback.recorded': 'terekam', 'playback.gap': 'celah',
+    'playback.nogaps': 'Tidak ada celah dalam rentang ini.', 'playback.timeline': 'Garis waktu rekaman',
     'state.streaming': 'mengalir', 'state.connecting': 'menghubungkan', 'state.failing': 'gagal', 'state.unknown': 'tidak diketahui',
-    'hub': 'Hub Kota', 'loggedout': 'Silakan masuk.',
+    'hub': 'Hub Kota', 'kelurahan': 'Kelurahan', 'loggedout': 'Sesi berakhir, silakan masuk lagi.',
   },
   en: {
+    'skip': 'Skip to content', 'lang.switch': 'Ganti ke Bahasa Indonesia',
     'nav.nodes': 'Nodes', 'nav.cameras': 'Cameras', 'logout': 'Log out',
     'login.title': 'Log in', 'login.user': 'User name', 'login.password': 'Password', 'login.submit': 'Log in',
-    'nodes.title': 'Kelurahan nodes', 'cameras.title': 'Cameras',
+    'nodes.title': 'Kelurahan nodes', 'nodes.empty': 'No nodes yet.',
+    'cameras.title': 'Cameras', 'cameras.empty': 'No cameras yet.',
     'col.kelurahan': 'Kelurahan', 'col.kecamatan': 'Kecamatan', 'col.kota': 'City', 'col.state': 'State',
     'col.lastseen': 'Last seen', 'col.cameras': 'Cameras', 'col.camera': 'Camera', 'col.video': 'Video',
-    'col.recording': 'Recording',
+    'col.recording': 'Recording', 'col.actions': 'Actions',
     'online': 'online', 'offline': 'offline', 'yes': 'yes', 'no': 'no',
     'btn.live': 'Live', 'btn.playback': 'Playback',
-    'live.title': 'Live', 'live.playback': 'Play back recordings',
-    'live.connecting': 'Connecting…', 'live.playing': 'Playing', 'live.error': 'Failed',
+    'live.title': 'Live', 'live.playback': 'Play back recordings', 'live.retry': 'Retry',
+    'live.connecting': 'Connecting…', 'live.waiting': 'Connected, waiting for video…', 'live.playing': 'Playing',
+    'live.disconnected': 'Connection lost, retrying…', 'live.error': 'Failed',
     'playback.title': 'Playback', 'playback.range': 'Range', 'playback.play': 'Play',
     'playback.last1': 'Last minute', 'playback.last5': 'Last 5 minutes', 'playback.last15': 'Last 15 minutes',
+    'playback.custom': 'Choose times…', 'playback.from': 'From', 'playback.to': 'To',
+    'playback.badrange': 'Fill in both times; the start must be before the end.',
     'playback.loading': 'Loading footage…', 'playback.recorded': 'recorded', 'playback.gap': 'gap',
+    'playback.nogaps': 'No gaps in this range.', 'playback.timeline': 'Recording timeline',
     'state.streaming': 'streaming', 'state.connecting': 'connecting', 'state.failing': 'failing', 'state.unknown': 'unknown',
-    'hub': 'City hub', 'loggedout': 'Please log in.',
+    'hub': 'City hub', 'kelurahan': 'Kelurahan', 'loggedout': 'Session ended, please log in again.',
   },
 };
-let lang = localStorage.getItem('ronda.lang') || 'id';
+
+let lang = localStorage.getItem('ronda.lang') === 'en' ? 'en' : 'id';
+
 function t(key) { return (I18N[lang] && I18N[lang][key]) || I18N.id[key] || key; }
+
 function applyI18n() {
   document.documentElement.lang = lang;
   document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
-  document.getElementById('lang-toggle').textContent = lang === 'id' ? 'EN' : 'ID';
+  const toggle = document.getElementById('lang-toggle');
+  toggle.textContent = lang === 'id' ? 'EN' : 'ID';
+  toggle.setAttribute('aria-label', t('lang.switch'));
+  document.getElementById('timeline').setAttribute('aria-label', t('playback.timeline'));
 }
