@@ -87,6 +87,28 @@ func FuzzDepacketize(f *testing.F) {
 	seed(f, camsim.Quirks{})
 	seed(f, camsim.Quirks{AUDFirst: true})
 	f.Add([]byte{0, 3, 1, 0x09, 0xf0, 0x00})
+	// A whole stream, then a frame that is only an AUD (found by fuzzing).
+	raw, _ := os.ReadFile("../../testdata/clip.h264")
+	if clip, err := camsim.ParseClip(raw); err == nil {
+		enc := &rtph264.Encoder{PayloadType: 96, PacketizationMode: 1, PayloadMaxSize: 1200}
+		_ = enc.Init()
+		var in []byte
+		for i, au := range append(clip.AUs[:2:2], [][]byte{{0x09, 0xf0}}) {
+			pkts, _ := enc.Encode(au)
+			for j, p := range pkts {
+				flags := byte(0)
+				if j == 0 && i > 0 {
+					flags |= 1 << 1
+				}
+				if p.Marker {
+					flags |= 1
+				}
+				in = binary.BigEndian.AppendUint16(in, uint16(len(p.Payload)))
+				in = append(append(in, flags), p.Payload...)
+			}
+		}
+		f.Add(in)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out := &sink{}
 		now := time.Unix(1_800_000_000, 0)

@@ -306,6 +306,9 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 		size += len(nalu)
 		n++
 	}
+	if n == 0 {
+		return // only AUDs or empty NAL units: nothing to hand on
+	}
 	if d.sps == nil || d.pps == nil {
 		return // no parameter sets yet (neither in the SDP nor in-band)
 	}

@@ -166,12 +166,14 @@ func scanFragments(r io.ReaderAt, fileSize, initLen int64) ([]fragment, int64, e
 	var out []fragment
 	off := initLen
 	for off < fileSize {
+		// Sizes are compared with what is left of the file, never added up:
+		// a corrupt 64-bit box size near 2^63 must not overflow the check.
 		msize, mtyp, _, err := boxHeader(r, off)
-		if err != nil || mtyp != "moof" || off+msize > fileSize {
+		if err != nil || mtyp != "moof" || msize > fileSize-off {
 			break
 		}
 		dsize, dtyp, _, err := boxHeader(r, off+msize)
-		if err != nil || dtyp != "mdat" || off+msize+dsize > fileSize {
+		if err != nil || dtyp != "mdat" || dsize > fileSize-off-msize {
 			break
 		}
 		buf := make([]byte, msize+dsize)

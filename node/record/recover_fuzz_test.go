@@ -60,6 +60,9 @@ func FuzzScanFragments(f *testing.F) {
 	f.Add(uint16(len(prefix)-int(initLen)), []byte{0, 0, 0x10, 0, 'm', 'o', 'o', 'f', 1, 2, 3})
 	f.Add(uint16(40), []byte{0xff, 0xff, 0xff, 0xff, 'm', 'd', 'a', 't'})
 	f.Add(uint16(8), []byte{0, 0, 0, 1, 'm', 'o', 'o', 'f', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	// A moof, then an mdat whose 64-bit size is just below 2^63 (found by fuzzing).
+	f.Add(uint16(len(prefix)-int(initLen)), []byte{0, 0, 0, 16, 'm', 'o', 'o', 'f', 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 1, 'm', 'd', 'a', 't', 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0})
 	f.Fuzz(func(t *testing.T, cut uint16, tail []byte) {
 		// Keep the init and the first cut bytes after it, then the fuzz tail.
 		keep := initLen + int64(cut)
