@@ -51,7 +51,7 @@ type exportSample struct {
 func (s *Store) Export(ctx context.Context, path, cameraID string, from, to time.Time) (ExportResult, error) {
 	res := ExportResult{Camera: cameraID}
 	var frags []fragment
-	err := s.fragments(cameraID, from.Add(-time.Minute), to, func(f fragment) bool {
+	err := s.fragments(cameraID, s.keyframeAtOrBefore(cameraID, from), to, func(f fragment) bool {
 		frags = append(frags, f)
 		return true
 	})

@@ -18,7 +18,7 @@ import (
 // jump in decode time), with samples at or after to dropped.
 func (s *Store) WritePlayback(ctx context.Context, w io.Writer, cameraID string, from, to time.Time) error {
 	var frags []fragment
-	err := s.fragments(cameraID, from.Add(-s.opts.MaxFragment*2), to, func(f fragment) bool {
+	err := s.fragments(cameraID, s.keyframeAtOrBefore(cameraID, from), to, func(f fragment) bool {
 		frags = append(frags, f)
 		return true
 	})

@@ -35,7 +35,10 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 }
 
 // record runs camsim -> ingest -> recorder for d and returns the closed store's dir.
-func record(t *testing.T, dir string, d time.Duration) {
+func record(t *testing.T, dir string, d time.Duration) { recordWith(t, dir, d, 0) }
+
+// recordWith records with a given MaxFragment (0: the default).
+func recordWith(t *testing.T, dir string, d, maxFragment time.Duration) {
 	t.Helper()
 	sim, err := camsim.New(camsim.Config{Addr: "127.0.0.1:0", Cameras: 1, ClipPath: "../../testdata/clip.h264", Logger: quiet()})
 	if err != nil {
@@ -45,7 +48,7 @@ func record(t *testing.T, dir string, d time.Duration) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	st, err := Open(dir, Options{SegmentDuration: 3 * time.Second, SyncInterval: 300 * time.Millisecond, Logger: quiet()})
+	st, err := Open(dir, Options{SegmentDuration: 3 * time.Second, SyncInterval: 300 * time.Millisecond, MaxFragment: maxFragment, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,4 +197,32 @@ func TestCrashRecoveryTruncatesTornFragment(t *testing.T) {
 		t.Fatal(err)
 	}
 	ffmpegCheck(t, buf.Bytes())
+}
+
+// TestPlaybackFindsKeyframeFarBeforeFrom: when the keyframe before from lies
+// further back than any fixed window (GOPs cut into many fragments), playback
+// still starts there instead of answering "no recordings".
+func TestPlaybackFindsKeyframeFarBeforeFrom(t *testing.T) {
+	dir := t.TempDir()
+	recordWith(t, dir, 6*time.Second, 100*time.Millisecond) // 1 s GOPs in 100 ms fragments
+	st, err := Open(dir, Options{MaxFragment: 100 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spans, _, _ := st.Spans("c1", time.Now().Add(-time.Minute), time.Now())
+	key := st.keyframeAtOrBefore("c1", spans[0].Start.Add(3*time.Second))
+	// 0.5-0.8 s after a keyframe: no keyframe in [from-0.2 s, to].
+	from, to := key.Add(500*time.Millisecond), key.Add(800*time.Millisecond)
+	var buf bytes.Buffer
+	if err := st.WritePlayback(context.Background(), &buf, "c1", from, to); err != nil {
+		t.Fatalf("playback %s..%s after the keyframe: %v", from.Sub(key), to.Sub(key), err)
+	}
+	if d := ffmpegCheck(t, buf.Bytes()); d < 0.7 || d > 0.9 {
+		t.Fatalf("duration %.2f s, want the 0.8 s from the keyframe to 'to'", d)
+	}
+	res, err := st.Export(context.Background(), filepath.Join(t.TempDir(), "e.mp4"), "c1", from, to)
+	if err != nil || !res.From.Equal(key) {
+		t.Fatalf("export starts at %s (%v), want the keyframe at %s", res.From, err, key)
+	}
 }

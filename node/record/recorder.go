@@ -300,6 +300,16 @@ func (r *Recorder) openSegment(t *media.Track, au *media.AccessUnit) error {
 	if err != nil {
 		return err
 	}
+	// The new file's directory entry must be durable before the index can
+	// name it (once per segment, not per frame).
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("fsync of %s: %w", filepath.Dir(path), err)
+		}
+	}
 	meta, _ := json.Marshal(fileMeta{Camera: r.cam, Segment: id, StartNs: au.Wall.UnixNano()})
 	init := fmp4.Init{
 		Tracks:   []*fmp4.InitTrack{{ID: 1, TimeScale: timescale, Codec: &fmp4.CodecH264{SPS: t.SPS, PPS: t.PPS}}},
@@ -360,7 +370,7 @@ func (r *Recorder) flush(nextPTS time.Duration) {
 			r.frag = r.frag[:0]
 			return
 		}
-		s.Duration = uint32(d * timescale / time.Second)
+		s.Duration = uint32((d*timescale + time.Second/2) / time.Second) // rounded: 66.67 ms is 6000 ticks, not 5999
 		s.IsNonSyncSample = !au.Key
 		samples[i] = s
 	}

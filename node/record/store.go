@@ -309,6 +309,28 @@ func (s *Store) fragments(cam string, from, to time.Time, fn func(fragment) bool
 	return it.Error()
 }
 
+// keyframeAtOrBefore returns the start of the last keyframe fragment that
+// starts at or before t (however long the camera's GOP), or t itself if
+// there is none: playback and export start there.
+func (s *Store) keyframeAtOrBefore(cam string, t time.Time) time.Time {
+	lo, hi := camBounds(prefixFragment, cam)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return t
+	}
+	defer it.Close()
+	for ok := it.SeekLT(fragmentKey(cam, t.Add(time.Nanosecond))); ok; ok = it.Prev() {
+		f, err := decodeFragment(it.Key(), it.Value())
+		if err != nil {
+			return t
+		}
+		if f.Key {
+			return f.start()
+		}
+	}
+	return t
+}
+
 // mergeGap: fragments closer than this are one span.
 const mergeGap = 500 * time.Millisecond
 
