@@ -60,9 +60,12 @@ type Span struct {
 
 // Gap is an interval without footage and why.
 type Gap struct {
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	Reason string    `json:"reason"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Reason is a stable code: camera_offline, network, node_down,
+	// disk_full, write_failed, clock_step or not_recorded.
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"` // what exactly happened
 }
 
 // Recordings is the answer of GET /cameras/{id}/recordings.

@@ -98,14 +98,14 @@ func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time)
 	for _, s := range b.h.store.Coverage(id, from, to) {
 		start, end := time.Unix(0, s.StartUnixNano).UTC(), time.Unix(0, s.EndUnixNano).UTC()
 		if start.After(cursor) {
-			rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: start, Reason: "no footage reported by the node"})
+			rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: start, Reason: "not_recorded", Detail: "no footage reported by the node to the hub (ask the node for its reason)"})
 		}
 		rec.Spans = append(rec.Spans, api.Span{Start: start, End: end})
 		rec.RecordedSeconds += end.Sub(start).Seconds()
 		cursor = end
 	}
 	if cursor.Before(to) {
-		rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: to.UTC(), Reason: "no footage reported by the node"})
+		rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: to.UTC(), Reason: "not_recorded", Detail: "no footage reported by the node to the hub (ask the node for its reason)"})
 	}
 	return rec, nil
 }

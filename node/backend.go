@@ -77,7 +77,7 @@ func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time)
 		rec.RecordedSeconds += s.End.Sub(s.Start).Seconds()
 	}
 	for _, g := range gaps {
-		rec.Gaps = append(rec.Gaps, api.Gap{Start: g.Start.UTC(), End: g.End.UTC(), Reason: g.Reason})
+		rec.Gaps = append(rec.Gaps, api.Gap{Start: g.Start.UTC(), End: g.End.UTC(), Reason: g.Reason, Detail: g.Detail})
 	}
 	return rec, nil
 }
@@ -153,7 +153,7 @@ func (c *control) Recordings(ctx context.Context, req *rondav1.RecordingsRequest
 		out.Spans = append(out.Spans, &rondav1.Span{CameraId: req.CameraId, StartUnixNano: s.Start.UnixNano(), EndUnixNano: s.End.UnixNano()})
 	}
 	for _, g := range rec.Gaps {
-		out.Gaps = append(out.Gaps, &rondav1.Gap{StartUnixNano: g.Start.UnixNano(), EndUnixNano: g.End.UnixNano(), Reason: g.Reason})
+		out.Gaps = append(out.Gaps, &rondav1.Gap{StartUnixNano: g.Start.UnixNano(), EndUnixNano: g.End.UnixNano(), Reason: g.Reason, Detail: g.Detail})
 	}
 	return out, nil
 }

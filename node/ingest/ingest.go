@@ -127,13 +127,13 @@ func (c *Camera) Run(ctx context.Context) {
 		streamed, err := c.session(ctx)
 		if ctx.Err() != nil {
 			if streamed {
-				c.out.OnStop("node stopping")
+				c.out.OnStop(media.StopReason(media.StopNodeDown, "the node was stopped"))
 			}
 			return
 		}
-		reason := describe(err)
+		code, reason := describe(err, streamed)
 		if streamed {
-			c.out.OnStop(reason)
+			c.out.OnStop(media.StopReason(code, reason))
 		}
 		if streamed && c.cfg.Now().Sub(started) > 30*time.Second {
 			attempt = 0
@@ -157,21 +157,26 @@ func (c *Camera) Run(ctx context.Context) {
 	}
 }
 
-// describe turns a session error into a reason a person can act on.
-func describe(err error) string {
+// describe turns a session error into a reason a person can act on, and
+// says whether the camera was offline or the stream broke in flight.
+func describe(err error, streamed bool) (code, reason string) {
+	code = media.StopCameraOffline
+	if streamed {
+		code = media.StopNetwork
+	}
 	if err == nil {
-		return "stream ended"
+		return code, "stream ended"
 	}
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no route to host"), strings.Contains(msg, "i/o timeout") && strings.Contains(msg, "dial"):
-		return "camera unreachable: " + msg
+		return media.StopCameraOffline, "camera unreachable: " + msg
 	case strings.Contains(msg, "401"), strings.Contains(msg, "Unauthorized"):
-		return "camera refused the credentials (check user and password in the camera URL): " + msg
+		return media.StopCameraOffline, "camera refused the credentials (check user and password in the camera URL): " + msg
 	case strings.Contains(msg, "404"):
-		return "camera has no stream at this path (check the URL): " + msg
+		return media.StopCameraOffline, "camera has no stream at this path (check the URL): " + msg
 	}
-	return msg
+	return code, msg
 }
 
 var errUnsupported = errors.New("unsupported stream")
@@ -351,16 +356,17 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 		d.anchorPTS, d.anchor = handed, now // slow drift of the camera's clock: re-anchor
 	}
 	d.lastPTS, d.lastArrival = handed, now
-	// One buffer per access unit: consumers keep it after this returns.
-	buf := make([]byte, 0, size)
+	// No copy: gortsplib v5 gives every received packet its own buffer (TCP:
+	// InterleavedFrame.Unmarshal; UDP: a new buffer per datagram) and joins
+	// fragmented NAL units into a new one, so consumers may keep these
+	// slices. Capacities are clipped so no consumer can append into a
+	// neighbour. (Checked again on every gortsplib upgrade: see DESIGN.md.)
 	nalus := make([][]byte, 0, n)
 	for _, nalu := range au {
 		if len(nalu) == 0 || h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter {
 			continue
 		}
-		start := len(buf)
-		buf = append(buf, nalu...)
-		nalus = append(nalus, buf[start:len(buf):len(buf)])
+		nalus = append(nalus, nalu[:len(nalu):len(nalu)])
 	}
 	ptsDur := ticksToDur(handed)
 	wall := d.anchor.Add(ticksToDur(handed - d.anchorPTS))

@@ -114,3 +114,35 @@ func (f *Fanout) each(fn func(Consumer)) {
 		fn(c)
 	}
 }
+
+// Why a camera's stream stopped: OnStop's reason starts with one of these
+// codes, then ": " and a detail a person can act on.
+const (
+	StopCameraOffline = "camera_offline" // unreachable, refused us, or no such stream
+	StopNetwork       = "network"        // the stream broke while it was flowing
+	StopNodeDown      = "node_down"      // the node stopped
+)
+
+// StopReason joins a stop code and its detail.
+func StopReason(code, detail string) string { return code + ": " + detail }
+
+// SplitReason splits "code: detail"; a reason without a known code is
+// (unknown, whole string).
+func SplitReason(r string, known ...string) (code, detail string) {
+	for _, k := range known {
+		if len(r) > len(k)+1 && r[:len(k)] == k && r[len(k)] == ':' {
+			return k, trimSpace(r[len(k)+1:])
+		}
+		if r == k {
+			return k, ""
+		}
+	}
+	return "", r
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	return s
+}

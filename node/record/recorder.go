@@ -32,13 +32,6 @@ type fileMeta struct {
 	StartNs int64  `json:"start_ns"`
 }
 
-// openFile is a segment file being written. closed files were fsynced by
-// the writer before closing.
-type openFile struct {
-	f      *os.File
-	closed bool
-}
-
 type event struct {
 	at     time.Time
 	reason string
@@ -49,7 +42,7 @@ type pending struct {
 	segments  []*segment
 	fragments []fragment
 	events    []event
-	files     map[*openFile]bool
+	files     map[*segFile]bool
 	openSeg   *segment
 	mu        *sync.Mutex // the recorder's file lock, held while fsyncing
 }
@@ -58,43 +51,72 @@ func (p *pending) empty() bool {
 	return len(p.segments) == 0 && len(p.fragments) == 0 && len(p.events) == 0
 }
 
-// sync fdatasyncs every file written since the last sync.
-func (p *pending) sync() error {
+// sync fdatasyncs every file written since the last sync and returns the
+// segments whose bytes cannot be trusted because an fsync on them failed
+// (now or when the writer closed them). After a failed fsync the kernel may
+// have dropped the dirty pages and a later fsync can report success, so a
+// failed segment stays failed.
+func (p *pending) sync() map[uint64]error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for of := range p.files {
-		if of.closed {
-			continue
+	var bad map[uint64]error
+	for f := range p.files {
+		if f.failed == nil && !f.closed {
+			if err := f.sync(); err != nil {
+				f.failed = err
+				f.bad.Store(true)
+			}
 		}
-		if err := of.f.Sync(); err != nil {
-			return err
+		if f.failed != nil {
+			if bad == nil {
+				bad = map[uint64]error{}
+			}
+			bad[f.segID] = f.failed
 		}
 	}
-	return nil
+	return bad
 }
 
-// dropOpenSegment forgets the fragments of the open segment (their bytes are
-// not known to be durable) and records the segment as abandoned.
-func (p *pending) dropOpenSegment() {
-	if p.openSeg == nil {
-		return
-	}
+// abandon forgets the fragments of failed segments written since the last
+// sync (their bytes are not known to be durable), records the segments as
+// abandoned, and records why footage is missing.
+func (p *pending) abandon(bad map[uint64]error) {
 	kept := p.fragments[:0]
+	gapAt := map[uint64]time.Time{}
 	for _, f := range p.fragments {
-		if f.Segment != p.openSeg.ID {
+		if _, ok := bad[f.Segment]; !ok {
 			kept = append(kept, f)
+		} else if _, seen := gapAt[f.Segment]; !seen {
+			gapAt[f.Segment] = f.start()
 		}
 	}
 	p.fragments = kept
-	s := *p.openSeg
-	s.Status = SegAbandoned
-	p.segments = append(p.segments, &s)
+	found := map[uint64]bool{}
+	for _, s := range p.segments {
+		if _, ok := bad[s.ID]; ok {
+			s.Status = SegAbandoned
+			found[s.ID] = true
+		}
+	}
+	if p.openSeg != nil && !found[p.openSeg.ID] {
+		if _, ok := bad[p.openSeg.ID]; ok {
+			s := *p.openSeg
+			s.Status = SegAbandoned
+			p.segments = append(p.segments, &s)
+		}
+	}
+	for id, err := range bad {
+		if at, ok := gapAt[id]; ok {
+			p.events = append(p.events, event{at: at, reason: ReasonWriteFailed + ": fsync failed: " + err.Error()})
+		}
+	}
 }
 
 type item struct {
 	au       *media.AccessUnit
 	stop     string
 	shutdown bool
+	barrier  chan struct{} // closed when the writer reaches it (tests)
 }
 
 // Recorder writes one camera's stream. OnAccessUnit never blocks: it queues
@@ -107,12 +129,12 @@ type Recorder struct {
 	done  chan struct{}
 	once  sync.Once
 
-	mu        sync.Mutex // guards the fields below, shared with the sync loop
-	pend      pending
-	track     *media.Track
-	abandonID uint64
-	dropping  bool
-	dropped   int
+	mu       sync.Mutex // guards the fields below, shared with the sync loop
+	pend     pending
+	track    *media.Track
+	openSeg  *segment // a copy of the open segment's record, for the sync loop
+	dropping bool
+	dropped  int
 
 	fileMu sync.Mutex // held while fsyncing or closing files
 
@@ -121,14 +143,17 @@ type Recorder struct {
 	curTrack  *media.Track
 	frag      []*media.AccessUnit
 	seq       uint32
-	buf       seekablebuffer.Buffer
+	durs      []uint32
 	firstSeg  bool
+	openErr   bool          // a failed segment open was reported (once per outage)
+	lastWall  time.Time     // wall time of the last frame written
+	lastPTS   time.Duration // its PTS
 	lastDurNs int64
 }
 
 type openSegment struct {
 	seg     *segment
-	file    *openFile
+	file    *segFile
 	basePTS time.Duration
 	offset  int64
 }
@@ -136,7 +161,7 @@ type openSegment struct {
 func newRecorder(s *Store, cam string) *Recorder {
 	r := &Recorder{s: s, cam: cam, log: s.log.With("camera", cam), queue: make(chan item, s.opts.QueueFrames),
 		done: make(chan struct{}), firstSeg: true, lastDurNs: int64(time.Second / 15)}
-	r.pend.files = map[*openFile]bool{}
+	r.pend.files = map[*segFile]bool{}
 	r.pend.mu = &r.fileMu
 	return r
 }
@@ -201,24 +226,20 @@ func (r *Recorder) takePending() pending {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.pend
-	if r.cur != nil {
-		s := *r.cur.seg
+	if r.openSeg != nil {
+		s := *r.openSeg
 		p.openSeg = &s
 	}
-	r.pend = pending{files: map[*openFile]bool{}, mu: &r.fileMu}
+	r.pend = pending{files: map[*segFile]bool{}, mu: &r.fileMu}
 	return p
-}
-
-func (r *Recorder) abandon(segID uint64) {
-	r.mu.Lock()
-	r.abandonID = segID
-	r.mu.Unlock()
 }
 
 func (r *Recorder) run() {
 	defer close(r.done)
 	for it := range r.queue {
 		switch {
+		case it.barrier != nil:
+			close(it.barrier)
 		case it.shutdown:
 			r.flush(0)
 			r.closeSegment()
@@ -239,22 +260,40 @@ func (r *Recorder) run() {
 	}
 }
 
+// clockStep is how far wall time may run away from media time between two
+// frames before the recorder calls it a step of the node's clock.
+const clockStep = time.Second
+
 func (r *Recorder) write(au *media.AccessUnit) {
 	r.mu.Lock()
-	track, abandon := r.track, r.abandonID
+	track := r.track
 	r.mu.Unlock()
-	if r.cur != nil && r.cur.seg.ID == abandon {
+	if r.cur != nil && r.cur.file.bad.Load() {
+		// The sync loop saw an fsync of this segment fail and abandoned it:
+		// start a new segment (and file) at the next keyframe.
 		r.frag = r.frag[:0]
-		r.closeFile()
-		r.cur = nil
+		r.closeSegment()
 	}
 	if track == nil {
 		return
 	}
-	if r.curTrack != nil && (string(track.SPS) != string(r.curTrack.SPS) || string(track.PPS) != string(r.curTrack.PPS)) {
+	if r.curTrack != nil && (string(track.SPS) != string(r.curTrack.SPS) || string(track.PPS) != string(r.curTrack.PPS) || string(track.VPS) != string(r.curTrack.VPS)) {
 		// New parameter sets need a new init: end the segment here.
 		r.flush(au.PTS)
 		r.closeSegment()
+	}
+	if r.cur != nil && !r.lastWall.IsZero() {
+		if step := au.Wall.Sub(r.lastWall) - (au.PTS - r.lastPTS); step > clockStep || step < -clockStep {
+			// The node's clock stepped (the ingest re-anchored wall time).
+			// A segment's frames must follow one clock: end it, and say why
+			// the timeline jumps.
+			at := r.lastWall
+			r.flush(0)
+			r.closeSegment()
+			r.mu.Lock()
+			r.pend.events = append(r.pend.events, event{at: at, reason: ReasonClockStep + ": wall clock stepped by " + step.Round(time.Millisecond).String()})
+			r.mu.Unlock()
+		}
 	}
 	if r.cur == nil && !au.Key {
 		return // a segment starts at a keyframe
@@ -270,11 +309,28 @@ func (r *Recorder) write(au *media.AccessUnit) {
 	}
 	if r.cur == nil {
 		if err := r.openSegment(track, au); err != nil {
-			r.log.Error("cannot open a segment file; frames are not recorded until this is fixed", "err", err)
+			r.openFailed(au, err)
 			return
 		}
 	}
 	r.frag = append(r.frag, au)
+	r.lastWall, r.lastPTS = au.Wall, au.PTS
+}
+
+// openFailed records why a segment could not be opened, once per outage.
+func (r *Recorder) openFailed(au *media.AccessUnit, err error) {
+	if r.openErr {
+		return
+	}
+	r.openErr = true
+	reason := ReasonWriteFailed + ": cannot create a segment file: " + err.Error()
+	if errors.Is(err, syscall.ENOSPC) {
+		reason = ReasonDiskFull + ": " + err.Error()
+	}
+	r.log.Error("cannot open a segment file; frames are not recorded until this is fixed", "err", err)
+	r.mu.Lock()
+	r.pend.events = append(r.pend.events, event{at: au.Wall, reason: reason})
+	r.mu.Unlock()
 }
 
 // segmentTarget staggers the first segment of each camera so that cameras
@@ -296,8 +352,13 @@ func (r *Recorder) openSegment(t *media.Track, au *media.AccessUnit) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	f, err := createSegFile(path, id)
 	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		_ = f.f.Close()
+		_ = os.Remove(path)
 		return err
 	}
 	// The new file's directory entry must be durable before the index can
@@ -306,37 +367,50 @@ func (r *Recorder) openSegment(t *media.Track, au *media.AccessUnit) error {
 		err = d.Sync()
 		d.Close()
 		if err != nil {
-			f.Close()
-			return fmt.Errorf("fsync of %s: %w", filepath.Dir(path), err)
+			return fail(fmt.Errorf("fsync of %s: %w", filepath.Dir(path), err))
 		}
 	}
 	meta, _ := json.Marshal(fileMeta{Camera: r.cam, Segment: id, StartNs: au.Wall.UnixNano()})
+	codec, err := initCodec(t)
+	if err != nil {
+		return fail(err)
+	}
 	init := fmp4.Init{
-		Tracks:   []*fmp4.InitTrack{{ID: 1, TimeScale: timescale, Codec: &fmp4.CodecH264{SPS: t.SPS, PPS: t.PPS}}},
+		Tracks:   []*fmp4.InitTrack{{ID: 1, TimeScale: timescale, Codec: codec}},
 		UserData: []amp4.IBox{&amp4.Free{Data: append([]byte(selfDescribingPrefix), meta...)}},
 	}
-	r.buf.Reset()
-	if err := init.Marshal(&r.buf); err != nil {
-		f.Close()
-		return err
+	var ib seekablebuffer.Buffer
+	if err := init.Marshal(&ib); err != nil {
+		return fail(err)
 	}
-	n, err := f.Write(r.buf.Bytes())
+	n, err := f.commit(append(f.begin(), ib.Bytes()...))
 	if err != nil {
-		f.Close()
-		return err
+		return fail(err)
 	}
 	seg := &segment{Camera: r.cam, ID: id, File: rel, StartNs: au.Wall.UnixNano(), EndNs: au.Wall.UnixNano(),
 		Bytes: int64(n), InitBytes: int64(n), Status: SegOpen}
-	of := &openFile{f: f}
-	r.cur = &openSegment{seg: seg, file: of, basePTS: au.PTS, offset: int64(n)}
+	r.cur = &openSegment{seg: seg, file: f, basePTS: au.PTS, offset: int64(n)}
 	r.curTrack = t
 	r.seq = 0
+	r.openErr = false
 	r.mu.Lock()
 	s := *seg
 	r.pend.segments = append(r.pend.segments, &s)
-	r.pend.files[of] = true
+	r.pend.files[f] = true
+	r.openSeg = seg
 	r.mu.Unlock()
 	return nil
+}
+
+// initCodec is the init's sample description for a track.
+func initCodec(t *media.Track) (fmp4.Codec, error) {
+	switch t.Codec {
+	case media.CodecH264, "":
+		return &fmp4.CodecH264{SPS: t.SPS, PPS: t.PPS}, nil
+	case media.CodecH265:
+		return &fmp4.CodecH265{VPS: t.VPS, SPS: t.SPS, PPS: t.PPS}, nil
+	}
+	return nil, fmt.Errorf("cannot record codec %q", t.Codec)
 }
 
 // flush writes the buffered frames as one fragment with one write().
@@ -347,7 +421,7 @@ func (r *Recorder) flush(nextPTS time.Duration) {
 		return
 	}
 	first := r.frag[0]
-	samples := make([]*fmp4.Sample, len(r.frag))
+	r.durs = r.durs[:0]
 	var durNs int64
 	for i, au := range r.frag {
 		var d time.Duration
@@ -364,82 +438,65 @@ func (r *Recorder) flush(nextPTS time.Duration) {
 		}
 		r.lastDurNs = int64(d)
 		durNs += int64(d)
-		s, err := fmp4.NewSampleH264(0, au.NALUs)
-		if err != nil {
-			r.log.Error("cannot pack a frame; dropping the fragment", "err", err)
-			r.frag = r.frag[:0]
-			return
-		}
-		s.Duration = uint32((d*timescale + time.Second/2) / time.Second) // rounded: 66.67 ms is 6000 ticks, not 5999
-		s.IsNonSyncSample = !au.Key
-		samples[i] = s
+		r.durs = append(r.durs, uint32((d*timescale+time.Second/2)/time.Second)) // rounded: 66.67 ms is 6000 ticks, not 5999
 	}
 	r.seq++
-	part := fmp4.Part{SequenceNumber: r.seq, Tracks: []*fmp4.PartTrack{{
-		ID: 1, BaseTime: uint64((first.PTS - r.cur.basePTS) * timescale / time.Second), Samples: samples}}}
-	r.buf.Reset()
-	if err := part.Marshal(&r.buf); err != nil {
-		r.log.Error("cannot marshal a fragment", "err", err)
-		r.frag = r.frag[:0]
-		return
+	f := r.cur.file
+	b, err := appendFragment(f.begin(), r.seq, uint64((first.PTS-r.cur.basePTS)*timescale/time.Second), r.frag, r.durs)
+	var n int
+	if err == nil {
+		n, err = f.commit(b)
 	}
-	n, err := r.cur.file.f.Write(r.buf.Bytes())
+	clear(r.frag) // let the frames' buffers go
+	r.frag = r.frag[:0]
 	if err != nil {
-		r.log.Error("segment write failed; abandoning the segment", "err", err, "segment", r.cur.seg.ID)
-		reason := "write failed: " + err.Error()
+		r.log.Error("segment write failed; closing the segment", "err", err, "segment", r.cur.seg.ID)
+		reason := ReasonWriteFailed + ": " + err.Error()
 		if errors.Is(err, syscall.ENOSPC) {
-			reason = "disk full: " + err.Error()
+			reason = ReasonDiskFull + ": " + err.Error()
 		}
-		r.frag = r.frag[:0]
-		r.closeFile()
 		r.mu.Lock()
-		s := *r.cur.seg
-		s.Status = SegAbandoned
-		r.pend.segments = append(r.pend.segments, &s)
 		r.pend.events = append(r.pend.events, event{at: first.Wall, reason: reason})
 		r.mu.Unlock()
-		r.cur = nil
+		r.closeSegment()
 		return
 	}
 	r.s.bw.total.Add(int64(n))
 	fr := fragment{StartNs: first.Wall.UnixNano(), Segment: r.cur.seg.ID, Offset: r.cur.offset, Length: uint32(n), DurNs: durNs, Key: first.Key}
 	r.cur.offset += int64(n)
+	r.mu.Lock()
 	r.cur.seg.Bytes = r.cur.offset
 	r.cur.seg.EndNs = fr.StartNs + durNs
-	r.mu.Lock()
 	r.pend.fragments = append(r.pend.fragments, fr)
-	r.pend.files[r.cur.file] = true
+	r.pend.files[f] = true
 	r.mu.Unlock()
-	r.frag = r.frag[:0]
 }
 
 // closeSegment fsyncs and closes the open segment and records it closed.
+// If the fsync fails the sync loop abandons what it had not indexed yet.
 func (r *Recorder) closeSegment() {
 	if r.cur == nil {
 		return
 	}
-	if err := r.closeFile(); err != nil {
-		r.log.Error("fsync at segment close failed; abandoning its unsynced footage", "err", err)
-		r.abandon(r.cur.seg.ID)
+	f := r.cur.file
+	r.fileMu.Lock()
+	if !f.closed {
+		if err := f.close(); err != nil && f.failed == nil {
+			f.failed = err
+			f.bad.Store(true)
+			r.log.Error("fsync at segment close failed; abandoning its unsynced footage", "err", err, "segment", f.segID)
+		}
+		f.closed = true
 	}
+	r.fileMu.Unlock()
+	r.mu.Lock()
 	s := *r.cur.seg
 	s.Status = SegClosed
-	r.mu.Lock()
 	r.pend.segments = append(r.pend.segments, &s)
+	r.pend.files[f] = true // the sync loop must see a failed close
+	r.openSeg = nil
 	r.mu.Unlock()
 	r.cur = nil
 	r.firstSeg = false
-}
-
-func (r *Recorder) closeFile() error {
-	r.fileMu.Lock()
-	defer r.fileMu.Unlock()
-	of := r.cur.file
-	if of.closed {
-		return nil
-	}
-	err := of.f.Sync()
-	cerr := of.f.Close()
-	of.closed = true
-	return errors.Join(err, cerr)
+	r.lastWall = time.Time{}
 }

@@ -254,7 +254,7 @@ func (s *Store) recoverSegment(seg *segment) error {
 	seg.Bytes, seg.Status = end, SegRecovered
 	_ = b.Set(segmentKey(seg.Camera, seg.ID), encodeSegment(seg), nil)
 	_ = b.Set(orderKey(seg.ID), []byte(seg.Camera), nil)
-	_ = b.Set(eventKey(seg.Camera, time.Unix(0, seg.EndNs)), []byte("node stopped unexpectedly (recovered after restart)"), nil)
+	_ = b.Set(eventKey(seg.Camera, time.Unix(0, seg.EndNs)), []byte(ReasonNodeDown+": the node stopped unexpectedly (power cut or crash); the segment was recovered at restart"), nil)
 	_ = b.Set(keyNextSeg, binary.BigEndian.AppendUint64(nil, s.nextSeg), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +39,8 @@ type Span struct{ Start, End time.Time }
 // Gap is an interval without footage.
 type Gap struct {
 	Start, End time.Time
-	Reason     string
+	Reason     string // one of the Reason* codes
+	Detail     string // what exactly happened, for a person
 }
 
 // Store owns the index and the segment files.
@@ -208,11 +208,12 @@ func (s *Store) syncOnce() {
 		if p.empty() {
 			continue
 		}
-		if err := p.sync(); err != nil {
-			s.log.Error("fsync failed: abandoning the segment; footage since the last sync is not indexed",
-				"camera", r.cam, "segment", p.openSeg.ID, "err", err)
-			r.abandon(p.openSeg.ID)
-			p.dropOpenSegment()
+		if bad := p.sync(); bad != nil {
+			for id, err := range bad {
+				s.log.Error("fsync failed: abandoning the segment; its footage since the last sync is not indexed",
+					"camera", r.cam, "segment", id, "err", err)
+			}
+			p.abandon(bad)
 		}
 		for _, seg := range p.segments {
 			_ = b.Set(segmentKey(r.cam, seg.ID), encodeSegment(seg), nil)
@@ -356,14 +357,16 @@ func (s *Store) Spans(cameraID string, from, to time.Time) ([]Span, []Gap, error
 	cursor := from
 	for _, sp := range spans {
 		if sp.Start.Sub(cursor) > mergeGap {
-			gaps = append(gaps, Gap{Start: cursor, End: sp.Start, Reason: s.gapReason(cameraID, cursor, sp.Start)})
+			code, detail := s.gapReason(cameraID, cursor, sp.Start)
+			gaps = append(gaps, Gap{Start: cursor, End: sp.Start, Reason: code, Detail: detail})
 		}
 		cursor = sp.End
 	}
 	if to.Sub(cursor) > mergeGap && cursor.Before(s.opts.Now()) {
 		end := minTime(to, s.opts.Now())
 		if end.Sub(cursor) > mergeGap {
-			gaps = append(gaps, Gap{Start: cursor, End: end, Reason: s.gapReason(cameraID, cursor, end)})
+			code, detail := s.gapReason(cameraID, cursor, end)
+			gaps = append(gaps, Gap{Start: cursor, End: end, Reason: code, Detail: detail})
 		}
 	}
 	if len(spans) == 0 {
@@ -372,22 +375,19 @@ func (s *Store) Spans(cameraID string, from, to time.Time) ([]Span, []Gap, error
 	return spans, gaps, nil
 }
 
-// gapReason finds the stop event recorded at the start of a gap.
-func (s *Store) gapReason(cam string, start, end time.Time) string {
+// gapReason finds the event recorded at the start of a gap: why the stream
+// stopped, the disk failed or filled, the node went down, or its clock stepped.
+func (s *Store) gapReason(cam string, start, end time.Time) (code, detail string) {
 	lo, hi := camBounds(prefixEvent, cam)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return "not recorded"
+		return ReasonNotRecorded, err.Error()
 	}
 	defer it.Close()
 	if it.SeekGE(eventKey(cam, start.Add(-5*time.Second))) && time.Unix(0, int64(keyUint(it.Key()))).Before(end) {
-		reason := string(it.Value())
-		if strings.HasPrefix(reason, "disk full") || strings.HasPrefix(reason, "write failed") || strings.HasPrefix(reason, "node stopped") {
-			return reason
-		}
-		return "camera offline: " + reason
+		return splitReason(string(it.Value()))
 	}
-	return "not recorded (node not running or camera not configured)"
+	return ReasonNotRecorded, "no event explains it: the node was not running, or the camera was not configured"
 }
 
 func maxTime(a, b time.Time) time.Time {

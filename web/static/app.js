@@ -313,7 +313,8 @@ function renderTimeline(rec) {
   const spans = rec.spans || [];
   const gaps = rec.gaps || [];
   spans.forEach((s) => bar(s.start, s.end, 'span', t('playback.recorded') + ': ' + fmtTime(s.start) + ' – ' + fmtTime(s.end)));
-  gaps.forEach((g) => bar(g.start, g.end, 'gap', t('playback.gap') + ': ' + g.reason));
+  const why = (g) => t('gap.' + g.reason) + (g.detail ? ' (' + g.detail + ')' : '');
+  gaps.forEach((g) => bar(g.start, g.end, 'gap', t('playback.gap') + ': ' + why(g)));
   $('timeline-from').textContent = fmtTime(rec.from);
   $('timeline-to').textContent = fmtTime(rec.to);
   const list = $('gaps');
@@ -325,7 +326,7 @@ function renderTimeline(rec) {
   }
   gaps.forEach((g) => {
     const li = document.createElement('li');
-    li.textContent = t('playback.gap') + ' ' + fmtTime(g.start) + ' – ' + fmtTime(g.end) + ': ' + g.reason;
+    li.textContent = t('playback.gap') + ' ' + fmtTime(g.start) + ' – ' + fmtTime(g.end) + ': ' + why(g);
     list.append(li);
   });
 }

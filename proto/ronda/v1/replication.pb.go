@@ -995,7 +995,11 @@ type Gap struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	StartUnixNano int64                  `protobuf:"varint,1,opt,name=start_unix_nano,json=startUnixNano,proto3" json:"start_unix_nano,omitempty"`
 	EndUnixNano   int64                  `protobuf:"varint,2,opt,name=end_unix_nano,json=endUnixNano,proto3" json:"end_unix_nano,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A stable code: camera_offline, network, node_down, disk_full,
+	// write_failed, clock_step or not_recorded.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// What exactly happened, for a person.
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1047,6 +1051,13 @@ func (x *Gap) GetEndUnixNano() int64 {
 func (x *Gap) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *Gap) GetDetail() string {
+	if x != nil {
+		return x.Detail
 	}
 	return ""
 }
@@ -1274,11 +1285,12 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12$\n" +
 	"\x0efrom_unix_nano\x18\x02 \x01(\x03R\ffromUnixNano\x12 \n" +
 	"\fto_unix_nano\x18\x03 \x01(\x03R\n" +
-	"toUnixNano\"i\n" +
+	"toUnixNano\"\x81\x01\n" +
 	"\x03Gap\x12&\n" +
 	"\x0fstart_unix_nano\x18\x01 \x01(\x03R\rstartUnixNano\x12\"\n" +
 	"\rend_unix_nano\x18\x02 \x01(\x03R\vendUnixNano\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"]\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"]\n" +
 	"\x12RecordingsResponse\x12$\n" +
 	"\x05spans\x18\x01 \x03(\v2\x0e.ronda.v1.SpanR\x05spans\x12!\n" +
 	"\x04gaps\x18\x02 \x03(\v2\r.ronda.v1.GapR\x04gaps\"(\n" +

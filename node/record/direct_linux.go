@@ -1,0 +1,5 @@
+package record
+
+import "syscall"
+
+const oDirect = syscall.O_DIRECT
