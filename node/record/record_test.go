@@ -156,12 +156,23 @@ func TestCrashRecoveryTruncatesTornFragment(t *testing.T) {
 	it.Close()
 	seg.Status = SegOpen
 	_ = db.Set(segmentKey("c1", seg.ID), encodeSegment(seg), pebble.Sync)
-	flo, fhi := camBounds(prefixFragment, "c1")
-	it, _ = db.NewIter(&pebble.IterOptions{LowerBound: flo, UpperBound: fhi})
-	it.Last()
-	lastKey := append([]byte(nil), it.Key()...)
-	it.Close()
-	_ = db.Delete(lastKey, pebble.Sync)
+	// The closed segment's GOP table becomes the per-fragment keys of an
+	// open segment, without the last fragment.
+	tk := tableKey("c1", seg.StartNs)
+	tv, closer, err := db.Get(tk)
+	if err != nil {
+		t.Fatalf("no GOP table for the closed segment: %v", err)
+	}
+	frags, err := decodeTable(nil, tk, tv, seg.InitBytes)
+	closer.Close()
+	if err != nil || len(frags) < 2 {
+		t.Fatalf("table: %d fragments, %v", len(frags), err)
+	}
+	last := frags[len(frags)-1]
+	_ = db.Delete(tk, pebble.Sync)
+	for _, f := range frags[:len(frags)-1] {
+		_ = db.Set(fragmentKey("c1", f.start()), encodeFragment(f), pebble.Sync)
+	}
 	db.Close()
 	path := filepath.Join(dir, "segments", seg.File)
 	before, _ := os.Stat(path)
@@ -183,11 +194,18 @@ func TestCrashRecoveryTruncatesTornFragment(t *testing.T) {
 	if rs.Status != SegRecovered {
 		t.Fatalf("segment status %q, want recovered", rs.Status)
 	}
-	// The un-indexed last fragment was re-indexed from the file.
-	if _, closer, err := st.db.Get(lastKey); err != nil {
-		t.Fatalf("last fragment not re-indexed: %v", err)
+	// The un-indexed last fragment was re-indexed from the file (and the
+	// recovered segment folded into a table again).
+	var got []fragment
+	_ = st.fragments("c1", time.Unix(0, seg.StartNs), time.Unix(0, seg.EndNs+1), func(f fragment) bool { got = append(got, f); return true })
+	g := got[len(got)-1]
+	if len(got) != len(frags) || g.StartNs != last.StartNs || g.Offset != last.Offset || g.Length != last.Length || g.Key != last.Key || absDur(time.Duration(g.DurNs-last.DurNs)) > time.Microsecond {
+		t.Fatalf("after recovery %d fragments (last %+v), want %d (last %+v)", len(got), got[len(got)-1], len(frags), last)
+	}
+	if _, c, err := st.db.Get(tk); err != nil {
+		t.Fatalf("recovered segment not folded into a GOP table: %v", err)
 	} else {
-		closer.Close()
+		c.Close()
 	}
 	raw, _ := os.ReadFile(path)
 	ffmpegCheck(t, raw)

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ type pending struct {
 	fragments []fragment
 	events    []event
 	files     map[*segFile]bool
+	params    map[string][]byte // "p" keys of parameter sets first used
 	openSeg   *segment
 	mu        *sync.Mutex // the recorder's file lock, held while fsyncing
 }
@@ -387,8 +389,9 @@ func (r *Recorder) openSegment(t *media.Track, au *media.AccessUnit) error {
 	if err != nil {
 		return fail(err)
 	}
+	ph, pv := paramsHash(Params{Codec: t.Codec, VPS: t.VPS, SPS: t.SPS, PPS: t.PPS})
 	seg := &segment{Camera: r.cam, ID: id, File: rel, StartNs: au.Wall.UnixNano(), EndNs: au.Wall.UnixNano(),
-		Bytes: int64(n), InitBytes: int64(n), Status: SegOpen}
+		Bytes: int64(n), InitBytes: int64(n), Status: SegOpen, Params: hex.EncodeToString(ph[:])}
 	r.cur = &openSegment{seg: seg, file: f, basePTS: au.PTS, offset: int64(n)}
 	r.curTrack = t
 	r.seq = 0
@@ -397,6 +400,10 @@ func (r *Recorder) openSegment(t *media.Track, au *media.AccessUnit) error {
 	s := *seg
 	r.pend.segments = append(r.pend.segments, &s)
 	r.pend.files[f] = true
+	if r.pend.params == nil {
+		r.pend.params = map[string][]byte{}
+	}
+	r.pend.params[string(paramsKey(ph))] = pv
 	r.openSeg = seg
 	r.mu.Unlock()
 	return nil

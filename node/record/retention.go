@@ -213,6 +213,7 @@ func (s *Store) deleteSegment(seg *segment) error {
 	if err := it.Close(); err != nil {
 		return err
 	}
+	_ = b.Delete(tableKey(seg.Camera, seg.StartNs), nil)
 	_ = b.Delete(segmentKey(seg.Camera, seg.ID), nil)
 	_ = b.Delete(orderKey(seg.ID), nil)
 	if err := b.Commit(pebble.Sync); err != nil {

@@ -117,6 +117,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.compactAll(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.syncLoop() }()
 	go func() { defer s.wg.Done(); s.retentionLoop() }()
@@ -129,6 +133,12 @@ func (s *Store) checkVersion() error {
 		return err
 	}
 	if !ok {
+		return s.db.Set(keyVersion, []byte{schemaVersion}, pebble.Sync)
+	}
+	if len(v) == 1 && v[0] == 1 {
+		// Version 1 had no GOP tables: Open folds closed segments
+		// (compactAll) before anything reads the index.
+		s.log.Info("upgrading the recording index from schema 1 to 2 (GOP tables)")
 		return s.db.Set(keyVersion, []byte{schemaVersion}, pebble.Sync)
 	}
 	if len(v) != 1 || v[0] != schemaVersion {
@@ -203,6 +213,7 @@ func (s *Store) syncOnce() {
 		start, end time.Time
 	}
 	var covers []cover
+	var closed []*segment
 	for _, r := range recs {
 		p := r.takePending()
 		if p.empty() {
@@ -218,6 +229,12 @@ func (s *Store) syncOnce() {
 		for _, seg := range p.segments {
 			_ = b.Set(segmentKey(r.cam, seg.ID), encodeSegment(seg), nil)
 			_ = b.Set(orderKey(seg.ID), []byte(r.cam), nil)
+			if seg.Status != SegOpen {
+				closed = append(closed, seg)
+			}
+		}
+		for k, v := range p.params {
+			_ = b.Set([]byte(k), v, nil)
 		}
 		for _, f := range p.fragments {
 			_ = b.Set(fragmentKey(r.cam, f.start()), encodeFragment(f), nil)
@@ -233,6 +250,11 @@ func (s *Store) syncOnce() {
 	if err := b.Commit(pebble.Sync); err != nil {
 		s.log.Error("index commit failed; footage of this interval is on disk but not indexed (recovery adopts it at restart)", "err", err)
 		return
+	}
+	for _, seg := range closed {
+		if err := s.compact(seg); err != nil {
+			s.log.Error("could not fold a closed segment's GOPs into a table (retried at restart)", "segment", seg.ID, "err", err)
+		}
 	}
 	s.mu.Lock()
 	subs := append([]func(string, time.Time, time.Time){}, s.subs...)
@@ -259,77 +281,6 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.syncOnce()
 	return s.db.Close()
-}
-
-// RecordedUntil is the end of the newest durable footage of a camera.
-func (s *Store) RecordedUntil(cameraID string) (time.Time, bool) {
-	lo, hi := camBounds(prefixFragment, cameraID)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return time.Time{}, false
-	}
-	defer it.Close()
-	if !it.Last() {
-		return time.Time{}, false
-	}
-	f, err := decodeFragment(it.Key(), it.Value())
-	if err != nil {
-		return time.Time{}, false
-	}
-	return f.end(), true
-}
-
-// fragments iterates the camera's fragments that overlap [from,to), in time order.
-func (s *Store) fragments(cam string, from, to time.Time, fn func(fragment) bool) error {
-	lo, hi := camBounds(prefixFragment, cam)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	// Start at the fragment that contains from (the last one starting at or before it).
-	ok := it.SeekLT(fragmentKey(cam, from.Add(time.Nanosecond)))
-	if !ok {
-		ok = it.First()
-	}
-	for ; ok; ok = it.Next() {
-		f, err := decodeFragment(it.Key(), it.Value())
-		if err != nil {
-			return err
-		}
-		if !f.start().Before(to) {
-			break
-		}
-		if !f.end().After(from) {
-			continue
-		}
-		if !fn(f) {
-			break
-		}
-	}
-	return it.Error()
-}
-
-// keyframeAtOrBefore returns the start of the last keyframe fragment that
-// starts at or before t (however long the camera's GOP), or t itself if
-// there is none: playback and export start there.
-func (s *Store) keyframeAtOrBefore(cam string, t time.Time) time.Time {
-	lo, hi := camBounds(prefixFragment, cam)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return t
-	}
-	defer it.Close()
-	for ok := it.SeekLT(fragmentKey(cam, t.Add(time.Nanosecond))); ok; ok = it.Prev() {
-		f, err := decodeFragment(it.Key(), it.Value())
-		if err != nil {
-			return t
-		}
-		if f.Key {
-			return f.start()
-		}
-	}
-	return t
 }
 
 // mergeGap: fragments closer than this are one span.
