@@ -126,6 +126,8 @@ type Backend interface {
 	// before anything was written becomes a JSON error response.
 	Playback(ctx context.Context, w io.Writer, cameraID string, from, to time.Time, user string) error
 	// Whep answers a WHEP offer; sessionID names the session for DELETE.
+	// (A Backend that also implements RangePlayback serves media.mp4 with
+	// a known length and HTTP Range.)
 	Whep(ctx context.Context, cameraID, offerSDP, user string) (answerSDP, sessionID string, err error)
 	WhepDelete(ctx context.Context, sessionID string) error
 	// Cluster describes the hub's Raft cluster (ErrNotFound on a node).
@@ -141,4 +143,27 @@ type Backend interface {
 type Authenticator interface {
 	Login(user, password string) (token string, claims auth.Claims, err error)
 	Verify(token string) (auth.Claims, error)
+}
+
+// PlaybackMedia is a planned playback whose length is known before the
+// first byte: media.mp4 serves it with Content-Length and HTTP Range.
+type PlaybackMedia interface {
+	io.ReadSeeker
+	io.Closer
+	// Info is what the file shows: the actual range, and why it ends early
+	// or how many gaps it holds. It becomes X-Ronda-* response headers.
+	Info() PlaybackInfo
+}
+
+// PlaybackInfo describes a planned playback.
+type PlaybackInfo struct {
+	From, To     time.Time
+	KeyframeFrom time.Time // where decoding starts (an edit list skips to From)
+	Gaps         int
+	Truncated    string
+}
+
+// RangePlayback is implemented by backends that can plan playbacks (nodes).
+type RangePlayback interface {
+	OpenPlayback(ctx context.Context, cameraID string, from, to time.Time, user string) (PlaybackMedia, error)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -302,6 +303,28 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 	from, to, err := timeRange(r, MaxPlaybackRange)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if rp, ok := s.opts.Backend.(RangePlayback); ok {
+		m, err := rp.OpenPlayback(r.Context(), id, from, to, userOf(r.Context()).user)
+		s.audit(r, "playback", id, from, to, err)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		defer m.Close()
+		info := m.Info()
+		h := w.Header()
+		h.Set("Content-Type", "video/mp4")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Ronda-From", info.From.UTC().Format(time.RFC3339Nano))
+		h.Set("X-Ronda-To", info.To.UTC().Format(time.RFC3339Nano))
+		h.Set("X-Ronda-Keyframe-From", info.KeyframeFrom.UTC().Format(time.RFC3339Nano))
+		h.Set("X-Ronda-Gaps", strconv.Itoa(info.Gaps))
+		if info.Truncated != "" {
+			h.Set("X-Ronda-Truncated", info.Truncated)
+		}
+		http.ServeContent(w, r, "", time.Time{}, m)
 		return
 	}
 	fw := &firstWrite{w: w}

@@ -93,6 +93,27 @@ func (b *backend) Playback(ctx context.Context, w io.Writer, id string, from, to
 	return err
 }
 
+// OpenPlayback plans a playback with a known length (HTTP Range).
+func (b *backend) OpenPlayback(ctx context.Context, id string, from, to time.Time, user string) (api.PlaybackMedia, error) {
+	if _, err := b.camera(id); err != nil {
+		return nil, err
+	}
+	m, err := b.n.store.OpenPlayback(id, from, to)
+	if errors.Is(err, record.ErrNoRecordings) {
+		return nil, fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return playbackMedia{m}, nil
+}
+
+type playbackMedia struct{ *record.Media }
+
+func (m playbackMedia) Info() api.PlaybackInfo {
+	return api.PlaybackInfo{From: m.From, To: m.To, KeyframeFrom: m.KeyframeFrom, Gaps: m.Gaps, Truncated: m.Truncated}
+}
+
 func (b *backend) Whep(ctx context.Context, id, offer, user string) (string, string, error) {
 	if _, err := b.camera(id); err != nil {
 		return "", "", err

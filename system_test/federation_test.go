@@ -8,12 +8,15 @@ package system_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,6 +239,44 @@ func checkMedia(t *testing.T, c *demo.Client, camera string) {
 	}
 }
 
+// checkMediaRange: a node knows media.mp4's length up front, so a player
+// can seek with HTTP Range: a byte range is those bytes of the whole file.
+func checkMediaRange(t *testing.T, c *demo.Client, camera string) {
+	t.Helper()
+	to := time.Now().Add(-3 * time.Second).Truncate(time.Millisecond)
+	from := to.Add(-10*time.Second - 300*time.Millisecond)
+	get := func(rng string) (*http.Response, []byte) {
+		u := c.Base + "/api/v1/cameras/" + camera + "/media.mp4?from=" + from.UTC().Format(time.RFC3339Nano) + "&to=" + to.UTC().Format(time.RFC3339Nano)
+		req, _ := http.NewRequestWithContext(ctx(t), "GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	resp, whole := get("")
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(whole)) || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Fatalf("media.mp4: status %d, Content-Length %d for %d bytes, Accept-Ranges %q", resp.StatusCode, resp.ContentLength, len(whole), resp.Header.Get("Accept-Ranges"))
+	}
+	if got := resp.Header.Get("X-Ronda-From"); got != from.UTC().Format(time.RFC3339Nano) {
+		t.Fatalf("X-Ronda-From %q, want the exact from %s", got, from.UTC().Format(time.RFC3339Nano))
+	}
+	resp, part := get("bytes=1000-200999")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, whole[1000:200000+1000]) {
+		t.Fatalf("Range bytes=1000-200999: status %d, %d bytes, same as the whole file's: %v", resp.StatusCode, len(part), bytes.Equal(part, whole[1000:min(len(whole), 201000)]))
+	}
+	t.Logf("media.mp4 %s via %s: %d bytes with Content-Length, Range answered 206", camera, c.Base, len(whole))
+}
+
 // checkWhep sends a real WebRTC offer (pion) and expects a 201 answer.
 func checkWhep(t *testing.T, c *demo.Client, camera string) {
 	t.Helper()
@@ -391,6 +432,7 @@ func TestFederation(t *testing.T) {
 				}
 			}
 			checkMedia(t, c, cams[0].ID)
+			checkMediaRange(t, c, cams[0].ID)
 			checkWhep(t, c, cams[1].ID)
 			// A camera of another kelurahan is not served here.
 			for _, other := range m.Cameras {

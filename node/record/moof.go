@@ -10,21 +10,44 @@ import (
 
 // appendFragment appends one fragment (moof+mdat) of the given frames to
 // b, the samples in AVCC/HVCC form (4-byte lengths) straight from the
-// frames' NAL units: no intermediate sample objects, no second copy. The
-// layout is what ISO/IEC 14496-12 readers expect and what mediacommon's
-// fmp4 writes: mfhd; traf with tfhd (default-base-is-moof), tfdt (v1) and
-// trun (v1: data offset, duration, size and flags per sample).
-func appendFragment(b []byte, seq uint32, baseTime uint64, aus []*media.AccessUnit, durs []uint32) ([]byte, error) {
+// frames' NAL units: no intermediate sample objects, no second copy.
+// entries carries each frame's duration in; sizes and flags are filled in
+// (it is scratch space the caller reuses).
+func appendFragment(b []byte, seq uint32, baseTime uint64, aus []*media.AccessUnit, entries []sampleEntry) ([]byte, error) {
 	mdatLen := 8
-	for _, au := range aus {
+	for i, au := range aus {
+		size := 0
 		for _, n := range au.NALUs {
-			mdatLen += 4 + len(n)
+			size += 4 + len(n)
+		}
+		mdatLen += size
+		entries[i].size = uint32(size)
+		entries[i].flags = 0
+		if !au.Key {
+			entries[i].flags = 1 << 16 // sample_is_non_sync_sample
 		}
 	}
 	if mdatLen > math.MaxUint32 {
 		return b, fmt.Errorf("fragment of %d bytes is too large", mdatLen)
 	}
-	trunLen := 8 + 4 + 4 + 4 + 12*len(aus)
+	b = appendMoof(b, seq, baseTime, entries[:len(aus)])
+	b = box(b, mdatLen, "mdat")
+	for _, au := range aus {
+		for _, n := range au.NALUs {
+			b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
+			b = append(b, n...)
+		}
+	}
+	return b, nil
+}
+
+// appendMoof appends a moof for one track whose samples follow in the next
+// box (an mdat with an 8-byte header). The layout is what ISO/IEC 14496-12
+// readers expect and what mediacommon's fmp4 writes: mfhd; traf with tfhd
+// (default-base-is-moof), tfdt (v1) and trun (v1: data offset, duration,
+// size and flags per sample).
+func appendMoof(b []byte, seq uint32, baseTime uint64, samples []sampleEntry) []byte {
+	trunLen := 8 + 4 + 4 + 4 + 12*len(samples)
 	trafLen := 8 + 16 + 20 + trunLen
 	moofLen := 8 + 16 + trafLen
 
@@ -41,29 +64,14 @@ func appendFragment(b []byte, seq uint32, baseTime uint64, aus []*media.AccessUn
 	b = binary.BigEndian.AppendUint64(b, baseTime)
 	b = box(b, trunLen, "trun")
 	b = binary.BigEndian.AppendUint32(b, 1<<24|0x000701) // v1; data offset, duration, size, flags
-	b = binary.BigEndian.AppendUint32(b, uint32(len(aus)))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(samples)))
 	b = binary.BigEndian.AppendUint32(b, uint32(moofLen+8))
-	for i, au := range aus {
-		size := 0
-		for _, n := range au.NALUs {
-			size += 4 + len(n)
-		}
-		var flags uint32
-		if !au.Key {
-			flags = 1 << 16 // sample_is_non_sync_sample
-		}
-		b = binary.BigEndian.AppendUint32(b, durs[i])
-		b = binary.BigEndian.AppendUint32(b, uint32(size))
-		b = binary.BigEndian.AppendUint32(b, flags)
+	for _, e := range samples {
+		b = binary.BigEndian.AppendUint32(b, e.dur)
+		b = binary.BigEndian.AppendUint32(b, e.size)
+		b = binary.BigEndian.AppendUint32(b, e.flags)
 	}
-	b = box(b, mdatLen, "mdat")
-	for _, au := range aus {
-		for _, n := range au.NALUs {
-			b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
-			b = append(b, n...)
-		}
-	}
-	return b, nil
+	return b
 }
 
 func box(b []byte, size int, typ string) []byte {

@@ -145,7 +145,7 @@ type Recorder struct {
 	curTrack  *media.Track
 	frag      []*media.AccessUnit
 	seq       uint32
-	durs      []uint32
+	entries   []sampleEntry
 	firstSeg  bool
 	openErr   bool          // a failed segment open was reported (once per outage)
 	lastWall  time.Time     // wall time of the last frame written
@@ -428,7 +428,7 @@ func (r *Recorder) flush(nextPTS time.Duration) {
 		return
 	}
 	first := r.frag[0]
-	r.durs = r.durs[:0]
+	r.entries = r.entries[:0]
 	var durNs int64
 	for i, au := range r.frag {
 		var d time.Duration
@@ -445,11 +445,11 @@ func (r *Recorder) flush(nextPTS time.Duration) {
 		}
 		r.lastDurNs = int64(d)
 		durNs += int64(d)
-		r.durs = append(r.durs, uint32((d*timescale+time.Second/2)/time.Second)) // rounded: 66.67 ms is 6000 ticks, not 5999
+		r.entries = append(r.entries, sampleEntry{dur: uint32((d*timescale + time.Second/2) / time.Second)}) // rounded: 66.67 ms is 6000 ticks, not 5999
 	}
 	r.seq++
 	f := r.cur.file
-	b, err := appendFragment(f.begin(), r.seq, uint64((first.PTS-r.cur.basePTS)*timescale/time.Second), r.frag, r.durs)
+	b, err := appendFragment(f.begin(), r.seq, uint64((first.PTS-r.cur.basePTS)*timescale/time.Second), r.frag, r.entries)
 	var n int
 	if err == nil {
 		n, err = f.commit(b)

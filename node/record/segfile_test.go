@@ -63,7 +63,8 @@ func TestAppendFragmentParses(t *testing.T) {
 		{NALUs: [][]byte{{0x41, 7}}},
 	}
 	durs := []uint32{6000, 6000, 3003}
-	b, err := appendFragment([]byte("prefix"), 7, 123456789012, aus, durs)
+	entries := []sampleEntry{{dur: durs[0]}, {dur: durs[1]}, {dur: durs[2]}}
+	b, err := appendFragment([]byte("prefix"), 7, 123456789012, aus, entries)
 	if err != nil {
 		t.Fatal(err)
 	}
