@@ -167,3 +167,36 @@ type PlaybackInfo struct {
 type RangePlayback interface {
 	OpenPlayback(ctx context.Context, cameraID string, from, to time.Time, user string) (PlaybackMedia, error)
 }
+
+// Hold keeps a camera's footage in [From, To) from being deleted by
+// retention until Expires (zero: until released).
+type Hold struct {
+	ID        string    `json:"id"`
+	CameraID  string    `json:"camera"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Reason    string    `json:"reason"`
+	Expires   time.Time `json:"expires,omitzero"`
+	Created   time.Time `json:"created"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	// Active is false once Expires has passed (the footage may go).
+	Active bool `json:"active"`
+}
+
+// HoldRequest is the body of POST /api/v1/cameras/{id}/holds.
+type HoldRequest struct {
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Reason  string    `json:"reason"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// MaxHoldRange bounds one hold (longer ones are several holds, on purpose).
+const MaxHoldRange = 31 * 24 * time.Hour
+
+// HoldStore is implemented by backends that keep footage (nodes).
+type HoldStore interface {
+	PutHold(ctx context.Context, cameraID string, req HoldRequest, user string) (Hold, error)
+	Holds(ctx context.Context, cameraID string) ([]Hold, error)
+	DeleteHold(ctx context.Context, cameraID, holdID string) error
+}

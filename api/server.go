@@ -81,6 +81,9 @@ func New(opts Options) *Server {
 	s.handle("GET /api/v1/cameras/{id}/completeness", s.completeness, true)
 	s.handle("POST /api/v1/cameras/{id}/whep", s.whep, true)
 	s.handle("DELETE /api/v1/whep/{session}", s.whepDelete, true)
+	s.handle("GET /api/v1/cameras/{id}/holds", s.holds, true)
+	s.handle("POST /api/v1/cameras/{id}/holds", s.putHold, true)
+	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
 	s.handle("POST /api/v1/exports", s.createExport, true)
 	s.handle("GET /api/v1/exports", s.exports, true)
@@ -439,6 +442,76 @@ func (s *Server) exportPart(part string) func(http.ResponseWriter, *http.Request
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeContent(w, r, name, mod, f)
 	}
+}
+
+func (s *Server) holdStore() (HoldStore, error) {
+	hs, ok := s.opts.Backend.(HoldStore)
+	if !ok {
+		by, _ := s.opts.Backend.Identity()
+		return nil, fmt.Errorf("%w: holds are kept by the node that records the camera; this %s does not take them yet (place the hold at the node)", ErrNotFound, by)
+	}
+	return hs, nil
+}
+
+func (s *Server) holds(w http.ResponseWriter, r *http.Request) {
+	hs, err := s.holdStore()
+	var list []Hold
+	if err == nil {
+		list, err = hs.Holds(r.Context(), r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if list == nil {
+		list = []Hold{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"holds": list})
+}
+
+func (s *Server) putHold(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req HoldRequest
+	err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("%w: send JSON {\"from\", \"to\" (RFC 3339), \"reason\", optional \"expires\"}: %v", ErrBadRequest, err)
+	case req.From.IsZero() || req.To.IsZero() || !req.To.After(req.From):
+		err = fmt.Errorf("%w: 'from' and 'to' are required RFC 3339 times with to after from", ErrBadRequest)
+	case req.To.Sub(req.From) > MaxHoldRange:
+		err = fmt.Errorf("%w: a hold covers at most %s; place several", ErrBadRequest, MaxHoldRange)
+	case strings.TrimSpace(req.Reason) == "":
+		err = fmt.Errorf("%w: 'reason' is required: say why the footage must be kept (a case or report number)", ErrBadRequest)
+	case !req.Expires.IsZero() && !req.Expires.After(s.opts.Now()):
+		err = fmt.Errorf("%w: 'expires' (%s) is already past; leave it out to hold until released", ErrBadRequest, req.Expires.Format(time.RFC3339))
+	}
+	var h Hold
+	if err == nil {
+		var hs HoldStore
+		if hs, err = s.holdStore(); err == nil {
+			h, err = hs.PutHold(r.Context(), id, req, userOf(r.Context()).user)
+		}
+	}
+	s.audit(r, "hold", id, req.From, req.To, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, h)
+}
+
+func (s *Server) deleteHold(w http.ResponseWriter, r *http.Request) {
+	id, hold := r.PathValue("id"), r.PathValue("hold")
+	hs, err := s.holdStore()
+	if err == nil {
+		err = hs.DeleteHold(r.Context(), id, hold)
+	}
+	s.audit(r, "release-hold "+hold, id, time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // HourCompleteness is one hour of a camera: seconds recorded of seconds expected.

@@ -58,6 +58,19 @@ func (fakeBackend) OpenExport(_ context.Context, id, part string) (io.ReadSeekCl
 	return nopCloser{strings.NewReader("0123456789")}, "e1.mp4", time.Unix(0, 0), nil
 }
 
+func (fakeBackend) PutHold(_ context.Context, id string, req HoldRequest, user string) (Hold, error) {
+	return Hold{ID: "7", CameraID: id, From: req.From, To: req.To, Reason: req.Reason, CreatedBy: user, Active: true}, nil
+}
+func (fakeBackend) Holds(_ context.Context, id string) ([]Hold, error) {
+	return []Hold{{ID: "7", CameraID: id, Reason: "JAKI-7", Active: true}}, nil
+}
+func (fakeBackend) DeleteHold(_ context.Context, id, hold string) error {
+	if hold != "7" {
+		return fmt.Errorf("%w: no hold %s", ErrNotFound, hold)
+	}
+	return nil
+}
+
 type nopCloser struct{ io.ReadSeeker }
 
 func (nopCloser) Close() error { return nil }
@@ -122,6 +135,14 @@ func TestAPI(t *testing.T) {
 		{"exports", "GET", "/api/v1/exports", "", "", token, 200, `"id": "e1"`},
 		{"export file", "GET", "/api/v1/exports/e1/file.mp4", "", "", token, 200, "0123456789"},
 		{"export unknown", "GET", "/api/v1/exports/nope/manifest.json", "", "", token, 404, "no export"},
+		{"hold", "POST", cam + "/holds", `{"from":"2026-11-22T10:00:00Z","to":"2026-11-22T10:30:00Z","reason":"JAKI-7"}`, "application/json", token, 201, `"created_by": "op"`},
+		{"hold without reason", "POST", cam + "/holds", `{"from":"2026-11-22T10:00:00Z","to":"2026-11-22T10:30:00Z"}`, "application/json", token, 400, "'reason' is required"},
+		{"hold already expired", "POST", cam + "/holds", `{"from":"2026-11-22T10:00:00Z","to":"2026-11-22T10:30:00Z","reason":"x","expires":"2001-01-01T00:00:00Z"}`, "application/json", token, 400, "already past"},
+		{"hold backwards", "POST", cam + "/holds", `{"from":"2026-11-22T11:00:00Z","to":"2026-11-22T10:30:00Z","reason":"x"}`, "application/json", token, 400, "to after from"},
+		{"hold malformed", "POST", cam + "/holds", `{"from":`, "application/json", token, 400, "send JSON"},
+		{"holds", "GET", cam + "/holds", "", "", token, 200, `"reason": "JAKI-7"`},
+		{"release hold", "DELETE", cam + "/holds/7", "", "", token, 204, ""},
+		{"release unknown hold", "DELETE", cam + "/holds/8", "", "", token, 404, "no hold"},
 		{"completeness", "GET", cam + "/completeness?from=2026-11-22T10:00:00Z&to=2026-11-22T12:00:00Z", "", "", token, 200, `"ratio"`},
 		{"healthz", "GET", "/healthz", "", "", "", 200, "ok"},
 		{"metrics", "GET", "/metrics", "", "", "", 200, "ronda_api_requests_total"},
@@ -156,7 +177,7 @@ func TestAPI(t *testing.T) {
 	for _, a := range *audits {
 		actions[a.Action]++
 	}
-	if actions["login"] < 2 || actions["playback"] < 2 || actions["live"] < 2 || actions["export"] < 3 || actions["download-file"] < 1 {
+	if actions["login"] < 2 || actions["playback"] < 2 || actions["live"] < 2 || actions["export"] < 3 || actions["download-file"] < 1 || actions["hold"] < 5 || actions["release-hold 7"] != 1 {
 		t.Fatalf("audit events %v: want logins, playbacks and live views recorded", actions)
 	}
 }

@@ -1,6 +1,7 @@
 // Package camsim simulates IP cameras: an RTSP server (gortsplib) serving N
-// cameras that loop an H.264 clip with continuous, monotonically increasing
-// timestamps, SPS/PPS in the SDP and in-band, paced by the wall clock. A
+// cameras that loop an H.264 or H.265 clip with continuous, monotonically
+// increasing timestamps, parameter sets in the SDP and in-band, paced by the
+// wall clock, over TCP or UDP, optionally behind Basic or Digest auth. A
 // target bitrate is reached by padding access units with filler-data NAL
 // units, which decoders ignore, so a small clip can stand in for a 4 Mbit/s
 // camera.
@@ -12,27 +13,39 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/auth"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/rtp"
 )
 
 // Config configures the simulator.
 type Config struct {
 	Addr     string // RTSP listen address, e.g. 127.0.0.1:8554 (":0" style ports allowed)
 	Cameras  int
-	ClipPath string // H.264 Annex-B elementary stream
+	ClipPath string // H.264 or H.265 Annex-B elementary stream (the codec is detected)
 	Bitrate  int    // target bits/s; 0 = the clip's own rate
 	FPS      float64
-	Quirks   Quirks // misbehaviours of real cameras, for tests
-	Logger   *slog.Logger
+	// UDP also offers the UDP transport (RTP/RTCP on a free even/odd port
+	// pair of the same host); TCP is always offered.
+	UDP bool
+	// User and Pass, when set, make every camera ask for credentials;
+	// AuthMethod limits them to "basic" or "digest" (default: both offered).
+	User, Pass string
+	AuthMethod string
+	Quirks     Quirks // misbehaviours of real cameras, for tests
+	Logger     *slog.Logger
 }
 
 // Quirks are misbehaviours seen in real cameras; each can be switched on to
@@ -47,6 +60,10 @@ type Quirks struct {
 	ClockStepAfter        time.Duration // after this long, the camera's clock jumps ...
 	ClockStepBy           time.Duration // ... by this much (forward)
 	NoRTCPSenderReports   bool          // no RTCP SR at all
+	// KeyframeNALUBytes adds to every keyframe a filler NAL unit of this
+	// many bytes, far beyond any MTU: it crosses the network as hundreds of
+	// fragmentation units (4K cameras send 1-3 MB keyframes).
+	KeyframeNALUBytes int
 }
 
 // Server is a running simulator.
@@ -67,7 +84,12 @@ type camera struct {
 	path   string
 	stream *gortsplib.ServerStream
 	media  *description.Media
-	format *format.H264
+	format format.Format
+}
+
+// encoder is rtph264.Encoder or rtph265.Encoder.
+type encoder interface {
+	Encode(au [][]byte) ([]*rtp.Packet, error)
 }
 
 // New parses the clip and prepares the server.
@@ -90,6 +112,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.FPS = clip.FPS
 	}
 	clip.Pad(cfg.Bitrate, cfg.FPS)
+	switch cfg.AuthMethod {
+	case "", "basic", "digest":
+	default:
+		return nil, fmt.Errorf("camsim: auth method %q: want basic or digest", cfg.AuthMethod)
+	}
 	return &Server{cfg: cfg, log: cfg.Logger, clip: clip, cams: map[string]*camera{}, stop: make(chan struct{})}, nil
 }
 
@@ -102,14 +129,32 @@ func (s *Server) Start() error {
 	}
 	s.addr = l.Addr().String()
 	l.Close()
-	s.srv = &gortsplib.Server{Handler: &handler{s: s}, RTSPAddress: s.addr, DisableRTCPSenderReports: s.cfg.Quirks.NoRTCPSenderReports}
-	if err := s.srv.Start(); err != nil {
-		return fmt.Errorf("camsim: start RTSP server on %s: %w", s.addr, err)
+	// A big write queue: an oversized keyframe leaves as thousands of packets at once.
+	s.srv = &gortsplib.Server{Handler: &handler{s: s}, RTSPAddress: s.addr, DisableRTCPSenderReports: s.cfg.Quirks.NoRTCPSenderReports, WriteQueueSize: 4096}
+	switch s.cfg.AuthMethod {
+	case "basic":
+		s.srv.AuthMethods = []auth.VerifyMethod{auth.VerifyMethodBasic}
+	case "digest":
+		s.srv.AuthMethods = []auth.VerifyMethod{auth.VerifyMethodDigestMD5}
+	}
+	if err := s.startServer(); err != nil {
+		return err
 	}
 	for i := 1; i <= s.cfg.Cameras; i++ {
-		f := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: s.clip.SPS, PPS: s.clip.PPS}
-		if s.cfg.Quirks.NoSDPParameterSets {
-			f.SPS, f.PPS = nil, nil
+		var f format.Format
+		switch s.clip.Codec {
+		case CodecH265:
+			h := &format.H265{PayloadTyp: 96, VPS: s.clip.VPS, SPS: s.clip.SPS, PPS: s.clip.PPS}
+			if s.cfg.Quirks.NoSDPParameterSets {
+				h.VPS, h.SPS, h.PPS = nil, nil, nil
+			}
+			f = h
+		default:
+			h := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: s.clip.SPS, PPS: s.clip.PPS}
+			if s.cfg.Quirks.NoSDPParameterSets {
+				h.SPS, h.PPS = nil, nil
+			}
+			f = h
 		}
 		m := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{f}}
 		st := &gortsplib.ServerStream{Server: s.srv, Desc: &description.Session{Medias: []*description.Media{m}}}
@@ -127,11 +172,45 @@ func (s *Server) Start() error {
 	return nil
 }
 
+// startServer starts the RTSP server; with UDP it retries a few random
+// even/odd port pairs until one is free.
+func (s *Server) startServer() error {
+	if !s.cfg.UDP {
+		if err := s.srv.Start(); err != nil {
+			return fmt.Errorf("camsim: start RTSP server on %s: %w", s.addr, err)
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(s.addr)
+	if err != nil {
+		return err
+	}
+	var last error
+	for range 20 {
+		p := 20000 + 2*rand.IntN(20000)
+		s.srv.UDPRTPAddress = net.JoinHostPort(host, fmt.Sprint(p))
+		s.srv.UDPRTCPAddress = net.JoinHostPort(host, fmt.Sprint(p+1))
+		if last = s.srv.Start(); last == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("camsim: start RTSP server with UDP on %s: %w", s.addr, last)
+}
+
+// Codec is the clip's codec, CodecH264 or CodecH265.
+func (s *Server) Codec() string { return s.clip.Codec }
+
 // Addr is the listening address.
 func (s *Server) Addr() string { return s.addr }
 
-// URL is camera i's RTSP URL (1-based).
-func (s *Server) URL(i int) string { return fmt.Sprintf("rtsp://%s/cam%d", s.addr, i) }
+// URL is camera i's RTSP URL (1-based), with the credentials if any.
+func (s *Server) URL(i int) string {
+	u := url.URL{Scheme: "rtsp", Host: s.addr, Path: fmt.Sprintf("/cam%d", i)}
+	if s.cfg.User != "" {
+		u.User = url.UserPassword(s.cfg.User, s.cfg.Pass)
+	}
+	return u.String()
+}
 
 // Close stops the cameras and the server.
 func (s *Server) Close() {
@@ -152,7 +231,14 @@ func (s *Server) Close() {
 // run paces one camera's access units by the wall clock, looping the clip
 // with timestamps that keep increasing across loops.
 func (s *Server) run(c *camera) {
-	enc, err := c.format.CreateEncoder()
+	var enc encoder
+	var err error
+	switch f := c.format.(type) {
+	case *format.H265:
+		enc, err = f.CreateEncoder()
+	case *format.H264:
+		enc, err = f.CreateEncoder()
+	}
 	if err != nil {
 		s.log.Error("camsim: RTP encoder", "err", err)
 		return
@@ -179,7 +265,7 @@ func (s *Server) run(c *camera) {
 			ts += uint32(q.ClockStepBy * 90000 / time.Second)
 			stepped = true
 		}
-		pkts, err := enc.Encode(q.apply(s.clip.AUs[idx]))
+		pkts, err := enc.Encode(s.clip.apply(q, idx))
 		if err != nil {
 			s.log.Error("camsim: encode", "camera", c.path, "err", err)
 			return
@@ -195,26 +281,36 @@ func (s *Server) run(c *camera) {
 	}
 }
 
-// sei is a user-data-unregistered SEI message (payload type 5, 17 bytes).
-var sei = append(append([]byte{0x06, 0x05, 0x11}, []byte("RONDA-CAMSIM-SEI!")...), 0x80)
+// sei264 and sei265 are user-data-unregistered SEI messages (payload type 5, 17 bytes).
+var (
+	sei264 = append(append([]byte{0x06, 0x05, 0x11}, []byte("RONDA-CAMSIM-SEI!")...), 0x80)
+	sei265 = append(append([]byte{byte(h265.NALUType_PREFIX_SEI_NUT) << 1, 0x01, 0x05, 0x11}, []byte("RONDA-CAMSIM-SEI!")...), 0x80)
+	aud264 = []byte{0x09, 0xf0}
+	aud265 = []byte{byte(h265.NALUType_AUD_NUT) << 1, 0x01, 0x50}
+)
 
-// apply turns a clean access unit into what a quirky camera sends.
-func (q Quirks) apply(au [][]byte) [][]byte {
-	if !q.NoInBandParameterSets && !q.AUDFirst && !q.SEIFirst && !q.AnnexBInRTP {
+// apply turns access unit i of the clip into what a quirky camera sends.
+func (c *Clip) apply(q Quirks, i int) [][]byte {
+	au := c.AUs[i]
+	big := q.KeyframeNALUBytes > 0 && c.isKey(au)
+	if !q.NoInBandParameterSets && !q.AUDFirst && !q.SEIFirst && !q.AnnexBInRTP && !big {
 		return au
 	}
-	out := make([][]byte, 0, len(au)+2)
+	out := make([][]byte, 0, len(au)+3)
 	if q.AUDFirst {
-		out = append(out, []byte{0x09, 0xf0})
+		out = append(out, c.pick(aud264, aud265))
 	}
 	if q.SEIFirst {
-		out = append(out, sei)
+		out = append(out, c.pick(sei264, sei265))
 	}
 	for _, n := range au {
-		if t := n[0] & 0x1f; q.NoInBandParameterSets && (t == 7 || t == 8) {
+		if q.NoInBandParameterSets && c.isParameterSet(n) {
 			continue
 		}
 		out = append(out, n)
+	}
+	if big {
+		out = append(out, c.fillerNALU(q.KeyframeNALUBytes))
 	}
 	if q.AnnexBInRTP {
 		var joined []byte
@@ -226,9 +322,53 @@ func (q Quirks) apply(au [][]byte) [][]byte {
 	return out
 }
 
+func (c *Clip) pick(for264, for265 []byte) []byte {
+	if c.Codec == CodecH265 {
+		return for265
+	}
+	return for264
+}
+
+func (c *Clip) isParameterSet(n []byte) bool {
+	if c.Codec == CodecH265 {
+		t := h265.NALUType((n[0] >> 1) & 0x3f)
+		return t == h265.NALUType_VPS_NUT || t == h265.NALUType_SPS_NUT || t == h265.NALUType_PPS_NUT
+	}
+	t := h264.NALUType(n[0] & 0x1f)
+	return t == h264.NALUTypeSPS || t == h264.NALUTypePPS
+}
+
+func (c *Clip) isKey(au [][]byte) bool {
+	if c.Codec == CodecH265 {
+		return h265.IsRandomAccess(au)
+	}
+	return h264.IsRandomAccess(au)
+}
+
+// fillerNALU is a filler-data NAL unit of n bytes (header included).
+func (c *Clip) fillerNALU(n int) []byte {
+	hdr := []byte{byte(h264.NALUTypeFillerData)}
+	if c.Codec == CodecH265 {
+		hdr = []byte{byte(h265.NALUType_FD_NUT) << 1, 0x01}
+	}
+	if n < len(hdr)+2 {
+		n = len(hdr) + 2
+	}
+	b := make([]byte, n)
+	copy(b, hdr)
+	for i := len(hdr); i < n-1; i++ {
+		b[i] = 0xff
+	}
+	b[n-1] = 0x80 // rbsp trailing bits
+	return b
+}
+
 type handler struct{ s *Server }
 
-func (h *handler) stream(path string) (*base.Response, *gortsplib.ServerStream, error) {
+func (h *handler) stream(conn *gortsplib.ServerConn, req *base.Request, path string) (*base.Response, *gortsplib.ServerStream, error) {
+	if h.s.cfg.User != "" && !conn.VerifyCredentials(req, h.s.cfg.User, h.s.cfg.Pass) {
+		return &base.Response{StatusCode: base.StatusUnauthorized}, nil, liberrors.ErrServerAuth{}
+	}
 	h.s.mu.RLock()
 	c, ok := h.s.cams[strings.Trim(path, "/")]
 	h.s.mu.RUnlock()
@@ -239,53 +379,91 @@ func (h *handler) stream(path string) (*base.Response, *gortsplib.ServerStream, 
 }
 
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	return h.stream(ctx.Path)
+	return h.stream(ctx.Conn, ctx.Request, ctx.Path)
 }
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	return h.stream(ctx.Path)
+	return h.stream(ctx.Conn, ctx.Request, ctx.Path)
 }
 
 func (h *handler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-// Clip is a parsed H.264 elementary stream.
+// Codecs a clip can hold.
+const (
+	CodecH264 = "H264"
+	CodecH265 = "H265"
+)
+
+// Clip is a parsed H.264 or H.265 elementary stream.
 type Clip struct {
-	AUs      [][][]byte // access units, NAL units without start codes
-	SPS, PPS []byte
-	FPS      float64
-	filler   []byte
+	Codec         string
+	AUs           [][][]byte // access units, NAL units without start codes
+	VPS, SPS, PPS []byte     // VPS for H.265 only
+	FPS           float64
+	filler        []byte
 }
 
-// ParseClip splits an Annex-B stream into access units.
+// ParseClip splits an Annex-B stream into access units; the codec is told
+// by the first NAL unit (an H.265 stream starts with a VPS, an AUD or an
+// SEI whose two-byte header has layer 0 / temporal id 1).
 func ParseClip(raw []byte) (*Clip, error) {
 	nalus := splitAnnexB(raw)
 	if len(nalus) == 0 {
-		return nil, errors.New("not an H.264 Annex-B stream: no start codes")
+		return nil, errors.New("not an Annex-B stream: no start codes")
 	}
-	c := &Clip{}
+	c := &Clip{Codec: CodecH264}
+	if n := nalus[0]; len(n) >= 2 && n[1] == 0x01 {
+		switch h265.NALUType((n[0] >> 1) & 0x3f) {
+		case h265.NALUType_VPS_NUT, h265.NALUType_AUD_NUT, h265.NALUType_PREFIX_SEI_NUT:
+			c.Codec = CodecH265
+		}
+	}
 	var cur [][]byte
 	hasVCL := false
 	for _, n := range nalus {
-		if len(n) == 0 {
+		if len(n) < 2 {
 			continue
 		}
-		typ := h264.NALUType(n[0] & 0x1f)
-		switch typ {
-		case h264.NALUTypeSPS:
-			if c.SPS == nil {
-				c.SPS = n
+		var vcl, firstSlice bool
+		if c.Codec == CodecH265 {
+			typ := h265.NALUType((n[0] >> 1) & 0x3f)
+			switch typ {
+			case h265.NALUType_VPS_NUT:
+				if c.VPS == nil {
+					c.VPS = n
+				}
+			case h265.NALUType_SPS_NUT:
+				if c.SPS == nil {
+					c.SPS = n
+				}
+			case h265.NALUType_PPS_NUT:
+				if c.PPS == nil {
+					c.PPS = n
+				}
+			case h265.NALUType_AUD_NUT:
+				continue
 			}
-		case h264.NALUTypePPS:
-			if c.PPS == nil {
-				c.PPS = n
+			vcl = typ < 32
+			firstSlice = vcl && len(n) > 2 && n[2]&0x80 != 0 // first_slice_segment_in_pic_flag
+		} else {
+			typ := h264.NALUType(n[0] & 0x1f)
+			switch typ {
+			case h264.NALUTypeSPS:
+				if c.SPS == nil {
+					c.SPS = n
+				}
+			case h264.NALUTypePPS:
+				if c.PPS == nil {
+					c.PPS = n
+				}
+			case h264.NALUTypeAccessUnitDelimiter:
+				continue
 			}
-		case h264.NALUTypeAccessUnitDelimiter:
-			continue
+			vcl = typ == h264.NALUTypeIDR || typ == h264.NALUTypeNonIDR
+			firstSlice = vcl && n[1]&0x80 != 0 // first_mb_in_slice == 0
 		}
-		vcl := typ == h264.NALUTypeIDR || typ == h264.NALUTypeNonIDR
-		firstSlice := vcl && len(n) > 1 && n[1]&0x80 != 0 // first_mb_in_slice == 0
 		if hasVCL && (!vcl || firstSlice) {
 			c.AUs = append(c.AUs, cur)
 			cur, hasVCL = nil, false
@@ -296,17 +474,25 @@ func ParseClip(raw []byte) (*Clip, error) {
 	if hasVCL {
 		c.AUs = append(c.AUs, cur)
 	}
-	if c.SPS == nil || c.PPS == nil {
-		return nil, errors.New("no SPS/PPS in the clip (encode with repeat-headers)")
+	if c.SPS == nil || c.PPS == nil || (c.Codec == CodecH265 && c.VPS == nil) {
+		return nil, errors.New("no parameter sets in the clip (encode with repeat-headers)")
 	}
 	if len(c.Keyframes()) == 0 {
-		return nil, errors.New("no IDR frame in the clip")
+		return nil, errors.New("no keyframe in the clip")
 	}
-	var sps h264.SPS
-	if err := sps.Unmarshal(c.SPS); err != nil {
-		return nil, fmt.Errorf("SPS: %w", err)
+	if c.Codec == CodecH265 {
+		var sps h265.SPS
+		if err := sps.Unmarshal(c.SPS); err != nil {
+			return nil, fmt.Errorf("SPS: %w", err)
+		}
+		c.FPS = sps.FPS()
+	} else {
+		var sps h264.SPS
+		if err := sps.Unmarshal(c.SPS); err != nil {
+			return nil, fmt.Errorf("SPS: %w", err)
+		}
+		c.FPS = sps.FPS()
 	}
-	c.FPS = sps.FPS()
 	if c.FPS <= 0 || c.FPS > 120 {
 		c.FPS = 15
 	}
@@ -337,11 +523,12 @@ func splitAnnexB(b []byte) [][]byte {
 	return out
 }
 
-// Keyframes returns the indexes of access units holding an IDR.
+// Keyframes returns the indexes of access units holding an IDR (H.264) or
+// an IRAP picture (H.265).
 func (c *Clip) Keyframes() []int {
 	var out []int
 	for i, au := range c.AUs {
-		if h264.IsRandomAccess(au) {
+		if c.isKey(au) {
 			out = append(out, i)
 		}
 	}
@@ -370,12 +557,7 @@ func (c *Clip) Pad(bitrate int, fps float64) {
 	if extraPerAU <= 2 {
 		return
 	}
-	c.filler = make([]byte, extraPerAU)
-	c.filler[0] = byte(h264.NALUTypeFillerData)
-	for i := 1; i < len(c.filler)-1; i++ {
-		c.filler[i] = 0xff
-	}
-	c.filler[len(c.filler)-1] = 0x80 // rbsp trailing bits
+	c.filler = c.fillerNALU(extraPerAU)
 	for i, au := range c.AUs {
 		c.AUs[i] = append(au[:len(au):len(au)], c.filler)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -80,6 +81,57 @@ func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time)
 		rec.Gaps = append(rec.Gaps, api.Gap{Start: g.Start.UTC(), End: g.End.UTC(), Reason: g.Reason, Detail: g.Detail})
 	}
 	return rec, nil
+}
+
+func holdOut(h record.Hold, now time.Time) api.Hold {
+	return api.Hold{ID: strconv.FormatUint(h.ID, 10), CameraID: h.Camera, From: h.From.UTC(), To: h.To.UTC(), Reason: h.Reason,
+		Expires: h.Expires.UTC(), Created: h.Created.UTC(), CreatedBy: h.By, Active: h.Expires.IsZero() || h.Expires.After(now)}
+}
+
+// PutHold keeps footage from retention (api.HoldStore).
+func (b *backend) PutHold(ctx context.Context, id string, req api.HoldRequest, user string) (api.Hold, error) {
+	if _, err := b.camera(id); err != nil {
+		return api.Hold{}, err
+	}
+	h, err := b.n.store.PutHold(record.Hold{Camera: id, From: req.From, To: req.To, Reason: req.Reason, Expires: req.Expires, By: user})
+	if err != nil {
+		return api.Hold{}, err
+	}
+	return holdOut(h, time.Now()), nil
+}
+
+// Holds lists a camera's holds, expired ones included (api.HoldStore).
+func (b *backend) Holds(ctx context.Context, id string) ([]api.Hold, error) {
+	if _, err := b.camera(id); err != nil {
+		return nil, err
+	}
+	hs, err := b.n.store.Holds(id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Hold, 0, len(hs))
+	now := time.Now()
+	for _, h := range hs {
+		out = append(out, holdOut(h, now))
+	}
+	return out, nil
+}
+
+// DeleteHold releases a hold (api.HoldStore).
+func (b *backend) DeleteHold(ctx context.Context, id, hold string) error {
+	if _, err := b.camera(id); err != nil {
+		return err
+	}
+	n, err := strconv.ParseUint(hold, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: hold id %q is not a number; GET …/holds lists them", api.ErrBadRequest, hold)
+	}
+	if err := b.n.store.DeleteHold(id, n); errors.Is(err, record.ErrNoSuchHold) {
+		return fmt.Errorf("%w: hold %s: %v", api.ErrNotFound, hold, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 func (b *backend) Playback(ctx context.Context, w io.Writer, id string, from, to time.Time, user string) error {

@@ -41,7 +41,9 @@ type Config struct {
 
 	Retention struct {
 		MaxAge     time.Duration `yaml:"max_age"`     // 0: keep until space runs out
-		ReserveMiB uint64        `yaml:"reserve_mib"` // kept free on top of one hour of writes; default 1024
+		ReserveMiB uint64        `yaml:"reserve_mib"` // kept free on top of Headroom of writes; default 1024
+		Headroom   time.Duration `yaml:"headroom"`    // this long of measured writes is kept free too; default 1h
+		Interval   time.Duration `yaml:"interval"`    // how often retention runs; default 30s
 	} `yaml:"retention"`
 
 	Auth AuthConfig `yaml:"auth"`
@@ -119,6 +121,18 @@ func (c *Config) validate() error {
 	}
 	if c.Retention.ReserveMiB == 0 {
 		c.Retention.ReserveMiB = 1024
+	}
+	if c.Retention.Headroom == 0 {
+		c.Retention.Headroom = time.Hour
+	}
+	if c.Retention.Interval == 0 {
+		c.Retention.Interval = 30 * time.Second
+	}
+	if c.Retention.Headroom < 0 {
+		bad("retention.headroom", "%s must not be negative", c.Retention.Headroom)
+	}
+	if c.Retention.Interval < time.Second {
+		bad("retention.interval", "%s is too short (at least 1s)", c.Retention.Interval)
 	}
 	if c.Retention.MaxAge < 0 {
 		bad("retention.max_age", "%s must not be negative", c.Retention.MaxAge)

@@ -92,7 +92,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 		SegmentDuration: cfg.Recording.SegmentDuration,
 		SyncInterval:    cfg.Recording.SyncInterval,
 		Retention: record.Retention{MaxAge: cfg.Retention.MaxAge, PerCamera: perCamera,
-			Reserve: cfg.Retention.ReserveMiB << 20},
+			Reserve: cfg.Retention.ReserveMiB << 20, Headroom: cfg.Retention.Headroom, Interval: cfg.Retention.Interval},
 		Logger: log.With("part", "record"),
 	})
 	if err != nil {

@@ -163,12 +163,17 @@ func runCamsim(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("camsim", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:8554", "RTSP listen address")
 	n := fs.Int("cameras", 2, "number of cameras (paths /cam1 ... /camN)")
-	clip := fs.String("clip", "testdata/clip.h264", "H.264 Annex-B clip to loop")
+	clip := fs.String("clip", "testdata/clip.h264", "H.264 or H.265 Annex-B clip to loop (testdata/clip.h265)")
 	bitrate := fs.Int("bitrate", 0, "target bits/s, padded with filler NAL units (0 = the clip's own)")
+	udp := fs.Bool("udp", false, "also offer the UDP transport")
+	user := fs.String("user", "", "require this user (with --pass) to pull the cameras")
+	pass := fs.String("pass", "", "the password for --user")
+	authMethod := fs.String("auth", "", "basic|digest (default: both offered)")
 	level := fs.String("log-level", "info", "debug|info|warn|error")
 	fs.Parse(args)
 	log := logger(*level).With("part", "camsim")
-	s, err := camsim.New(camsim.Config{Addr: *addr, Cameras: *n, ClipPath: *clip, Bitrate: *bitrate, Logger: log})
+	s, err := camsim.New(camsim.Config{Addr: *addr, Cameras: *n, ClipPath: *clip, Bitrate: *bitrate, Logger: log,
+		UDP: *udp, User: *user, Pass: *pass, AuthMethod: *authMethod})
 	if err != nil {
 		return err
 	}

@@ -8,10 +8,13 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
 	"github.com/ronda-jakarta/ronda/camsim"
+	"github.com/ronda-jakarta/ronda/node/media"
 )
 
 // packets splits fuzz input into RTP packets: each is a 2-byte length, a
@@ -145,6 +148,95 @@ func FuzzDepacketize(f *testing.F) {
 			for _, n := range au.NALUs {
 				if len(n) == 0 || h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter {
 					t.Fatal("empty NAL unit or AUD handed on")
+				}
+			}
+		}
+	})
+}
+
+// FuzzDepacketizeH265 is FuzzDepacketize for H.265 cameras: gortsplib's
+// H.265 decoder, our Annex-B splitting and the depacketizer.
+func FuzzDepacketizeH265(f *testing.F) {
+	raw, err := os.ReadFile(clip265)
+	if err != nil {
+		f.Fatal(err)
+	}
+	clip, err := camsim.ParseClip(raw)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, annexB := range []bool{false, true} {
+		enc := &rtph265.Encoder{PayloadType: 96, PayloadMaxSize: 1200}
+		if err := enc.Init(); err != nil {
+			f.Fatal(err)
+		}
+		var in []byte
+		for i := 0; i < 4; i++ {
+			au := clip.AUs[i]
+			if annexB {
+				var joined []byte
+				for _, n := range au {
+					joined = append(append(joined, 0, 0, 0, 1), n...)
+				}
+				au = [][]byte{joined}
+			}
+			pkts, err := enc.Encode(au)
+			if err != nil {
+				f.Fatal(err)
+			}
+			for j, p := range pkts {
+				flags := byte(0)
+				if j == 0 && i > 0 {
+					flags |= 1 << 1
+				}
+				if p.Marker {
+					flags |= 1
+				}
+				in = binary.BigEndian.AppendUint16(in, uint16(len(p.Payload)))
+				in = append(append(in, flags), p.Payload...)
+			}
+		}
+		f.Add(in)
+	}
+	f.Add([]byte{0, 4, 1, 0x46, 0x01, 0x50, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := &sink{}
+		now := time.Unix(1_800_000_000, 0)
+		cam := New(Config{CameraID: "fuzz", URL: "rtsp://127.0.0.1/x", Logger: quiet(), Now: func() time.Time { return now }}, out)
+		dec, err := (&format.H265{PayloadTyp: 96}).CreateDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &depacketizer{c: cam, h265: true}
+		for _, p := range packets(data) {
+			now = now.Add(10 * time.Millisecond)
+			au, err := dec.Decode(p)
+			if err != nil {
+				continue
+			}
+			d.accessUnit(au, d.unwrap(p.Timestamp))
+		}
+		for _, tr := range out.tracks {
+			if tr.Codec != media.CodecH265 || len(tr.VPS) == 0 || len(tr.SPS) == 0 || len(tr.PPS) == 0 {
+				t.Fatalf("track announced without its parameter sets: %+v", tr)
+			}
+		}
+		if len(out.aus) > 0 && !out.aus[0].Key {
+			t.Fatal("first access unit handed on is not a keyframe")
+		}
+		if out.badPTS != 0 {
+			t.Fatalf("%d access units with non-increasing PTS", out.badPTS)
+		}
+		for _, au := range out.aus {
+			if len(au.NALUs) == 0 {
+				t.Fatal("empty access unit handed on")
+			}
+			if au.Key != h265.IsRandomAccess(au.NALUs) {
+				t.Fatal("key flag disagrees with the NAL units")
+			}
+			for _, n := range au.NALUs {
+				if len(n) < 2 || isAUD(media.CodecH265, n) || (len(n) >= 3 && n[0] == 0 && n[1] == 0 && n[2] <= 1) {
+					t.Fatalf("empty, truncated, AUD or Annex-B-framed NAL unit handed on: % x", n[:min(len(n), 8)])
 				}
 			}
 		}

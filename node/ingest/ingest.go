@@ -1,5 +1,5 @@
 // Package ingest pulls one camera over RTSP (gortsplib), depacketizes its
-// H.264 stream once and hands access units to a media.Consumer (the camera's
+// H.264 or H.265 stream once and hands access units to a media.Consumer (the camera's
 // fan-out to recorder and live view). It reconnects with backoff and jitter
 // and keeps a live health status.
 package ingest
@@ -17,9 +17,12 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/pion/rtp"
 
 	"github.com/ronda-jakarta/ronda/node/media"
@@ -56,7 +59,12 @@ type Status struct {
 	LastKeyframe time.Time `json:"last_keyframe"`
 	Reconnects   int       `json:"reconnects"`
 	ClockSteps   int       `json:"clock_steps"`
-	Since        time.Time `json:"since"`
+	// DroppedFrames counts frames the camera sent that could not be used
+	// (broken RTP, a frame over 8 MiB); LastDrop says why the last one was.
+	DroppedFrames int       `json:"dropped_frames"`
+	PacketsLost   uint64    `json:"packets_lost"` // RTP sequence gaps (UDP loss, or a camera skipping)
+	LastDrop      string    `json:"last_drop,omitempty"`
+	Since         time.Time `json:"since"`
 }
 
 func absDur(d time.Duration) time.Duration {
@@ -175,6 +183,10 @@ func describe(err error, streamed bool) (code, reason string) {
 		return media.StopCameraOffline, "camera refused the credentials (check user and password in the camera URL): " + msg
 	case strings.Contains(msg, "404"):
 		return media.StopCameraOffline, "camera has no stream at this path (check the URL): " + msg
+	case strings.Contains(msg, "expected 'RTSP/1.0'"), strings.Contains(msg, "unable to parse"), strings.Contains(msg, "invalid"):
+		return code, "the device at this address does not answer in RTSP (check the port and the rtsp:// URL): " + msg
+	case strings.Contains(msg, "timeout"), strings.Contains(msg, "deadline exceeded"):
+		return code, "camera stopped answering (timed out; check the camera and the network to it): " + msg
 	}
 	return code, msg
 }
@@ -192,7 +204,17 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 		proto = gortsplib.ProtocolUDP
 	}
 	var conn atomic.Pointer[lowatConn]
-	client := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &proto, ReadTimeout: 10 * time.Second, DialContext: dialer(&conn)}
+	client := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &proto, ReadTimeout: 10 * time.Second, DialContext: dialer(&conn),
+		// UDP: room for a keyframe burst while the reader is busy (the
+		// kernel caps it at net.core.rmem_max; see docs/deployment.md).
+		UDPReadBufferSize: 4 << 20,
+		OnPacketsLost: func(lost uint64) {
+			c.mu.Lock()
+			c.status.PacketsLost += lost
+			c.mu.Unlock()
+		},
+		OnDecodeError: func(err error) { c.log.Debug("RTSP decode error", "err", err) },
+	}
 	if err := client.Start(); err != nil {
 		return false, err
 	}
@@ -204,30 +226,49 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	var forma *format.H264
-	medi := desc.FindFormat(&forma)
-	if medi == nil {
+	var (
+		f264 *format.H264
+		f265 *format.H265
+		medi *description.Media
+		dec  interface {
+			Decode(*rtp.Packet) ([][]byte, error)
+		}
+		d = &depacketizer{c: c, conn: &conn}
+	)
+	if medi = desc.FindFormat(&f264); medi != nil {
+		d.sps, d.pps = f264.SPS, f264.PPS
+		dec, err = f264.CreateDecoder()
+	} else if medi = desc.FindFormat(&f265); medi != nil {
+		d.h265 = true
+		d.vps, d.sps, d.pps = f265.VPS, f265.SPS, f265.PPS
+		dec, err = f265.CreateDecoder()
+	} else {
 		var codecs []string
 		for _, m := range desc.Medias {
 			for _, f := range m.Formats {
 				codecs = append(codecs, f.Codec())
 			}
 		}
-		return false, fmt.Errorf("%w: camera offers %s; this node records H.264 (configure the camera for H.264)", errUnsupported, strings.Join(codecs, ", "))
+		return false, fmt.Errorf("%w: camera offers %s; this node records H.264 and H.265 (configure the camera for one of them)", errUnsupported, strings.Join(codecs, ", "))
 	}
-	dec, err := forma.CreateDecoder()
 	if err != nil {
 		return false, err
 	}
 	if _, err := client.Setup(desc.BaseURL, medi, 0, 0); err != nil {
 		return false, err
 	}
-	d := &depacketizer{c: c, sps: forma.SPS, pps: forma.PPS, conn: &conn}
+	var forma format.Format = f265
+	if f264 != nil {
+		forma = f264
+	}
 	client.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
 		au, err := dec.Decode(pkt)
 		if err != nil {
-			if !errors.Is(err, rtph264.ErrMorePacketsNeeded) && !errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-				c.log.Debug("RTP decode", "err", err)
+			switch {
+			case errors.Is(err, rtph264.ErrMorePacketsNeeded), errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious),
+				errors.Is(err, rtph265.ErrMorePacketsNeeded), errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious):
+			default:
+				d.drop(err)
 			}
 			return
 		}
@@ -247,12 +288,14 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 // AUDs, tracks parameter sets from the SDP or in-band, waits for the first
 // keyframe, and anchors the media clock to the wall clock.
 type depacketizer struct {
-	c         *Camera
-	sps, pps  []byte
-	announced bool
-	started   bool
-	anchorPTS int64 // handed-on PTS (90 kHz) at the wall-clock anchor
-	anchor    time.Time
+	c             *Camera
+	h265          bool
+	vps, sps, pps []byte // vps: H.265 only
+	announced     bool
+	handedAny     bool // a frame was handed on (lastPTS is its PTS)
+	started       bool
+	anchorPTS     int64 // handed-on PTS (90 kHz) at the wall-clock anchor
+	anchor        time.Time
 
 	// Clock-step handling: a camera whose clock jumps (NTP step, reboot of
 	// its encoder) must not make footage jump in time. ptsOffset keeps the
@@ -287,8 +330,91 @@ const clockStepThreshold = 3 * time.Second
 
 func ticksToDur(t int64) time.Duration { return time.Duration(t) * time.Second / 90000 }
 
+// NAL unit kinds the depacketizer tells apart, for either codec.
+const (
+	naluOther = iota
+	naluAUD
+	naluVPS
+	naluSPS
+	naluPPS
+)
+
+func (d *depacketizer) kind(n []byte) int {
+	if d.h265 {
+		if len(n) < 2 {
+			return naluAUD // a one-byte H.265 NAL unit has no whole header: drop it
+		}
+		switch h265.NALUType((n[0] >> 1) & 0x3f) {
+		case h265.NALUType_AUD_NUT:
+			return naluAUD
+		case h265.NALUType_VPS_NUT:
+			return naluVPS
+		case h265.NALUType_SPS_NUT:
+			return naluSPS
+		case h265.NALUType_PPS_NUT:
+			return naluPPS
+		}
+		return naluOther
+	}
+	switch h264.NALUType(n[0] & 0x1f) {
+	case h264.NALUTypeAccessUnitDelimiter:
+		return naluAUD
+	case h264.NALUTypeSPS:
+		return naluSPS
+	case h264.NALUTypePPS:
+		return naluPPS
+	}
+	return naluOther
+}
+
+// drop counts a frame the camera sent that cannot be used and says why.
+func (d *depacketizer) drop(err error) {
+	c := d.c
+	c.mu.Lock()
+	c.status.DroppedFrames++
+	first := c.status.LastDrop == ""
+	c.status.LastDrop = err.Error()
+	c.mu.Unlock()
+	if first {
+		c.log.Warn("camera sent a frame that cannot be used; dropping it (later ones are counted in dropped_frames)", "err", err)
+	} else {
+		c.log.Debug("camera frame dropped", "err", err)
+	}
+}
+
+// splitAnnexB undoes Annex-B framing inside RTP payloads (some cameras send
+// whole start-code-delimited frames as one "NAL unit"). gortsplib's H.264
+// decoder does this itself; for H.265 it is done here.
+func splitAnnexB(au [][]byte) ([][]byte, error) {
+	for _, n := range au {
+		if len(n) >= 3 && n[0] == 0 && n[1] == 0 && (n[2] == 1 || (n[2] == 0 && len(n) >= 4 && n[3] == 1)) {
+			var out [][]byte
+			for _, m := range au {
+				if len(m) >= 3 && m[0] == 0 && m[1] == 0 && (m[2] == 1 || (m[2] == 0 && len(m) >= 4 && m[3] == 1)) {
+					var ab h264.AnnexB
+					if err := ab.Unmarshal(m); err != nil {
+						return nil, fmt.Errorf("Annex-B inside RTP: %w", err)
+					}
+					out = append(out, ab...)
+				} else {
+					out = append(out, m)
+				}
+			}
+			return out, nil
+		}
+	}
+	return au, nil
+}
+
 func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 	c := d.c
+	if d.h265 {
+		var err error
+		if au, err = splitAnnexB(au); err != nil {
+			d.drop(err)
+			return
+		}
+	}
 	changed := false
 	size := 0
 	n := 0
@@ -296,14 +422,18 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 		if len(nalu) == 0 {
 			continue
 		}
-		switch h264.NALUType(nalu[0] & 0x1f) {
-		case h264.NALUTypeAccessUnitDelimiter:
+		switch d.kind(nalu) {
+		case naluAUD:
 			continue
-		case h264.NALUTypeSPS:
+		case naluVPS:
+			if string(nalu) != string(d.vps) {
+				d.vps, changed = append([]byte(nil), nalu...), true
+			}
+		case naluSPS:
 			if string(nalu) != string(d.sps) {
 				d.sps, changed = append([]byte(nil), nalu...), true
 			}
-		case h264.NALUTypePPS:
+		case naluPPS:
 			if string(nalu) != string(d.pps) {
 				d.pps, changed = append([]byte(nil), nalu...), true
 			}
@@ -314,23 +444,28 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 	if n == 0 {
 		return // only AUDs or empty NAL units: nothing to hand on
 	}
-	if d.sps == nil || d.pps == nil {
+	if d.sps == nil || d.pps == nil || (d.h265 && d.vps == nil) {
 		return // no parameter sets yet (neither in the SDP nor in-band)
 	}
 	if !d.announced || changed {
-		var sps h264.SPS
-		if err := sps.Unmarshal(d.sps); err != nil {
+		t, err := d.track()
+		if err != nil {
 			c.log.Warn("camera sent an SPS that does not parse; waiting for another", "err", err)
 			d.sps = nil
 			return
 		}
 		c.mu.Lock()
-		c.status.Codec, c.status.Width, c.status.Height = media.CodecH264, sps.Width(), sps.Height()
+		c.status.Codec, c.status.Width, c.status.Height = t.Codec, t.Width, t.Height
 		c.mu.Unlock()
-		c.out.OnTrack(media.Track{Codec: media.CodecH264, SPS: d.sps, PPS: d.pps, Width: sps.Width(), Height: sps.Height()})
+		c.out.OnTrack(t)
 		d.announced = true
 	}
-	key := h264.IsRandomAccess(au)
+	var key bool
+	if d.h265 {
+		key = h265.IsRandomAccess(au)
+	} else {
+		key = h264.IsRandomAccess(au)
+	}
 	now := c.cfg.Now()
 	if !d.started {
 		if !key {
@@ -342,6 +477,14 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 		c.setState(StateStreaming, "")
 	}
 	handed := pts + d.ptsOffset
+	if handed == d.lastPTS && d.handedAny {
+		// A second frame with the same timestamp (a camera that splits a
+		// frame with a stray marker bit, or repeats one): a sample of zero
+		// duration breaks players, so it is dropped and counted.
+		d.drop(errors.New("camera sent two frames with the same RTP timestamp; the second was dropped"))
+		return
+	}
+	d.handedAny = true
 	mediaDelta, arrivalDelta := ticksToDur(handed-d.lastPTS), now.Sub(d.lastArrival)
 	if handed < d.lastPTS || absDur(mediaDelta-arrivalDelta) > clockStepThreshold {
 		// Continue the timeline as if the frame came one arrival interval later.
@@ -363,7 +506,7 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 	// neighbour. (Checked again on every gortsplib upgrade: see DESIGN.md.)
 	nalus := make([][]byte, 0, n)
 	for _, nalu := range au {
-		if len(nalu) == 0 || h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter {
+		if len(nalu) == 0 || d.kind(nalu) == naluAUD {
 			continue
 		}
 		nalus = append(nalus, nalu[:len(nalu):len(nalu)])
@@ -376,6 +519,22 @@ func (d *depacketizer) accessUnit(au [][]byte, pts int64) {
 		}
 	}
 	c.out.OnAccessUnit(&media.AccessUnit{PTS: ptsDur, Wall: wall, Key: key, NALUs: nalus})
+}
+
+// track describes the stream from the current parameter sets.
+func (d *depacketizer) track() (media.Track, error) {
+	if d.h265 {
+		var sps h265.SPS
+		if err := sps.Unmarshal(d.sps); err != nil {
+			return media.Track{}, err
+		}
+		return media.Track{Codec: media.CodecH265, VPS: d.vps, SPS: d.sps, PPS: d.pps, Width: sps.Width(), Height: sps.Height()}, nil
+	}
+	var sps h264.SPS
+	if err := sps.Unmarshal(d.sps); err != nil {
+		return media.Track{}, err
+	}
+	return media.Track{Codec: media.CodecH264, SPS: d.sps, PPS: d.pps, Width: sps.Width(), Height: sps.Height()}, nil
 }
 
 // account updates the health counters; it returns the bitrate when a new

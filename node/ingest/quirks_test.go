@@ -6,22 +6,75 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
 	"github.com/ronda-jakarta/ronda/camsim"
+	"github.com/ronda-jakarta/ronda/node/media"
 )
 
+const (
+	clip264 = "../../testdata/clip.h264"
+	clip265 = "../../testdata/clip.h265"
+)
+
+func isAUD(codec string, n []byte) bool {
+	if codec == media.CodecH265 {
+		return h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_AUD_NUT
+	}
+	return h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter
+}
+
+// bigNALU finds a NAL unit of at least n bytes in the frames.
+func bigNALU(aus []*media.AccessUnit, n int) []byte {
+	for _, au := range aus {
+		for _, nalu := range au.NALUs {
+			if len(nalu) >= n {
+				return nalu
+			}
+		}
+	}
+	return nil
+}
+
 // TestCameraQuirks runs a simulated camera with each misbehaviour seen in the
-// field and checks that the node gets the same clean stream: parameter sets
-// known, the first frame a keyframe, no AUD, PTS increasing, wall time
-// following the real clock, ~15 fps.
+// field, for H.264 and H.265, over TCP and UDP, with and without Basic and
+// Digest auth, and checks that the node gets the same clean stream:
+// parameter sets known, the first frame a keyframe, no AUD, PTS increasing,
+// wall time following the real clock, ~15 fps.
 func TestCameraQuirks(t *testing.T) {
 	nearWrap := uint32(1<<32 - 90000) // wraps one second in
+	const big = 3 << 20
+	oversized := func(t *testing.T, s *sink, _ Status) {
+		n := bigNALU(s.aus, big)
+		if n == nil {
+			t.Fatalf("no %d-byte NAL unit arrived", big)
+		}
+		if len(n) != big || n[len(n)-1] != 0x80 || n[len(n)-2] != 0xff {
+			t.Fatalf("the %d-byte NAL unit arrived as %d bytes or altered", big, len(n))
+		}
+	}
 	cases := []struct {
 		name   string
+		clip   string
 		q      camsim.Quirks
+		udp    bool
+		user   string
+		auth   string
 		record time.Duration
 		check  func(t *testing.T, s *sink, st Status)
 	}{
+		{name: "H.265", clip: clip265},
+		{name: "H.265 parameter sets only in-band", clip: clip265, q: camsim.Quirks{NoSDPParameterSets: true}},
+		{name: "H.265 parameter sets only in the SDP", clip: clip265, q: camsim.Quirks{NoInBandParameterSets: true}},
+		{name: "H.265 AUD and SEI first", clip: clip265, q: camsim.Quirks{AUDFirst: true, SEIFirst: true}},
+		{name: "H.265 Annex-B inside RTP", clip: clip265, q: camsim.Quirks{AnnexBInRTP: true}},
+		{name: "H.265 oversized NAL units", clip: clip265, q: camsim.Quirks{KeyframeNALUBytes: big}, check: oversized},
+		{name: "UDP transport", udp: true},
+		{name: "H.265 over UDP", clip: clip265, udp: true},
+		{name: "Basic auth", user: "admin", auth: "basic"},
+		{name: "Digest auth", user: "admin", auth: "digest"},
+		{name: "Digest auth over UDP", user: "admin", auth: "digest", udp: true},
+		{name: "oversized NAL units", q: camsim.Quirks{KeyframeNALUBytes: big}, check: oversized},
 		{name: "parameter sets only in-band", q: camsim.Quirks{NoSDPParameterSets: true}},
 		{name: "parameter sets only in the SDP", q: camsim.Quirks{NoInBandParameterSets: true}},
 		{name: "AUD first", q: camsim.Quirks{AUDFirst: true}},
@@ -45,7 +98,13 @@ func TestCameraQuirks(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sim, err := camsim.New(camsim.Config{Addr: "127.0.0.1:0", Cameras: 1, ClipPath: "../../testdata/clip.h264", Quirks: c.q, Logger: quiet()})
+			t.Parallel()
+			clip := c.clip
+			if clip == "" {
+				clip = clip264
+			}
+			sim, err := camsim.New(camsim.Config{Addr: "127.0.0.1:0", Cameras: 1, ClipPath: clip, Quirks: c.q, Logger: quiet(),
+				UDP: c.udp, User: c.user, Pass: "s3cret p@ss/w0rd", AuthMethod: c.auth})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +113,11 @@ func TestCameraQuirks(t *testing.T) {
 			}
 			defer sim.Close()
 			out := &sink{}
-			cam := New(Config{CameraID: "q", URL: sim.URL(1), Logger: quiet()}, out)
+			transport := "tcp"
+			if c.udp {
+				transport = "udp"
+			}
+			cam := New(Config{CameraID: "q", URL: sim.URL(1), Transport: transport, Logger: quiet()}, out)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { cam.Run(ctx); close(done) }()
@@ -71,6 +134,10 @@ func TestCameraQuirks(t *testing.T) {
 			if len(out.tracks) == 0 || out.tracks[0].Width != 640 || len(out.tracks[0].SPS) == 0 || len(out.tracks[0].PPS) == 0 {
 				t.Fatalf("track %+v", out.tracks)
 			}
+			codec := out.tracks[0].Codec
+			if want := sim.Codec(); codec != want || (codec == media.CodecH265) != (len(out.tracks[0].VPS) > 0) {
+				t.Fatalf("track codec %s (VPS %d bytes), the camera sends %s", codec, len(out.tracks[0].VPS), want)
+			}
 			if !out.aus[0].Key {
 				t.Fatal("first frame is not a keyframe")
 			}
@@ -79,7 +146,7 @@ func TestCameraQuirks(t *testing.T) {
 			}
 			for _, au := range out.aus {
 				for _, n := range au.NALUs {
-					if len(n) == 0 || h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter {
+					if len(n) == 0 || isAUD(codec, n) {
 						t.Fatal("empty NAL or AUD handed on")
 					}
 				}

@@ -15,7 +15,7 @@ import (
 // feeder hands a real clip's frames to a recorder with times the test
 // controls: wall = base + PTS + offset.
 type feeder struct {
-	t      *testing.T
+	t      testing.TB
 	clip   *camsim.Clip
 	rec    *Recorder
 	i      int
@@ -24,7 +24,7 @@ type feeder struct {
 	offset time.Duration
 }
 
-func newFeeder(t *testing.T, st *Store, cam string, base time.Time) *feeder {
+func newFeeder(t testing.TB, st *Store, cam string, base time.Time) *feeder {
 	t.Helper()
 	raw, err := os.ReadFile("../../testdata/clip.h264")
 	if err != nil {

@@ -12,11 +12,12 @@ const (
 	ReasonDiskFull      = "disk_full"             // no space left for segments
 	ReasonWriteFailed   = "write_failed"          // a write or fsync failed (disk error)
 	ReasonClockStep     = "clock_step"            // the node's wall clock jumped
+	ReasonDeleted       = "deleted"               // recorded, then deleted by retention (max age or disk space)
 	ReasonNotRecorded   = "not_recorded"          // nothing was recorded and no event says why
 )
 
 var knownReasons = []string{ReasonCameraOffline, ReasonNetwork, ReasonNodeDown, ReasonDiskFull,
-	ReasonWriteFailed, ReasonClockStep, ReasonNotRecorded}
+	ReasonWriteFailed, ReasonClockStep, ReasonDeleted, ReasonNotRecorded}
 
 // splitReason decodes a stored event into a reason code and its detail.
 func splitReason(r string) (code, detail string) {

@@ -40,7 +40,13 @@ func record(t *testing.T, dir string, d time.Duration) { recordWith(t, dir, d, 0
 // recordWith records with a given MaxFragment (0: the default).
 func recordWith(t *testing.T, dir string, d, maxFragment time.Duration) {
 	t.Helper()
-	sim, err := camsim.New(camsim.Config{Addr: "127.0.0.1:0", Cameras: 1, ClipPath: "../../testdata/clip.h264", Logger: quiet()})
+	recordClip(t, dir, "../../testdata/clip.h264", d, maxFragment)
+}
+
+// recordClip records the given clip (H.264 or H.265).
+func recordClip(t *testing.T, dir, clip string, d, maxFragment time.Duration) {
+	t.Helper()
+	sim, err := camsim.New(camsim.Config{Addr: "127.0.0.1:0", Cameras: 1, ClipPath: clip, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +142,49 @@ func TestRecordAndPlayback(t *testing.T) {
 	}
 	if _, gaps, _ := st.Spans("c1", sp.Start.Add(-time.Minute), sp.End); len(gaps) == 0 || gaps[0].Reason == "" {
 		t.Fatalf("gap before recording: %+v", gaps)
+	}
+}
+
+// TestRecordH265 records an H.265 camera end to end (RTSP, depacketizing,
+// fMP4 with an hvcC sample entry, index) and plays a range across segments
+// back through ffmpeg.
+func TestRecordH265(t *testing.T) {
+	dir := t.TempDir()
+	recordClip(t, dir, "../../testdata/clip.h265", 7*time.Second, 0)
+	st, err := Open(dir, Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	spans, _, err := st.Spans("c1", now.Add(-time.Minute), now)
+	if err != nil || len(spans) != 1 {
+		t.Fatalf("spans %v err %v: want one continuous span", spans, err)
+	}
+	sp := spans[0]
+	from, to := sp.Start.Add(1500*time.Millisecond), sp.End.Add(-500*time.Millisecond)
+	var buf bytes.Buffer
+	if err := st.WritePlayback(context.Background(), &buf, "c1", from, to); err != nil {
+		t.Fatal(err)
+	}
+	want := to.Sub(from).Seconds()
+	if d := ffmpegCheck(t, buf.Bytes()); d < want-0.6 || d > want+0.6 {
+		t.Fatalf("duration %.2f s, want %.2f ± 0.6", d, want)
+	}
+	f := filepath.Join(t.TempDir(), "h265.mp4")
+	if err := os.WriteFile(f, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,codec_tag_string,width,height", "-of", "csv=p=0", f).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "hevc,640,360,hvc1" && got != "hevc,hvc1,640,360" {
+		t.Fatalf("ffprobe says %q, want hevc 640x360 in an hvc1 sample entry", got)
+	}
+	segs, _ := os.ReadDir(filepath.Join(dir, "segments", "c1"))
+	if len(segs) < 2 {
+		t.Fatalf("%d segment files, want ≥ 2 (the range crosses segments)", len(segs))
 	}
 }
 

@@ -1,7 +1,9 @@
 package record
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +19,8 @@ import (
 type Retention struct {
 	MaxAge    time.Duration            // 0: keep until space runs out
 	PerCamera map[string]time.Duration // per-camera max age, overriding MaxAge
-	Reserve   uint64                   // bytes always kept free, on top of one hour of writes; default 1 GiB
+	Reserve   uint64                   // bytes always kept free, on top of Headroom of writes; default 1 GiB
+	Headroom  time.Duration            // this long of the measured write rate is kept free too; default 1 h
 	Interval  time.Duration            // default 30 s
 	// FreeSpace reports free bytes on the recording filesystem (default statfs).
 	FreeSpace func() (uint64, error)
@@ -104,36 +107,55 @@ func (s *Store) EnforceRetention() (int, error) {
 		return 0, err
 	}
 	deleted := 0
-	// 1. Max age.
-	if err := s.eachSegmentOldestFirst(func(seg *segment) (bool, error) {
-		limit := ret.MaxAge
-		if l, ok := ret.PerCamera[seg.Camera]; ok {
-			limit = l
+	// 1. Max age. Segment ids follow start time, so the walk stops at the
+	// first segment younger than the shortest limit.
+	minLimit := ret.MaxAge
+	for _, l := range ret.PerCamera {
+		if l > 0 && (minLimit <= 0 || l < minLimit) {
+			minLimit = l
 		}
-		if limit <= 0 || seg.Status == SegOpen || !time.Unix(0, seg.EndNs).Before(now.Add(-limit)) || held(holds, seg) {
-			return true, nil
-		}
-		if err := s.deleteSegment(seg); err != nil {
-			return false, err
-		}
-		deleted++
-		return true, nil
-	}); err != nil {
-		return deleted, err
 	}
-	// 2. Free-space floor.
+	if minLimit > 0 {
+		horizon := now.Add(-minLimit).UnixNano()
+		if err := s.eachSegmentOldestFirst(func(seg *segment) (bool, error) {
+			if seg.StartNs >= horizon {
+				return false, nil
+			}
+			limit := ret.MaxAge
+			if l, ok := ret.PerCamera[seg.Camera]; ok {
+				limit = l
+			}
+			if limit <= 0 || seg.Status == SegOpen || !time.Unix(0, seg.EndNs).Before(now.Add(-limit)) || held(holds, seg) {
+				return true, nil
+			}
+			if err := s.deleteSegment(seg); err != nil {
+				return false, err
+			}
+			deleted++
+			return true, nil
+		}); err != nil {
+			return deleted, err
+		}
+	}
+	// 2. Free-space floor: the oldest unheld footage goes until free space
+	// is back above the floor. When holds make the floor unreachable, only
+	// enough goes to keep an emergency margin (a sixth of the headroom of
+	// writes, ten minutes by default, plus 64 MiB), so the newest unheld footage keeps rotating instead of all
+	// of it being deleted, and the alarm says so.
 	free, err := ret.FreeSpace()
 	if err != nil {
 		return deleted, fmt.Errorf("record: free space of %s: %w", s.segDir, err)
 	}
-	floor := ret.Reserve + uint64(s.bw.sample(now)*3600)
+	rate := s.bw.sample(now)
+	floor := ret.Reserve + uint64(rate*ret.Headroom.Seconds())
 	if free >= floor {
 		s.setAlarm("")
 		return deleted, nil
 	}
-	heldBytes := uint64(0)
+	heldBytes, candBytes := uint64(0), uint64(0)
+	var cands []*segment
 	err = s.eachSegmentOldestFirst(func(seg *segment) (bool, error) {
-		if free >= floor {
+		if free+candBytes >= floor {
 			return false, nil
 		}
 		if seg.Status == SegOpen {
@@ -143,18 +165,29 @@ func (s *Store) EnforceRetention() (int, error) {
 			heldBytes += uint64(seg.Bytes)
 			return true, nil
 		}
-		if err := s.deleteSegment(seg); err != nil {
-			return false, err
-		}
-		deleted++
-		free += uint64(seg.Bytes)
+		cands = append(cands, seg)
+		candBytes += uint64(seg.Bytes)
 		return true, nil
 	})
 	if err != nil {
 		return deleted, err
 	}
+	target := floor
+	if free+candBytes < floor {
+		target = min(floor, 64<<20+uint64(rate*ret.Headroom.Seconds()/6))
+	}
+	for _, seg := range cands {
+		if free >= target {
+			break
+		}
+		if err := s.deleteSegment(seg); err != nil {
+			return deleted, err
+		}
+		deleted++
+		free += uint64(seg.Bytes)
+	}
 	if free < floor {
-		s.setAlarm(fmt.Sprintf("free space %d MiB is below the floor of %d MiB and only held (%d MiB) or recording footage is left; add disk or release holds",
+		s.setAlarm(fmt.Sprintf("free space %d MiB is below the floor of %d MiB: %d MiB of footage is held, so only the newest unheld footage is kept, rotating; add disk or release holds",
 			free>>20, floor>>20, heldBytes>>20))
 	} else {
 		s.setAlarm("")
@@ -213,6 +246,12 @@ func (s *Store) deleteSegment(seg *segment) error {
 	if err := it.Close(); err != nil {
 		return err
 	}
+	// The watermark: gaps before it were recorded and deleted, not missed.
+	if v, ok, err := s.get(deletedKey(seg.Camera)); err != nil {
+		return err
+	} else if !ok || len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < seg.EndNs {
+		_ = b.Set(deletedKey(seg.Camera), binary.BigEndian.AppendUint64(nil, uint64(seg.EndNs)), nil)
+	}
 	_ = b.Delete(tableKey(seg.Camera, seg.StartNs), nil)
 	_ = b.Delete(segmentKey(seg.Camera, seg.ID), nil)
 	_ = b.Delete(orderKey(seg.ID), nil)
@@ -261,8 +300,16 @@ func (s *Store) Holds(cameraID string) ([]Hold, error) {
 	return out, it.Error()
 }
 
+// ErrNoSuchHold says a hold to release does not exist.
+var ErrNoSuchHold = errors.New("no such hold on this camera; GET …/holds lists them")
+
 // DeleteHold releases a hold.
 func (s *Store) DeleteHold(cameraID string, id uint64) error {
+	if _, ok, err := s.get(holdKey(cameraID, id)); err != nil {
+		return err
+	} else if !ok {
+		return ErrNoSuchHold
+	}
 	return s.db.Delete(holdKey(cameraID, id), pebble.Sync)
 }
 

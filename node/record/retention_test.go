@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,9 +72,13 @@ func TestRetentionMaxAge(t *testing.T) {
 		t.Fatal("max age deleted the wrong segments")
 	}
 	// Their fragments are gone from the index too: no span points at a deleted file.
-	spans, _, _ := st.Spans("c1", now.Add(-4*time.Hour), now)
+	spans, gaps, _ := st.Spans("c1", now.Add(-4*time.Hour), now)
 	if len(spans) != 1 || spans[0].Start.Before(now.Add(-11*time.Minute)) {
 		t.Fatalf("spans after retention: %+v", spans)
+	}
+	// The hole says the footage was deleted, not that it was never there.
+	if len(gaps) == 0 || gaps[0].Reason != ReasonDeleted || !strings.Contains(gaps[0].Detail, "retention") {
+		t.Fatalf("gaps after retention: %+v, want the first to say %s", gaps, ReasonDeleted)
 	}
 }
 
@@ -110,17 +115,27 @@ func TestRetentionFreeSpaceOldestFirstAndHolds(t *testing.T) {
 		t.Fatalf("alarm %q while the floor could be kept", st.Alarm())
 	}
 
-	// Disk still short and only held footage plus what is needed is left:
-	// unheld footage keeps rotating, held footage stays, the alarm is raised.
+	// The disk fills up with held footage: the floor (250 MiB) cannot be
+	// reached by deleting unheld footage (b2 + a3 = 200 MiB). Held footage
+	// stays, the alarm is raised, and only the oldest unheld footage goes,
+	// down to the emergency margin (64 MiB here), so the newest (a3) is
+	// kept, rotating, rather than everything unheld being wiped.
 	disk.free = 0
 	if _, err := st.EnforceRetention(); err != nil {
 		t.Fatal(err)
 	}
-	if !exists(st, b1) || exists(st, b2) || exists(st, a3) {
-		t.Fatal("held footage deleted, or unheld footage kept while short of space")
+	if !exists(st, b1) || exists(st, b2) || !exists(st, a3) {
+		t.Fatalf("held b1 %v (want kept), oldest unheld b2 %v (want deleted), newest unheld a3 %v (want kept)", exists(st, b1), exists(st, b2), exists(st, a3))
 	}
-	if st.Alarm() == "" {
-		t.Fatal("no alarm when only held footage is left")
+	if a := st.Alarm(); !strings.Contains(a, "held") || !strings.Contains(a, "release holds") {
+		t.Fatalf("alarm %q, want it to say footage is held and what to do", a)
+	}
+	// Still short on the next pass: the next-oldest unheld goes; held stays.
+	if _, err := st.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(st, b1) || exists(st, a3) {
+		t.Fatal("rotation deleted held footage, or kept unheld footage while short of space")
 	}
 
 	// An expired hold protects nothing.

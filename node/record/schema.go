@@ -12,6 +12,7 @@ package record
 //	"e" cam 0x00 wallNs(8 BE)               -> event: why footage stops ("code: detail", UTF-8)
 //	"o" segid(8 BE)                         -> camera id: all segments, oldest first (retention)
 //	"h" cam 0x00 holdID(8 BE)               -> hold (JSON)
+//	"r" cam                                 -> retention watermark: footage before this wall time (8 BE ns) was deleted
 //
 // While a segment is open each fragment (GOP) has its own "f" key, written
 // by the sync loop as it goes. When the segment closes its fragments are
@@ -46,7 +47,10 @@ const (
 	prefixHold     = 'h'
 	prefixTable    = 'g'
 	prefixParams   = 'p'
+	prefixDeleted  = 'r'
 )
+
+func deletedKey(cam string) []byte { return append([]byte{prefixDeleted}, cam...) }
 
 func tableKey(cam string, segStart int64) []byte { return camKey(prefixTable, cam, uint64(segStart)) }
 
@@ -65,6 +69,7 @@ type Hold struct {
 	Reason  string    `json:"reason"`
 	Expires time.Time `json:"expires"`
 	Created time.Time `json:"created"`
+	By      string    `json:"by,omitempty"` // who placed it
 }
 
 // Segment statuses.

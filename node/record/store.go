@@ -85,6 +85,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Retention.Interval <= 0 {
 		opts.Retention.Interval = 30 * time.Second
 	}
+	if opts.Retention.Headroom <= 0 {
+		opts.Retention.Headroom = time.Hour
+	}
 	if opts.Retention.Reserve == 0 {
 		opts.Retention.Reserve = 1 << 30
 	}
@@ -305,19 +308,34 @@ func (s *Store) Spans(cameraID string, from, to time.Time) ([]Span, []Gap, error
 		return nil, nil, err
 	}
 	var gaps []Gap
+	var wm time.Time // footage before it was deleted by retention
+	if v, ok, err := s.get(deletedKey(cameraID)); err == nil && ok && len(v) == 8 {
+		wm = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	}
+	gap := func(a, b time.Time) {
+		if a.Before(wm) {
+			e := minTime(b, wm)
+			gaps = append(gaps, Gap{Start: a, End: e, Reason: ReasonDeleted,
+				Detail: "recorded, then deleted by retention (older than the camera's max age, or to keep free disk space)"})
+			if b.Sub(e) <= mergeGap {
+				return
+			}
+			a = e
+		}
+		code, detail := s.gapReason(cameraID, a, b)
+		gaps = append(gaps, Gap{Start: a, End: b, Reason: code, Detail: detail})
+	}
 	cursor := from
 	for _, sp := range spans {
 		if sp.Start.Sub(cursor) > mergeGap {
-			code, detail := s.gapReason(cameraID, cursor, sp.Start)
-			gaps = append(gaps, Gap{Start: cursor, End: sp.Start, Reason: code, Detail: detail})
+			gap(cursor, sp.Start)
 		}
 		cursor = sp.End
 	}
 	if to.Sub(cursor) > mergeGap && cursor.Before(s.opts.Now()) {
 		end := minTime(to, s.opts.Now())
 		if end.Sub(cursor) > mergeGap {
-			code, detail := s.gapReason(cameraID, cursor, end)
-			gaps = append(gaps, Gap{Start: cursor, End: end, Reason: code, Detail: detail})
+			gap(cursor, end)
 		}
 	}
 	if len(spans) == 0 {
