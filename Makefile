@@ -71,10 +71,12 @@ proto-check: tools
 ## bench: measurements printed side by side with their baselines (minutes; not part of make test).
 ##   recordbench: ingest + record N camera streams at 4 Mbit/s by a real ronda node vs ffmpeg -c copy -f segment.
 ##   crashbench: kill -9 a recording node 20 times; footage lost per kill, every file under ffmpeg -xerror.
+##   diskfullbench: a node recording onto a 512 MiB loop filesystem: retention, holds, alarm, ENOSPC (needs root).
 ##   seek: playback time-to-first-byte, random 1-minute ranges out of 30 days x 110 cameras of index (warm and cold cache).
 bench: build deps
 	$(GO) run ./bench/recordbench -ronda $(BIN) -streams 10,50,110 -duration 60s -warmup 10s
 	$(GO) run ./bench/crashbench -ronda $(BIN) -kills 20
+	$(GO) run ./bench/diskfullbench -ronda $(BIN)
 	$(GO) test ./node/record -run '^$$' -bench BenchmarkPlaybackSeek -benchtime 300x -timeout 60m -v
 
 ## fuzz: run each fuzz target for FUZZTIME (default 3m); new inputs land in the Go cache,

@@ -343,6 +343,40 @@ func runBrowser(t *testing.T, script string, args ...string) browserResult {
 	return res
 }
 
+// checkHolds places, lists and releases a hold at a node, as a kelurahan
+// officer answering a citizen's report does.
+func checkHolds(t *testing.T, c *demo.Client, cam string) {
+	t.Helper()
+	now := time.Now().UTC()
+	body := fmt.Sprintf(`{"from":%q,"to":%q,"reason":"JAKI-2026-0042","expires":%q}`,
+		now.Add(-time.Minute).Format(time.RFC3339), now.Format(time.RFC3339), now.Add(6*24*time.Hour).Format(time.RFC3339))
+	var h api.Hold
+	if _, err := c.Do(ctx(t), "POST", "/api/v1/cameras/"+cam+"/holds", strings.NewReader(body), "application/json", &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.ID == "" || !h.Active || h.Reason != "JAKI-2026-0042" || h.CreatedBy == "" {
+		t.Fatalf("hold %+v", h)
+	}
+	var list struct{ Holds []api.Hold }
+	if _, err := c.Do(ctx(t), "GET", "/api/v1/cameras/"+cam+"/holds", nil, "", &list); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, x := range list.Holds {
+		found = found || x.ID == h.ID
+	}
+	if !found {
+		t.Fatalf("hold %s not listed: %+v", h.ID, list.Holds)
+	}
+	if _, err := c.Do(ctx(t), "DELETE", "/api/v1/cameras/"+cam+"/holds/"+h.ID, nil, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	var ae *demo.APIError
+	if _, err := c.Do(ctx(t), "DELETE", "/api/v1/cameras/"+cam+"/holds/"+h.ID, nil, "", nil); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Fatalf("releasing a released hold: %v, want 404", err)
+	}
+}
+
 func TestFederation(t *testing.T) {
 	start := time.Now()
 	f := startDemo(t)
@@ -431,6 +465,10 @@ func TestFederation(t *testing.T) {
 					t.Fatalf("node %s /metrics lacks %q", n.NodeID, want)
 				}
 			}
+			if !strings.Contains(string(metrics), "ronda_recording_alarm 0") {
+				t.Fatalf("node %s /metrics lacks ronda_recording_alarm 0", n.NodeID)
+			}
+			checkHolds(t, c, cams[0].ID)
 			checkMedia(t, c, cams[0].ID)
 			checkMediaRange(t, c, cams[0].ID)
 			checkWhep(t, c, cams[1].ID)

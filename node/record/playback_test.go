@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ronda-jakarta/ronda/node/media"
 )
 
 // probeFrames returns the presentation times ffprobe shows for a file.
@@ -135,5 +137,59 @@ func TestPlaybackServesRanges(t *testing.T) {
 	resp.Body.Close()
 	if resp.ContentLength != n {
 		t.Fatalf("Content-Length %d, want %d", resp.ContentLength, n)
+	}
+}
+
+// Playback across a gap (the camera was offline for 10 s) crosses it: the
+// answer says there is one gap, its frames jump in time by the gap's length
+// (nothing is stretched or silently cut), and the recordings list the gap
+// with its reason.
+func TestPlaybackAcrossAGap(t *testing.T) {
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	st, err := Open(t.TempDir(), Options{Logger: quiet(), SyncInterval: time.Hour, SegmentDuration: 10 * time.Second, Now: func() time.Time { return base.Add(time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := newFeeder(t, st, "c1", base)
+	f.feed(4 * time.Second)
+	lastBefore := f.wall()
+	f.rec.OnStop(media.StopReason(media.StopCameraOffline, "camera unreachable: test"))
+	f.offset = 10 * time.Second // back 10 s later, in a new session
+	f.rec.OnTrack(media.Track{Codec: media.CodecH264, SPS: f.clip.SPS, PPS: f.clip.PPS, Width: 640, Height: 360})
+	f.i = 0 // the new session starts at a keyframe
+	f.feed(4 * time.Second)
+	f.barrier()
+	st.syncOnce()
+
+	_, gaps, err := st.Spans("c1", base, f.wall())
+	if err != nil || len(gaps) != 1 || gaps[0].Reason != ReasonCameraOffline || gaps[0].End.Sub(gaps[0].Start) < 9*time.Second {
+		t.Fatalf("gaps %+v (%v): want one camera_offline gap of ~10 s", gaps, err)
+	}
+	from, to := base.Add(time.Second), f.wall().Add(-time.Second)
+	m, err := st.OpenPlayback("c1", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Gaps != 1 || m.Truncated != "" {
+		t.Fatalf("gaps %d truncated %q: want the one gap crossed and said", m.Gaps, m.Truncated)
+	}
+	raw, err := io.ReadAll(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ffmpegCheck(t, raw)
+	ts := probeFrames(t, raw)
+	jump := 0.0
+	for i := 1; i < len(ts); i++ {
+		jump = max(jump, ts[i]-ts[i-1])
+	}
+	want := base.Add(14 * time.Second).Sub(lastBefore).Seconds() // first frame after minus last frame before
+	if jump < want-0.2 || jump > want+0.2 {
+		t.Fatalf("largest step between frames %.2f s, want the gap (%.2f s)", jump, want)
+	}
+	if last := ts[len(ts)-1]; last < to.Sub(from).Seconds()-0.3 || last > to.Sub(from).Seconds() {
+		t.Fatalf("last frame at %.2f s, want just before %.2f s: the timeline keeps wall time across the gap", last, to.Sub(from).Seconds())
 	}
 }

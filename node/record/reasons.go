@@ -16,6 +16,8 @@ const (
 	ReasonNotRecorded   = "not_recorded"          // nothing was recorded and no event says why
 )
 
+const deletedDetail = "recorded, then deleted by retention (older than the camera's max age, or to keep free disk space)"
+
 var knownReasons = []string{ReasonCameraOffline, ReasonNetwork, ReasonNodeDown, ReasonDiskFull,
 	ReasonWriteFailed, ReasonClockStep, ReasonDeleted, ReasonNotRecorded}
 

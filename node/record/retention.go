@@ -246,12 +246,17 @@ func (s *Store) deleteSegment(seg *segment) error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	// The watermark: gaps before it were recorded and deleted, not missed.
+	// Say why the hole is there: an event at the segment's start, and the
+	// watermark (gaps before it were recorded and deleted, not missed).
+	// Events more than a week older than the deleted footage go with it.
 	if v, ok, err := s.get(deletedKey(seg.Camera)); err != nil {
 		return err
 	} else if !ok || len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < seg.EndNs {
 		_ = b.Set(deletedKey(seg.Camera), binary.BigEndian.AppendUint64(nil, uint64(seg.EndNs)), nil)
 	}
+	elo, _ := camBounds(prefixEvent, seg.Camera)
+	_ = b.DeleteRange(elo, eventKey(seg.Camera, time.Unix(0, seg.StartNs).Add(-7*24*time.Hour)), nil)
+	_ = b.Set(eventKey(seg.Camera, time.Unix(0, seg.StartNs)), []byte(ReasonDeleted+": "+deletedDetail), nil)
 	_ = b.Delete(tableKey(seg.Camera, seg.StartNs), nil)
 	_ = b.Delete(segmentKey(seg.Camera, seg.ID), nil)
 	_ = b.Delete(orderKey(seg.ID), nil)

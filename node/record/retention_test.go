@@ -147,3 +147,43 @@ func TestRetentionFreeSpaceOldestFirstAndHolds(t *testing.T) {
 		t.Fatal("footage of an expired hold was kept while short of space")
 	}
 }
+
+// A hole mixing deleted footage and an outage is explained part by part:
+// what retention deleted says "deleted", the time the disk was full says
+// "disk_full" — as after a disk that filled while holds kept old footage.
+func TestGapsMixingDeletionAndOutage(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	disk := &fakeDisk{free: 100 << 30}
+	st := openRetention(t, &now, disk, Retention{MaxAge: time.Hour})
+	t0 := now.Add(-2 * time.Hour)
+	b := addSegment(t, st, "c1", t0, 10*time.Minute, 1000)                     // deleted (too old)
+	outage := t0.Add(10 * time.Minute)                                         // the disk was full for 5 min
+	c := addSegment(t, st, "c1", t0.Add(15*time.Minute), 10*time.Minute, 1000) // deleted (too old)
+	d := addSegment(t, st, "c1", now.Add(-20*time.Minute), 10*time.Minute, 1000)
+	if err := st.db.Set(eventKey("c1", outage), []byte(ReasonDiskFull+": write: no space left on device"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.EnforceRetention(); err != nil || n != 2 || exists(st, b) || exists(st, c) || !exists(st, d) {
+		t.Fatalf("deleted %d (%v)", n, err)
+	}
+	_, gaps, err := st.Spans("c1", t0, now.Add(-15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		from, to time.Time
+		reason   string
+	}{
+		{t0, outage, ReasonDeleted},
+		{outage, t0.Add(15 * time.Minute), ReasonDiskFull},
+		{t0.Add(15 * time.Minute), now.Add(-20 * time.Minute), ReasonDeleted},
+	}
+	if len(gaps) != len(want) {
+		t.Fatalf("gaps %+v, want %d parts", gaps, len(want))
+	}
+	for i, w := range want {
+		if g := gaps[i]; !g.Start.Equal(w.from) || !g.End.Equal(w.to) || g.Reason != w.reason {
+			t.Fatalf("gap %d: %s–%s %s, want %s–%s %s", i, g.Start.Format("15:04"), g.End.Format("15:04"), g.Reason, w.from.Format("15:04"), w.to.Format("15:04"), w.reason)
+		}
+	}
+}

@@ -312,30 +312,17 @@ func (s *Store) Spans(cameraID string, from, to time.Time) ([]Span, []Gap, error
 	if v, ok, err := s.get(deletedKey(cameraID)); err == nil && ok && len(v) == 8 {
 		wm = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
 	}
-	gap := func(a, b time.Time) {
-		if a.Before(wm) {
-			e := minTime(b, wm)
-			gaps = append(gaps, Gap{Start: a, End: e, Reason: ReasonDeleted,
-				Detail: "recorded, then deleted by retention (older than the camera's max age, or to keep free disk space)"})
-			if b.Sub(e) <= mergeGap {
-				return
-			}
-			a = e
-		}
-		code, detail := s.gapReason(cameraID, a, b)
-		gaps = append(gaps, Gap{Start: a, End: b, Reason: code, Detail: detail})
-	}
 	cursor := from
 	for _, sp := range spans {
 		if sp.Start.Sub(cursor) > mergeGap {
-			gap(cursor, sp.Start)
+			gaps = s.gapsIn(gaps, cameraID, cursor, sp.Start, wm)
 		}
 		cursor = sp.End
 	}
 	if to.Sub(cursor) > mergeGap && cursor.Before(s.opts.Now()) {
 		end := minTime(to, s.opts.Now())
 		if end.Sub(cursor) > mergeGap {
-			gap(cursor, end)
+			gaps = s.gapsIn(gaps, cameraID, cursor, end, wm)
 		}
 	}
 	if len(spans) == 0 {
@@ -344,19 +331,52 @@ func (s *Store) Spans(cameraID string, from, to time.Time) ([]Span, []Gap, error
 	return spans, gaps, nil
 }
 
-// gapReason finds the event recorded at the start of a gap: why the stream
-// stopped, the disk failed or filled, the node went down, or its clock stepped.
-func (s *Store) gapReason(cam string, start, end time.Time) (code, detail string) {
+// gapsIn explains a hole [a,b) in a camera's footage with the events in it:
+// each event (why the stream stopped, the disk failed or filled, the node
+// went down, its clock stepped, retention deleted a segment) starts a part
+// with its reason, until the next one. The first part's reason is an event
+// at its start (within 5 s), else "deleted" before the retention watermark,
+// else "not_recorded". Neighbouring parts with the same reason are merged.
+func (s *Store) gapsIn(out []Gap, cam string, a, b, wm time.Time) []Gap {
+	add := func(g Gap) {
+		if !g.End.After(g.Start) {
+			return
+		}
+		if n := len(out); n > 0 && out[n-1].End.Equal(g.Start) && out[n-1].Reason == g.Reason {
+			out[n-1].End = g.End
+			return
+		}
+		out = append(out, g)
+	}
+	cur := Gap{Start: a, Reason: ReasonNotRecorded, Detail: "no event explains it: the node was not running, or the camera was not configured"}
+	if a.Before(wm) {
+		cur.Reason, cur.Detail = ReasonDeleted, deletedDetail
+	}
 	lo, hi := camBounds(prefixEvent, cam)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return ReasonNotRecorded, err.Error()
+		cur.End = b
+		add(cur)
+		return out
 	}
 	defer it.Close()
-	if it.SeekGE(eventKey(cam, start.Add(-5*time.Second))) && time.Unix(0, int64(keyUint(it.Key()))).Before(end) {
-		return splitReason(string(it.Value()))
+	for ok := it.SeekGE(eventKey(cam, a.Add(-5*time.Second))); ok; ok = it.Next() {
+		at := time.Unix(0, int64(keyUint(it.Key())))
+		if !at.Before(b) {
+			break
+		}
+		code, detail := splitReason(string(it.Value()))
+		if !at.After(a) {
+			cur.Reason, cur.Detail = code, detail // the event that opened this hole
+			continue
+		}
+		cur.End = at
+		add(cur)
+		cur = Gap{Start: at, Reason: code, Detail: detail}
 	}
-	return ReasonNotRecorded, "no event explains it: the node was not running, or the camera was not configured"
+	cur.End = b
+	add(cur)
+	return out
 }
 
 func maxTime(a, b time.Time) time.Time {
