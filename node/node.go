@@ -112,6 +112,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	for _, cc := range cfg.Cameras {
 		c := &camera{id: CameraID(cfg.Kelurahan, cc.Name), name: cc.Name, fanout: media.NewFanout()}
 		c.ingest = ingest.New(ingest.Config{CameraID: c.id, URL: cc.URL, Transport: cc.Transport, Logger: log.With("camera", c.id)}, c.fanout)
+		c.fanout.OnWatched = c.ingest.SetLive
 		c.fanout.Add(n.store.Recorder(c.id))
 		n.live.AddCamera(c.id, c.fanout)
 		n.cameras = append(n.cameras, c)

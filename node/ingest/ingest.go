@@ -86,6 +86,19 @@ type Camera struct {
 	winStart            time.Time
 	winFrames, winBytes int
 	framesSinceKeyframe int
+
+	conn atomic.Pointer[lowatConn] // the current session's TCP connection
+	live atomic.Bool               // someone watches live (SetLive)
+}
+
+// SetLive says whether anyone watches the camera live: receive batching
+// then keeps live latency low (30 ms windows); otherwise it batches for the
+// recorder (120 ms), costing less CPU. Safe from any goroutine.
+func (c *Camera) SetLive(live bool) {
+	c.live.Store(live)
+	if lc := c.conn.Load(); lc != nil {
+		lc.setLive(live)
+	}
 }
 
 // New returns a camera; call Run.
@@ -203,8 +216,8 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 	if c.cfg.Transport == "udp" {
 		proto = gortsplib.ProtocolUDP
 	}
-	var conn atomic.Pointer[lowatConn]
-	client := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &proto, ReadTimeout: 10 * time.Second, DialContext: dialer(&conn),
+	c.conn.Store(nil)
+	client := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Protocol: &proto, ReadTimeout: 10 * time.Second, DialContext: dialer(&c.conn, &c.live),
 		// UDP: room for a keyframe burst while the reader is busy (the
 		// kernel caps it at net.core.rmem_max; see docs/deployment.md).
 		UDPReadBufferSize: 4 << 20,
@@ -233,7 +246,7 @@ func (c *Camera) session(ctx context.Context) (streamed bool, err error) {
 		dec  interface {
 			Decode(*rtp.Packet) ([][]byte, error)
 		}
-		d = &depacketizer{c: c, conn: &conn}
+		d = &depacketizer{c: c, conn: &c.conn}
 	)
 	if medi = desc.FindFormat(&f264); medi != nil {
 		d.sps, d.pps = f264.SPS, f264.PPS

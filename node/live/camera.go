@@ -33,7 +33,10 @@ type frame struct {
 }
 
 // camera is the live side of one camera: a media.Consumer that packetizes
-// each access unit once and hands the packets to every viewer.
+// each access unit once and hands the packets to every viewer. While nobody
+// watches it only keeps the current GOP's access units (references, no copy)
+// and packetizes nothing; the first viewer's join packetizes the cache, and
+// from then on every frame is packetized once as it arrives.
 type camera struct {
 	id  string
 	src *media.Fanout
@@ -42,10 +45,17 @@ type camera struct {
 	mu       sync.Mutex
 	track    *media.Track
 	enc      *rtph264.Encoder
-	nalus    [][]byte // scratch for OnAccessUnit (the ingest calls it from one goroutine)
-	gop      []*frame // frames since the last keyframe; empty when not usable
+	nalus    [][]byte   // scratch for packetize
+	gop      []gopEntry // frames since the last keyframe; empty when not usable
 	gopBytes int
 	viewers  map[*viewer]struct{}
+}
+
+// gopEntry is one cached frame: the access unit, and its packets once
+// someone has watched (nil before).
+type gopEntry struct {
+	au *media.AccessUnit
+	f  *frame
 }
 
 func newCamera(id string, src *media.Fanout, log *slog.Logger) *camera {
@@ -107,6 +117,38 @@ func (c *camera) OnAccessUnit(au *media.AccessUnit) {
 	if c.enc == nil || len(au.NALUs) == 0 {
 		return
 	}
+	if au.Key {
+		c.resetGOP()
+	}
+	e := gopEntry{au: au}
+	if len(c.viewers) > 0 {
+		if e.f = c.packetize(au); e.f == nil {
+			return
+		}
+	}
+	if len(c.gop) > 0 || au.Key {
+		size := 0
+		for _, n := range au.NALUs {
+			size += len(n)
+		}
+		if len(c.gop) < maxGOPFrames && c.gopBytes+size <= maxGOPBytes {
+			c.gop = append(c.gop, e)
+			c.gopBytes += size
+		} else {
+			c.resetGOP() // a partial GOP is useless to a new viewer
+		}
+	}
+	if e.f != nil {
+		for v := range c.viewers {
+			v.offer(e.f)
+		}
+	}
+}
+
+// packetize turns an access unit into RTP packets (parameter sets before a
+// keyframe that lacks them, filler dropped). Called with c.mu held, in frame
+// order: the encoder is stateful. Nil if there is nothing to send.
+func (c *camera) packetize(au *media.AccessUnit) *frame {
 	nalus := c.nalus[:0]
 	if au.Key && !hasParameterSets(au.NALUs) {
 		nalus = append(nalus, c.track.SPS, c.track.PPS)
@@ -119,12 +161,12 @@ func (c *camera) OnAccessUnit(au *media.AccessUnit) {
 	c.nalus = nalus
 	defer clear(c.nalus) // keep no references to the access unit
 	if len(nalus) == 0 {
-		return
+		return nil
 	}
 	pkts, err := c.enc.Encode(nalus)
 	if err != nil {
 		c.log.Warn("live: packetize", "err", err)
-		return
+		return nil
 	}
 	ts := rtpTime(au.PTS)
 	size := 0
@@ -132,41 +174,42 @@ func (c *camera) OnAccessUnit(au *media.AccessUnit) {
 		p.Timestamp = ts
 		size += len(p.Payload)
 	}
-	f := &frame{pkts: pkts, key: au.Key, ts: ts, bytes: size}
-	if au.Key {
-		c.resetGOP()
-	}
-	if len(c.gop) > 0 || au.Key {
-		if len(c.gop) < maxGOPFrames && c.gopBytes+size <= maxGOPBytes {
-			c.gop = append(c.gop, f)
-			c.gopBytes += size
-		} else {
-			c.resetGOP() // a partial GOP is useless to a new viewer
-		}
-	}
-	for v := range c.viewers {
-		v.offer(f)
-	}
+	return &frame{pkts: pkts, key: au.Key, ts: ts, bytes: size}
 }
 
-// join adds a viewer and returns a snapshot of the GOP cache, atomically,
-// so the viewer sees every frame exactly once. With no usable cache the
-// viewer starts at the next keyframe.
+// join adds a viewer and returns a snapshot of the GOP cache, packetized,
+// atomically, so the viewer sees every frame exactly once. With no usable
+// cache the viewer starts at the next keyframe.
 func (c *camera) join(v *viewer) []*frame {
+	c.src.Watch(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.viewers[v] = struct{}{}
-	if len(c.gop) == 0 {
+	cache := make([]*frame, 0, len(c.gop))
+	for i := range c.gop {
+		e := &c.gop[i]
+		if e.f == nil {
+			e.f = c.packetize(e.au)
+		}
+		if e.f != nil {
+			cache = append(cache, e.f)
+		}
+	}
+	if len(cache) == 0 || !cache[0].key {
 		v.skipping = true
 		return nil
 	}
-	return append([]*frame(nil), c.gop...)
+	return cache
 }
 
 func (c *camera) leave(v *viewer) {
 	c.mu.Lock()
+	_, ok := c.viewers[v]
 	delete(c.viewers, v)
 	c.mu.Unlock()
+	if ok {
+		c.src.Watch(-1)
+	}
 }
 
 // rtpTime converts a media-clock time to a 90 kHz RTP timestamp, rounded to

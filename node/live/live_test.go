@@ -82,6 +82,15 @@ var filler = append([]byte{12}, bytes.Repeat([]byte{0xff}, 300)...)
 type feeder struct {
 	maxCall atomic.Int64 // the longest OnAccessUnit call (ns)
 	frames  atomic.Int64
+
+	mu      sync.Mutex
+	watched []bool // the fan-out's OnWatched calls, in order
+}
+
+func (fd *feeder) watchedCalls() []bool {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	return append([]bool(nil), fd.watched...)
 }
 
 func (fd *feeder) run(ctx context.Context, c *clip, f *media.Fanout) {
@@ -244,9 +253,10 @@ func start(t *testing.T, configure func(*Engine)) (*Engine, *feeder) {
 		configure(e)
 	}
 	fan := media.NewFanout()
+	fd := &feeder{}
+	fan.OnWatched = func(w bool) { fd.mu.Lock(); fd.watched = append(fd.watched, w); fd.mu.Unlock() }
 	e.AddCamera("c1", fan)
 	ctx, cancel := context.WithCancel(context.Background())
-	fd := &feeder{}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); fd.run(ctx, c, fan) }()
@@ -288,9 +298,18 @@ func TestTwoViewersStartAtKeyframeWithParameterSets(t *testing.T) {
 	e, fd := start(t, nil)
 	waitFor(t, 5*time.Second, "mid-GOP", func() bool { return fd.frames.Load()%15 == 7 }) // the cache must serve the keyframe
 
+	if w := fd.watchedCalls(); len(w) != 0 {
+		t.Fatalf("camera reported as watched %v before any viewer", w)
+	}
 	a, b := dial(t, e, "c1"), dial(t, e, "c1")
 	if n := e.Viewers("c1"); n != 2 {
 		t.Fatalf("viewers %d, want 2", n)
+	}
+	// The ingest is told once that someone watches (short receive batching
+	// for low latency), not once per viewer.
+	waitFor(t, 5*time.Second, "watched", func() bool { return len(fd.watchedCalls()) > 0 })
+	if w := fd.watchedCalls(); len(w) != 1 || !w[0] {
+		t.Fatalf("OnWatched calls with two viewers %v, want [true]", w)
 	}
 	waitFor(t, 10*time.Second, "frames at both viewers", func() bool { return a.frames.Load() > 30 && b.frames.Load() > 30 })
 	for i, c := range []*client{a, b} {
@@ -314,6 +333,12 @@ func TestTwoViewersStartAtKeyframeWithParameterSets(t *testing.T) {
 	}
 	if n := e.Viewers("c1"); n != 0 {
 		t.Fatalf("viewers after delete %d", n)
+	}
+	// After the last viewer leaves the ingest goes back to batching for the
+	// recorder.
+	waitFor(t, 5*time.Second, "unwatched", func() bool { return len(fd.watchedCalls()) == 2 })
+	if w := fd.watchedCalls(); len(w) != 2 || !w[0] || w[1] {
+		t.Fatalf("OnWatched calls after both viewers left %v, want [true false]", w)
 	}
 	if err := e.Delete(a.session); !errors.Is(err, ErrUnknownSession) {
 		t.Fatalf("second delete: %v", err)
@@ -418,15 +443,20 @@ func TestGOPCache(t *testing.T) {
 	}
 	c.OnAccessUnit(&media.AccessUnit{Key: true, NALUs: [][]byte{{0x65, 0x88, 1}, filler}})
 	c.OnAccessUnit(&media.AccessUnit{PTS: time.Second / 15, NALUs: [][]byte{delta}})
-	if len(c.gop) != 2 || !c.gop[0].key {
-		t.Fatalf("GOP cache holds %d frames", len(c.gop))
+	if len(c.gop) != 2 || c.gop[0].f != nil {
+		t.Fatalf("GOP cache holds %d frames (packetized without a viewer: %v)", len(c.gop), len(c.gop) > 0 && c.gop[0].f != nil)
+	}
+	v := newViewer("v", c, nil, nil, nil, 4, quiet())
+	cache := c.join(v)
+	if len(cache) != 2 || !cache[0].key || v.skipping {
+		t.Fatalf("join: %d cached frames, skipping %v", len(cache), v.skipping)
 	}
 	dec := &rtph264.Decoder{PacketizationMode: 1}
 	if err := dec.Init(); err != nil {
 		t.Fatal(err)
 	}
 	var au [][]byte
-	for _, p := range c.gop[0].pkts {
+	for _, p := range cache[0].pkts {
 		var err error
 		if au, err = dec.Decode(p); err != nil && !errors.Is(err, rtph264.ErrMorePacketsNeeded) {
 			t.Fatal(err)
@@ -435,12 +465,14 @@ func TestGOPCache(t *testing.T) {
 	if len(au) != 3 || !bytes.Equal(au[0], sps) || !bytes.Equal(au[1], pps) || au[2][0] != 0x65 {
 		t.Fatalf("keyframe packetized as %d NAL units %x, want SPS, PPS, IDR (filler stripped)", len(au), au)
 	}
-	if got := c.gop[1].ts; got != 6000 {
+	if got := cache[1].ts; got != 6000 {
 		t.Fatalf("second frame timestamp %d, want 6000", got)
 	}
-	v := newViewer("v", c, nil, nil, nil, 4, quiet())
-	if cache := c.join(v); len(cache) != 2 || v.skipping {
-		t.Fatalf("join: %d cached frames, skipping %v", len(cache), v.skipping)
+	// While watched, each frame is packetized once as it arrives, cached,
+	// and offered to the viewer.
+	c.OnAccessUnit(&media.AccessUnit{PTS: 2 * time.Second / 15, NALUs: [][]byte{delta}})
+	if len(c.gop) != 3 || c.gop[2].f == nil || len(v.queue) != 1 || <-v.queue != c.gop[2].f {
+		t.Fatal("a live frame was not packetized once and offered to the viewer")
 	}
 	c.OnStop("camera gone")
 	if len(c.gop) != 0 || !v.skipping {

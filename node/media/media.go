@@ -55,6 +55,22 @@ type Fanout struct {
 	mu        sync.RWMutex
 	track     *Track
 	consumers map[Consumer]struct{}
+	watchers  int
+	// OnWatched, if set, is called when the first live viewer arrives
+	// (true) and when the last one leaves (false): the ingest then trades
+	// CPU for latency. Set it before the fan-out is used.
+	OnWatched func(bool)
+}
+
+// Watch counts live viewers (+1 when one starts, -1 when one ends).
+func (f *Fanout) Watch(delta int) {
+	f.mu.Lock()
+	defer f.mu.Unlock() // held across the hook so transitions arrive in order
+	before := f.watchers
+	f.watchers = max(0, f.watchers+delta)
+	if f.OnWatched != nil && (before == 0) != (f.watchers == 0) {
+		f.OnWatched(f.watchers > 0)
+	}
 }
 
 // NewFanout returns an empty Fanout.

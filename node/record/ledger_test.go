@@ -56,7 +56,7 @@ func (f *feeder) feed(d time.Duration) {
 
 func (f *feeder) barrier() {
 	ch := make(chan struct{})
-	f.rec.queue <- item{barrier: ch}
+	f.rec.send(item{barrier: ch})
 	<-ch
 }
 

@@ -116,24 +116,31 @@ func (p *pending) abandon(bad map[uint64]error) {
 
 type item struct {
 	au       *media.AccessUnit
+	track    *media.Track // new parameter sets, from the frame after
 	stop     string
 	shutdown bool
 	barrier  chan struct{} // closed when the writer reaches it (tests)
 }
 
-// Recorder writes one camera's stream. OnAccessUnit never blocks: it queues
-// (bounded) and, when the queue is full, drops frames until the next keyframe.
+// Recorder writes one camera's stream. OnAccessUnit never blocks: it puts
+// the frame in a bounded inbox and, when the inbox is full, drops frames
+// until the next keyframe. The writer goroutine is woken only when there is
+// work worth waking for (a keyframe, which ends a fragment, or a batch of
+// wakeBatch frames), not once per frame: at 110 cameras the per-frame
+// hand-off cost more in scheduler wake-ups than writing the frames.
 type Recorder struct {
-	s     *Store
-	cam   string
-	log   *slog.Logger
-	queue chan item
-	done  chan struct{}
-	once  sync.Once
+	s    *Store
+	cam  string
+	log  *slog.Logger
+	kick chan struct{} // wakes the writer to drain the inbox (capacity 1)
+	done chan struct{}
+	once sync.Once
 
 	mu       sync.Mutex // guards the fields below, shared with the sync loop
+	inbox    []item     // frames and control items (stop, shutdown, test barriers), in order
+	spare    []item     // the writer's last drained inbox, reused
+	frames   int        // frames in the inbox (bounded by QueueFrames)
 	pend     pending
-	track    *media.Track
 	openSeg  *segment // a copy of the open segment's record, for the sync loop
 	dropping bool
 	dropped  int
@@ -141,6 +148,7 @@ type Recorder struct {
 	fileMu sync.Mutex // held while fsyncing or closing files
 
 	// writer goroutine only
+	track     *media.Track // the stream's current track
 	cur       *openSegment
 	curTrack  *media.Track
 	frag      []*media.AccessUnit
@@ -161,7 +169,7 @@ type openSegment struct {
 }
 
 func newRecorder(s *Store, cam string) *Recorder {
-	r := &Recorder{s: s, cam: cam, log: s.log.With("camera", cam), queue: make(chan item, s.opts.QueueFrames),
+	r := &Recorder{s: s, cam: cam, log: s.log.With("camera", cam), kick: make(chan struct{}, 1),
 		done: make(chan struct{}), firstSeg: true, lastDurNs: int64(time.Second / 15)}
 	r.pend.files = map[*segFile]bool{}
 	r.pend.mu = &r.fileMu
@@ -169,57 +177,79 @@ func newRecorder(s *Store, cam string) *Recorder {
 }
 
 // OnTrack implements media.Consumer.
-func (r *Recorder) OnTrack(t media.Track) {
-	r.mu.Lock()
-	r.track = &t
-	r.mu.Unlock()
-}
+func (r *Recorder) OnTrack(t media.Track) { r.send(item{track: &t}) }
+
+// wakeBatch is how many frames may wait in the inbox before the writer is
+// woken without a keyframe (a long GOP is still cut at MaxFragment).
+const wakeBatch = 16
 
 // OnAccessUnit implements media.Consumer.
 func (r *Recorder) OnAccessUnit(au *media.AccessUnit) {
 	r.mu.Lock()
-	if r.dropping && !au.Key {
+	switch {
+	case r.dropping && !au.Key:
 		r.dropped++
 		r.mu.Unlock()
 		return
-	}
-	r.mu.Unlock()
-	select {
-	case r.queue <- item{au: au}:
-		r.mu.Lock()
-		if r.dropping {
-			r.log.Warn("recorder caught up; dropped frames while the disk was slow", "dropped", r.dropped)
-			r.dropping, r.dropped = false, 0
-		}
-		r.mu.Unlock()
-	default:
-		r.mu.Lock()
+	case r.frames >= r.s.opts.QueueFrames:
 		if !r.dropping {
 			r.log.Warn("recorder queue full; dropping frames until the next keyframe")
 		}
 		r.dropping = true
 		r.dropped++
 		r.mu.Unlock()
+		r.wake()
+		return
+	case r.dropping:
+		r.log.Warn("recorder caught up; dropped frames while the disk was slow", "dropped", r.dropped)
+		r.dropping, r.dropped = false, 0
 	}
+	r.inbox = append(r.inbox, item{au: au})
+	r.frames++
+	wake := au.Key || r.frames%wakeBatch == 0
+	r.mu.Unlock()
+	if wake {
+		r.wake()
+	}
+}
+
+// send queues a control item after every frame handed over before it.
+func (r *Recorder) send(it item) {
+	r.mu.Lock()
+	r.inbox = append(r.inbox, it)
+	r.mu.Unlock()
+	r.wake()
+}
+
+func (r *Recorder) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default: // already woken
+	}
+}
+
+// take hands the writer everything waiting in the inbox, in order.
+func (r *Recorder) take() []item {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	batch := r.inbox
+	r.inbox, r.spare, r.frames = r.spare[:0], nil, 0
+	return batch
+}
+
+// give back a processed batch for reuse.
+func (r *Recorder) giveBack(batch []item) {
+	clear(batch)
+	r.mu.Lock()
+	r.spare = batch[:0]
+	r.mu.Unlock()
 }
 
 // OnStop implements media.Consumer.
-func (r *Recorder) OnStop(reason string) {
-	select {
-	case r.queue <- item{stop: reason}:
-	case <-r.done:
-	case <-time.After(time.Second):
-		r.log.Warn("recorder queue full; stream stop not recorded", "reason", reason)
-	}
-}
+func (r *Recorder) OnStop(reason string) { r.send(item{stop: reason}) }
 
 func (r *Recorder) shutdown() {
-	r.once.Do(func() {
-		select {
-		case r.queue <- item{shutdown: true}:
-		case <-r.done:
-		}
-	})
+	r.once.Do(func() { r.send(item{shutdown: true}) })
 	<-r.done
 }
 
@@ -238,28 +268,42 @@ func (r *Recorder) takePending() pending {
 
 func (r *Recorder) run() {
 	defer close(r.done)
-	for it := range r.queue {
-		switch {
-		case it.barrier != nil:
-			close(it.barrier)
-		case it.shutdown:
-			r.flush(0)
-			r.closeSegment()
-			return
-		case it.stop != "":
-			end := time.Now()
-			if n := len(r.frag); n > 0 {
-				end = r.frag[n-1].Wall
+	for range r.kick {
+		batch := r.take()
+		for _, it := range batch {
+			if r.handle(it) {
+				return
 			}
-			r.flush(0)
-			r.closeSegment()
-			r.mu.Lock()
-			r.pend.events = append(r.pend.events, event{at: end, reason: it.stop})
-			r.mu.Unlock()
-		default:
-			r.write(it.au)
 		}
+		r.giveBack(batch)
 	}
+}
+
+// handle processes one item; true when the recorder has shut down.
+func (r *Recorder) handle(it item) bool {
+	switch {
+	case it.barrier != nil:
+		close(it.barrier)
+	case it.track != nil:
+		r.track = it.track
+	case it.shutdown:
+		r.flush(0)
+		r.closeSegment()
+		return true
+	case it.stop != "":
+		end := time.Now()
+		if n := len(r.frag); n > 0 {
+			end = r.frag[n-1].Wall
+		}
+		r.flush(0)
+		r.closeSegment()
+		r.mu.Lock()
+		r.pend.events = append(r.pend.events, event{at: end, reason: it.stop})
+		r.mu.Unlock()
+	default:
+		r.write(it.au)
+	}
+	return false
 }
 
 // clockStep is how far wall time may run away from media time between two
@@ -267,9 +311,7 @@ func (r *Recorder) run() {
 const clockStep = time.Second
 
 func (r *Recorder) write(au *media.AccessUnit) {
-	r.mu.Lock()
 	track := r.track
-	r.mu.Unlock()
 	if r.cur != nil && r.cur.file.bad.Load() {
 		// The sync loop saw an fsync of this segment fail and abandoned it:
 		// start a new segment (and file) at the next keyframe.
