@@ -27,12 +27,16 @@ type CommandType byte
 const (
 	// CommandNodeRecords carries a rondav1.NodeRecords message.
 	CommandNodeRecords CommandType = 1
+	// CommandBatch carries a rondav1.CommandBatch: several commands in one
+	// raft entry, applied in order, each with its own result.
+	CommandBatch CommandType = 2
 )
 
-// MaxCommandBytes bounds one encoded command. Raft entries are replicated to
-// every member and kept in the log until the next snapshot; callers with more
-// data should split it (e.g. push fewer outbox records per request).
-const MaxCommandBytes = 1 << 20
+// MaxCommandBytes bounds one encoded command, and a batch of them: raft
+// entries are replicated to every member and kept in the log until the next
+// snapshot, and a large entry stalls the heartbeats queued behind it. Callers
+// with more data split it (e.g. push fewer outbox records per request).
+const MaxCommandBytes = 512 << 10
 
 // applyFunc decodes payload and applies it to b, which must be an indexed
 // batch (created with pebble.DB.NewIndexedBatch) so it can read its own writes.
@@ -47,12 +51,79 @@ type commandSpec struct {
 	apply  applyFunc
 }
 
-var commands = map[CommandType]commandSpec{
-	CommandNodeRecords: {
-		name:   "NodeRecords",
-		decode: func(p []byte) (proto.Message, error) { return decodeNodeRecords(p) },
-		apply:  applyNodeRecords,
-	},
+var commands map[CommandType]commandSpec
+
+func init() {
+	commands = map[CommandType]commandSpec{
+		CommandNodeRecords: {
+			name:   "NodeRecords",
+			decode: func(p []byte) (proto.Message, error) { return decodeNodeRecords(p) },
+			apply:  applyNodeRecords,
+		},
+		CommandBatch: {
+			name:   "Batch",
+			decode: func(p []byte) (proto.Message, error) { return decodeBatch(p) },
+			apply: func(b *pebble.Batch, p []byte, log *slog.Logger) (uint64, error) {
+				// Only through applyEntry, which returns each sub-result.
+				return 0, fmt.Errorf("%w: a batch cannot be applied as a single command", ErrBadCommand)
+			},
+		},
+	}
+}
+
+// EncodeBatch frames several encoded commands as one. It fails if any of
+// them is itself a batch or the result exceeds MaxCommandBytes.
+func EncodeBatch(cmds [][]byte) ([]byte, error) {
+	for i, c := range cmds {
+		if len(c) > 0 && CommandType(c[0]) == CommandBatch {
+			return nil, fmt.Errorf("%w: command %d of a batch is itself a batch", ErrBadCommand, i)
+		}
+	}
+	return EncodeCommand(CommandBatch, &rondav1.CommandBatch{Commands: cmds})
+}
+
+func decodeBatch(payload []byte) (*rondav1.CommandBatch, error) {
+	m := new(rondav1.CommandBatch)
+	if err := proto.Unmarshal(payload, m); err != nil {
+		return nil, fmt.Errorf("%w: Batch: %v", ErrBadCommand, err)
+	}
+	for i, c := range m.GetCommands() {
+		if len(c) == 0 {
+			return nil, fmt.Errorf("%w: Batch: command %d is empty", ErrBadCommand, i)
+		}
+		if CommandType(c[0]) == CommandBatch {
+			return nil, fmt.Errorf("%w: Batch: command %d is itself a batch", ErrBadCommand, i)
+		}
+	}
+	return m, nil
+}
+
+// applyEntry applies one raft entry's command to b: a single command gives
+// one response, a batch one per command in order. A rejected command (or a
+// rejected command inside a batch) leaves b unchanged for that command and
+// is reported in its response; the others apply. Only a storage failure is
+// returned as an error.
+func applyEntry(b *pebble.Batch, cmd []byte, log *slog.Logger) ([]applyResponse, error) {
+	if len(cmd) > 0 && CommandType(cmd[0]) == CommandBatch {
+		m, err := decodeBatch(cmd[1:])
+		if err != nil {
+			return []applyResponse{{err: err}}, nil
+		}
+		out := make([]applyResponse, len(m.GetCommands()))
+		for i, c := range m.GetCommands() {
+			r, err := ApplyCommand(b, c, log)
+			if err != nil && !isRejection(err) {
+				return nil, err
+			}
+			out[i] = applyResponse{result: r, err: err}
+		}
+		return out, nil
+	}
+	r, err := ApplyCommand(b, cmd, log)
+	if err != nil && !isRejection(err) {
+		return nil, err
+	}
+	return []applyResponse{{result: r, err: err}}, nil
 }
 
 // String names the command type for logs and errors.

@@ -192,8 +192,24 @@ func (f *fsm) notifyApplied() {
 // skipped: with NoSnapshotRestoreOnStart raft replays the log tail after a
 // restart onto state that already contains it.
 func (f *fsm) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand || l.Index <= f.applied.Load() {
-		return nil
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: the committed entries raft hands
+// over together are applied in order into one Pebble batch, with the applied
+// index of the last one, and committed with one sync. Each entry gets its
+// response ([]applyResponse: one per command, several for a batch command).
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	last := f.applied.Load()
+	var todo []*raft.Log
+	for _, l := range logs {
+		if l.Type == raft.LogCommand && l.Index > last {
+			todo = append(todo, l)
+		}
+	}
+	if len(todo) == 0 {
+		return out
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -203,33 +219,39 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	b := f.db.NewIndexedBatch()
 	defer func() { b.Close() }()
-	result, err := ApplyCommand(b, l.Data, f.log)
-	if errors.Is(err, ErrUnknownCommand) {
-		// Skipping it would silently diverge from members that know it.
-		f.log.Error("the raft log contains a command type this binary does not know; "+
-			"upgrade this member to the version the other members run, then restart it",
-			"index", l.Index, "error", err)
-		panic(fmt.Sprintf("hub/store: raft index %d: %v", l.Index, err))
+	for i, l := range logs {
+		if l.Type != raft.LogCommand || l.Index <= last {
+			continue
+		}
+		resps, err := applyEntry(b, l.Data, f.log)
+		if err != nil {
+			f.fatal(l.Index, err)
+		}
+		for _, r := range resps {
+			if errors.Is(r.err, ErrUnknownCommand) {
+				// Skipping it would silently diverge from members that know it.
+				f.log.Error("the raft log contains a command type this binary does not know; "+
+					"upgrade this member to the version the other members run, then restart it",
+					"index", l.Index, "error", r.err)
+				panic(fmt.Sprintf("hub/store: raft index %d: %v", l.Index, r.err))
+			}
+			if r.err != nil {
+				// A rejected command changes nothing but its index.
+				f.log.Warn("FSM command rejected", "index", l.Index, "error", r.err)
+			}
+		}
+		out[i] = resps
+		last = l.Index
 	}
-	if err != nil && !isRejection(err) {
-		f.fatal(l.Index, err)
-	}
-	if err != nil {
-		// A rejected command changes nothing but its index. ApplyCommand leaves
-		// the batch unchanged on rejection; start afresh anyway.
-		f.log.Warn("FSM command rejected", "index", l.Index, "error", err)
-		b.Close()
-		b = f.db.NewIndexedBatch()
-	}
-	if err := b.Set(keyAppliedIndex, encodeUint64(l.Index), nil); err != nil {
-		f.fatal(l.Index, err)
+	if err := b.Set(keyAppliedIndex, encodeUint64(last), nil); err != nil {
+		f.fatal(last, err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		f.fatal(l.Index, err)
+		f.fatal(last, err)
 	}
-	f.applied.Store(l.Index)
+	f.applied.Store(last)
 	f.notifyApplied()
-	return applyResponse{result: result, err: err}
+	return out
 }
 
 // fatal stops the process: continuing after a failed write would make this

@@ -63,7 +63,11 @@ func applyAt(t *testing.T, f *fsm, index uint64, cmd []byte) applyResponse {
 	if r == nil {
 		return applyResponse{}
 	}
-	return r.(applyResponse)
+	resps := r.([]applyResponse)
+	if len(resps) != 1 {
+		t.Fatalf("one command answered with %d results", len(resps))
+	}
+	return resps[0]
 }
 
 func getNode(t *testing.T, f *fsm, id string) *rondav1.StoredNode {

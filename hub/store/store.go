@@ -61,6 +61,10 @@ type Config struct {
 
 	// Raft timing; zero keeps hashicorp/raft's defaults.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// BatchWindow is how long the leader gathers writes into one raft entry
+	// (default DefaultBatchWindow; negative: no waiting, each write is
+	// proposed with whatever else is already queued).
+	BatchWindow time.Duration
 	// Snapshot policy; zero keeps hashicorp/raft's defaults (8192 entries,
 	// checked every 120 s, 10240 trailing log entries kept).
 	SnapshotThreshold uint64
@@ -107,9 +111,10 @@ type Store struct {
 	trans *raft.NetworkTransport
 	logs  *raftboltdb.BoltStore
 
-	observer *raft.Observer
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	observer  *raft.Observer
+	proposeCh chan *proposal // writes waiting for the batcher (leader only)
+	stop      chan struct{}
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
 	closed   bool
@@ -131,11 +136,14 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = DefaultBatchWindow
+	}
 	log := cfg.Logger.With("member", cfg.ID)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), changeCh: make(chan struct{})}
+	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), changeCh: make(chan struct{}), proposeCh: make(chan *proposal, proposeQueue)}
 	ok := false
 	var cleanup []func()
 	defer func() {
@@ -222,6 +230,7 @@ func Open(cfg Config) (*Store, error) {
 	})
 	r.RegisterObserver(s.observer)
 	s.wg.Go(func() { s.watch(obsCh) })
+	s.wg.Go(s.runBatcher)
 
 	ok = true
 	return s, nil
@@ -276,6 +285,9 @@ func (cfg *Config) raftConfig(log *slog.Logger) *raft.Config {
 	// The FSM is durable on its own (applied index stored with the data), so a
 	// restart must not wipe it with the last snapshot and replay.
 	rc.NoSnapshotRestoreOnStart = true
+	// Hand committed entries to the FSM in batches (BatchingFSM: one Pebble
+	// sync for many entries) and let raft take many proposals per disk write.
+	rc.BatchApplyCh = true
 	if cfg.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	}
@@ -479,46 +491,6 @@ func (s *Store) notLeaderError() error {
 		return fmt.Errorf("%w; no leader is known (election in progress?)", ErrNotLeader)
 	}
 	return fmt.Errorf("%w; leader is %s (%s)", ErrNotLeader, id, addr)
-}
-
-func (s *Store) applyLocal(ctx context.Context, command []byte) (uint64, uint64, error) {
-	if s.raft.State() != raft.Leader {
-		return 0, 0, s.notLeaderError()
-	}
-	var timeout time.Duration
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-		if timeout <= 0 {
-			return 0, 0, ctx.Err()
-		}
-	}
-	fut := s.raft.Apply(command, timeout)
-	done := make(chan struct{})
-	if !s.goTracked(func() { fut.Error(); close(done) }) {
-		return 0, 0, ErrClosed
-	}
-	select {
-	case <-ctx.Done():
-		return 0, 0, fmt.Errorf("waiting for commit (the command may still be applied): %w", ctx.Err())
-	case <-done:
-	}
-	switch err := fut.Error(); {
-	case err == nil:
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return 0, 0, fmt.Errorf("%w (raft: %v); the command may or may not have been applied", s.notLeaderError(), err)
-	case errors.Is(err, raft.ErrRaftShutdown):
-		return 0, 0, ErrClosed
-	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return 0, 0, fmt.Errorf("raft apply queue full until the deadline: %w", context.DeadlineExceeded)
-	default:
-		return 0, 0, fmt.Errorf("raft apply: %w", err)
-	}
-	resp, _ := fut.Response().(applyResponse)
-	if resp.err != nil {
-		return fut.Index(), 0, resp.err
-	}
-	return fut.Index(), resp.result, nil
 }
 
 // maxLocalApplyWait bounds how long a forwarded write waits for this member

@@ -262,6 +262,53 @@ func (x *StoredCoverage) GetSpans() []*Span {
 	return nil
 }
 
+// CommandBatch is several commands proposed as one raft entry (the leader
+// coalesces writes that arrive within a short window). They apply in order,
+// each with its own result; a batch never contains another batch.
+type CommandBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      [][]byte               `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandBatch) Reset() {
+	*x = CommandBatch{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandBatch) ProtoMessage() {}
+
+func (x *CommandBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandBatch.ProtoReflect.Descriptor instead.
+func (*CommandBatch) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CommandBatch) GetCommands() [][]byte {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
 var File_ronda_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_fsm_proto_rawDesc = "" +
@@ -283,7 +330,9 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12%\n" +
 	"\x0ekelurahan_code\x18\x03 \x01(\tR\rkelurahanCode\"6\n" +
 	"\x0eStoredCoverage\x12$\n" +
-	"\x05spans\x18\x01 \x03(\v2\x0e.ronda.v1.SpanR\x05spansB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
+	"\x05spans\x18\x01 \x03(\v2\x0e.ronda.v1.SpanR\x05spans\"*\n" +
+	"\fCommandBatch\x12\x1a\n" +
+	"\bcommands\x18\x01 \x03(\fR\bcommandsB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
 
 var (
 	file_ronda_v1_fsm_proto_rawDescOnce sync.Once
@@ -297,22 +346,23 @@ func file_ronda_v1_fsm_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_fsm_proto_rawDescData
 }
 
-var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*NodeRecords)(nil),    // 0: ronda.v1.NodeRecords
 	(*StoredNode)(nil),     // 1: ronda.v1.StoredNode
 	(*StoredCamera)(nil),   // 2: ronda.v1.StoredCamera
 	(*StoredCoverage)(nil), // 3: ronda.v1.StoredCoverage
-	(*Record)(nil),         // 4: ronda.v1.Record
-	(*NodeInfo)(nil),       // 5: ronda.v1.NodeInfo
-	(*Camera)(nil),         // 6: ronda.v1.Camera
-	(*Span)(nil),           // 7: ronda.v1.Span
+	(*CommandBatch)(nil),   // 4: ronda.v1.CommandBatch
+	(*Record)(nil),         // 5: ronda.v1.Record
+	(*NodeInfo)(nil),       // 6: ronda.v1.NodeInfo
+	(*Camera)(nil),         // 7: ronda.v1.Camera
+	(*Span)(nil),           // 8: ronda.v1.Span
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
-	4, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
-	5, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
-	6, // 2: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
-	7, // 3: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
+	5, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
+	6, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
+	7, // 2: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
+	8, // 3: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
 	4, // [4:4] is the sub-list for method output_type
 	4, // [4:4] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
@@ -332,7 +382,7 @@ func file_ronda_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_fsm_proto_rawDesc), len(file_ronda_v1_fsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
