@@ -30,7 +30,10 @@ func TestRecorderInboxIsBoundedAndResumesAtAKeyframe(t *testing.T) {
 			f.i++
 			key := isIDR(au)
 			done := make(chan struct{})
-			go func() { r.OnAccessUnit(&media.AccessUnit{PTS: f.pts, Wall: base.Add(f.pts), Key: key, NALUs: au}); close(done) }()
+			go func() {
+				r.OnAccessUnit(&media.AccessUnit{PTS: f.pts, Wall: base.Add(f.pts), Key: key, NALUs: au})
+				close(done)
+			}()
 			select {
 			case <-done:
 			case <-time.After(time.Second):
