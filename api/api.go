@@ -200,3 +200,56 @@ type HoldStore interface {
 	Holds(ctx context.Context, cameraID string) ([]Hold, error)
 	DeleteHold(ctx context.Context, cameraID, holdID string) error
 }
+
+// SearchRequest is GET /api/v1/search: cameras by place and time. Zero
+// fields do not filter.
+type SearchRequest struct {
+	From, To  time.Time // footage in [From, To); both zero: any camera
+	Kota      string    // e.g. 31.71
+	Kecamatan string    // e.g. 31.71.01
+	Kelurahan string    // e.g. 31.71.01.1001
+	Node      string
+	Tags      []string // all of them
+	Lat, Lon  float64
+	RadiusM   float64 // with Lat/Lon: within this many metres
+	Limit     int
+}
+
+// SearchCamera is one camera found.
+type SearchCamera struct {
+	ID              string    `json:"id"`
+	Name            string    `json:"name"`
+	NodeID          string    `json:"node_id"`
+	KelurahanCode   string    `json:"kelurahan_code"`
+	Kelurahan       string    `json:"kelurahan"`
+	Kecamatan       string    `json:"kecamatan"`
+	Kota            string    `json:"kota"`
+	Lat             float64   `json:"lat,omitempty"`
+	Lon             float64   `json:"lon,omitempty"`
+	RT              string    `json:"rt,omitempty"`
+	RW              string    `json:"rw,omitempty"`
+	Tags            []string  `json:"tags,omitempty"`
+	State           string    `json:"state"`
+	Reason          string    `json:"reason,omitempty"`
+	RecordedSeconds float64   `json:"recorded_seconds"`
+	FirstRecorded   time.Time `json:"first_recorded,omitzero"`
+	LastRecorded    time.Time `json:"last_recorded,omitzero"`
+	DistanceM       float64   `json:"distance_m,omitempty"`
+}
+
+// SearchResult answers a search.
+type SearchResult struct {
+	Cameras []SearchCamera `json:"cameras"`
+	Total   int            `json:"total"`   // matched (cameras may be cut at limit)
+	Scanned int            `json:"scanned"` // cameras in the catalog
+	// Consistency says how fresh the answer is: "stale" is this member's
+	// applied state, which may trail the leader by the replication delay.
+	Consistency  string `json:"consistency"`
+	Member       string `json:"member"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+// Searcher is implemented by backends that hold the city's catalog (hub).
+type Searcher interface {
+	Search(ctx context.Context, req SearchRequest) (SearchResult, error)
+}

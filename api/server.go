@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,6 +86,7 @@ func New(opts Options) *Server {
 	s.handle("POST /api/v1/cameras/{id}/holds", s.putHold, true)
 	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
+	s.handle("GET /api/v1/search", s.search, true)
 	s.handle("POST /api/v1/exports", s.createExport, true)
 	s.handle("GET /api/v1/exports", s.exports, true)
 	s.handle("GET /api/v1/exports/{id}/file.mp4", s.exportPart("file"), true)
@@ -442,6 +444,74 @@ func (s *Server) exportPart(part string) func(http.ResponseWriter, *http.Request
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeContent(w, r, name, mod, f)
 	}
+}
+
+// search answers "which cameras had footage here, then?" from the hub's
+// catalog. Every search is audited: it is how footage of a place is found.
+func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var req SearchRequest
+	var problems []string
+	parseTime := func(name string) time.Time {
+		v := q.Get(name)
+		if v == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q is not an RFC 3339 time (2026-11-22T08:00:00+07:00)", name, v))
+		}
+		return t
+	}
+	parseFloat := func(name string) float64 {
+		v := q.Get(name)
+		if v == "" {
+			return 0
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			problems = append(problems, fmt.Sprintf("%s=%q is not a number", name, v))
+		}
+		return f
+	}
+	req.From, req.To = parseTime("from"), parseTime("to")
+	req.Kota, req.Kecamatan, req.Kelurahan, req.Node = q.Get("kota"), q.Get("kecamatan"), q.Get("kelurahan"), q.Get("node")
+	req.Tags = q["tag"]
+	req.Lat, req.Lon, req.RadiusM = parseFloat("lat"), parseFloat("lon"), parseFloat("radius_m")
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("limit=%q is not a whole number", v))
+		}
+		req.Limit = n
+	}
+	if req.From.IsZero() != req.To.IsZero() {
+		problems = append(problems, "give both 'from' and 'to' (or neither, for cameras whatever their footage)")
+	}
+	var err error
+	if len(problems) > 0 {
+		err = fmt.Errorf("%w: %s", ErrBadRequest, strings.Join(problems, "; "))
+	}
+	var res SearchResult
+	if err == nil {
+		sr, ok := s.opts.Backend.(Searcher)
+		if !ok {
+			by, _ := s.opts.Backend.Identity()
+			err = fmt.Errorf("%w: search across the city is answered by the hub, not this %s; GET /api/v1/cameras lists this %s's cameras", ErrNotFound, by, by)
+		} else {
+			res, err = sr.Search(r.Context(), req)
+		}
+	}
+	s.audit(r, "search "+r.URL.RawQuery, "", req.From, req.To, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if res.Cameras == nil {
+		res.Cameras = []SearchCamera{}
+	}
+	w.Header().Set("X-Ronda-Read-Consistency", res.Consistency)
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) holdStore() (HoldStore, error) {

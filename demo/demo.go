@@ -206,12 +206,17 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		e := NodeEntry{Kelurahan: k.Code, Name: k.Name, NodeID: id, URL: fmt.Sprintf("https://127.0.0.1:%d", p+101+i)}
-		var cams []map[string]string
+		var cams []map[string]any
+		demoTags := [][]string{{"school"}, {"park"}, {"market", "flood-prone"}, {"intersection"}}
 		for c := 1; c <= o.Cameras; c++ {
 			n := i*o.Cameras + c
 			rtsp := fmt.Sprintf("rtsp://%s/cam%d", camsimAddr, n)
 			name := fmt.Sprintf("cam%d", c)
-			cams = append(cams, map[string]string{"name": name, "url": rtsp})
+			// Placed around the kelurahan's centre, ~150 m apart, so the
+			// city search has positions, RT/RW and tags to work with.
+			cams = append(cams, map[string]any{"name": name, "url": rtsp,
+				"lat": k.Lat + 0.0013*float64(c%3), "lon": k.Lon + 0.0013*float64(c/3),
+				"rt": fmt.Sprintf("%03d", c), "rw": "001", "tags": demoTags[(c-1)%len(demoTags)]})
 			m.Cameras = append(m.Cameras, CameraEntry{ID: kelurahan.CompactCode(k.Code) + "-" + name, Kelurahan: k.Code, RTSP: rtsp})
 		}
 		cfg := map[string]any{

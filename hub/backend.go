@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ronda-jakarta/ronda/api"
+	"github.com/ronda-jakarta/ronda/hub/store"
 	"github.com/ronda-jakarta/ronda/kelurahan"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
@@ -230,4 +231,27 @@ func (b *backend) Exports(ctx context.Context) ([]api.Export, error) { return ni
 
 func (b *backend) OpenExport(ctx context.Context, id, part string) (io.ReadSeekCloser, string, time.Time, error) {
 	return nil, "", time.Time{}, fmt.Errorf("%w: no export %q at the hub; exports are kept by the node that made them", api.ErrNotFound, id)
+}
+
+// Search answers from this member's catalog index (stale read: the member's
+// applied state, which trails the leader by the replication delay).
+func (b *backend) Search(ctx context.Context, req api.SearchRequest) (api.SearchResult, error) {
+	res, err := b.h.store.Query(store.Query{From: req.From, To: req.To, Kota: req.Kota, Kecamatan: req.Kecamatan,
+		Kelurahan: req.Kelurahan, Node: req.Node, Tags: req.Tags, Lat: req.Lat, Lon: req.Lon, RadiusM: req.RadiusM, Limit: req.Limit})
+	if errors.Is(err, store.ErrBadQuery) {
+		return api.SearchResult{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	if err != nil {
+		return api.SearchResult{}, err
+	}
+	out := api.SearchResult{Total: res.Total, Scanned: res.Scanned, Consistency: "stale", Member: b.h.cfg.MemberID,
+		AppliedIndex: b.h.store.Cluster().AppliedIndex, Cameras: make([]api.SearchCamera, 0, len(res.Cameras))}
+	for _, c := range res.Cameras {
+		k, _ := kelurahan.ByCode(c.Kelurahan)
+		out.Cameras = append(out.Cameras, api.SearchCamera{ID: c.ID, Name: c.Name, NodeID: c.NodeID, KelurahanCode: c.Kelurahan,
+			Kelurahan: k.Name, Kecamatan: k.Kecamatan, Kota: k.Kota, Lat: c.Lat, Lon: c.Lon, RT: c.RT, RW: c.RW, Tags: c.Tags,
+			State: c.State, Reason: c.Reason, RecordedSeconds: c.RecordedSeconds, FirstRecorded: c.FirstRecorded,
+			LastRecorded: c.LastRecorded, DistanceM: c.DistanceM})
+	}
+	return out, nil
 }

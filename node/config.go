@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ronda-jakarta/ronda/internal/yamlconf"
@@ -72,6 +73,13 @@ type CameraConfig struct {
 	Transport string `yaml:"transport"`
 	// MaxAge overrides retention.max_age for this camera.
 	MaxAge time.Duration `yaml:"max_age"`
+	// Where the camera is and what it watches, for the city's search:
+	// WGS84 degrees, the RT/RW numbers, free tags (park, school, ...).
+	Lat  float64  `yaml:"lat"`
+	Lon  float64  `yaml:"lon"`
+	RT   string   `yaml:"rt"`
+	RW   string   `yaml:"rw"`
+	Tags []string `yaml:"tags"`
 }
 
 // LoadConfig reads and validates a config file.
@@ -157,6 +165,17 @@ func (c *Config) validate() error {
 		}
 		if cam.Transport != "" && cam.Transport != "tcp" && cam.Transport != "udp" {
 			bad(fmt.Sprintf("cameras[%d].transport", i), "%q must be tcp or udp", cam.Transport)
+		}
+		if cam.Lat < -90 || cam.Lat > 90 || cam.Lon < -180 || cam.Lon > 180 {
+			bad(fmt.Sprintf("cameras[%d].lat/lon", i), "%g,%g is not a position in degrees (Jakarta is about -6.2, 106.8)", cam.Lat, cam.Lon)
+		}
+		if (cam.Lat == 0) != (cam.Lon == 0) {
+			bad(fmt.Sprintf("cameras[%d].lat/lon", i), "give both lat and lon, or neither")
+		}
+		for j, tag := range cam.Tags {
+			if tag == "" || strings.TrimSpace(tag) != tag || len(tag) > 64 {
+				bad(fmt.Sprintf("cameras[%d].tags[%d]", i, j), "%q: a tag is a short word without surrounding spaces", tag)
+			}
 		}
 	}
 	return errors.Join(errs...)

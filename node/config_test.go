@@ -16,6 +16,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"camera without url", base + "cameras: [{name: cam1}]\n", "cameras[0].url: required"},
 		{"duplicate camera", base + "cameras: [{name: c, url: 'rtsp://a'}, {name: c, url: 'rtsp://b'}]\n", `cameras[1].name: "c" is used twice`},
 		{"bad transport", base + "cameras: [{name: c, url: 'rtsp://a', transport: http}]\n", `cameras[0].transport: "http" must be tcp or udp`},
+		{"position out of range", base + "cameras: [{name: c, url: 'rtsp://a', lat: 106.8, lon: -6.2}]\n", "cameras[0].lat/lon: 106.8,-6.2 is not a position"},
+		{"half a position", base + "cameras: [{name: c, url: 'rtsp://a', lat: -6.2}]\n", "cameras[0].lat/lon: give both lat and lon"},
+		{"empty tag", base + "cameras: [{name: c, url: 'rtsp://a', tags: [park, '']}]\n", `cameras[0].tags[1]: ""`},
 		{"short segments", base + "recording: {segment_duration: 1s}\n", "recording.segment_duration"},
 	}
 	for _, c := range cases {

@@ -63,6 +63,7 @@ type Node struct {
 type camera struct {
 	id     string
 	name   string
+	cfg    CameraConfig
 	fanout *media.Fanout
 	ingest *ingest.Camera
 }
@@ -110,7 +111,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	for _, cc := range cfg.Cameras {
-		c := &camera{id: CameraID(cfg.Kelurahan, cc.Name), name: cc.Name, fanout: media.NewFanout()}
+		c := &camera{id: CameraID(cfg.Kelurahan, cc.Name), name: cc.Name, cfg: cc, fanout: media.NewFanout()}
 		c.ingest = ingest.New(ingest.Config{CameraID: c.id, URL: cc.URL, Transport: cc.Transport, Logger: log.With("camera", c.id)}, c.fanout)
 		c.fanout.OnWatched = c.ingest.SetLive
 		c.fanout.Add(n.store.Recorder(c.id))
@@ -265,7 +266,8 @@ func (n *Node) inventory() *rondav1.CameraInventory {
 	for _, c := range n.cameras {
 		st := c.ingest.Status()
 		inv.Cameras = append(inv.Cameras, &rondav1.Camera{Id: c.id, Name: c.name, Codec: st.Codec,
-			Width: int32(st.Width), Height: int32(st.Height), State: st.State, Reason: st.Reason})
+			Width: int32(st.Width), Height: int32(st.Height), State: st.State, Reason: st.Reason,
+			Lat: c.cfg.Lat, Lon: c.cfg.Lon, Rt: c.cfg.RT, Rw: c.cfg.RW, Tags: c.cfg.Tags})
 	}
 	return inv
 }
@@ -273,7 +275,7 @@ func (n *Node) inventory() *rondav1.CameraInventory {
 func inventoryKey(inv *rondav1.CameraInventory) string {
 	s := ""
 	for _, c := range inv.Cameras {
-		s += fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s;", c.Id, c.Name, c.Codec, c.Width, c.Height, c.State, c.Reason)
+		s += fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s|%g|%g|%s|%s|%q;", c.Id, c.Name, c.Codec, c.Width, c.Height, c.State, c.Reason, c.Lat, c.Lon, c.Rt, c.Rw, c.Tags)
 	}
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -411,6 +412,52 @@ func TestFederation(t *testing.T) {
 		return nil
 	})
 
+	t.Run("the hub finds cameras by place, tag and time", func(t *testing.T) {
+		now := time.Now().UTC()
+		search := func(q url.Values) api.SearchResult {
+			t.Helper()
+			var res api.SearchResult
+			resp, err := hub.Do(ctx(t), "GET", "/api/v1/search?"+q.Encode(), nil, "", &res)
+			if err != nil {
+				t.Fatalf("search %s: %v", q.Encode(), err)
+			}
+			if resp.Header.Get("X-Ronda-Read-Consistency") != "stale" || res.Consistency != "stale" || res.Member == "" {
+				t.Fatalf("search %s did not say how fresh it is: header %q, body %q/%q", q.Encode(), resp.Header.Get("X-Ronda-Read-Consistency"), res.Consistency, res.Member)
+			}
+			return res
+		}
+		// The same window as the wait above: every camera has ≥ 25 s in it.
+		window := url.Values{"from": {now.Add(-2 * time.Minute).Format(time.RFC3339)}, "to": {now.Format(time.RFC3339)}}
+		for _, n := range m.Nodes {
+			q := url.Values{"kelurahan": {n.Kelurahan}, "from": window["from"], "to": window["to"]}
+			res := search(q)
+			if res.Total != 2 || len(res.Cameras) != 2 {
+				t.Fatalf("kelurahan %s with footage in the last 2 minutes: %d cameras %+v, want its 2", n.Kelurahan, res.Total, res.Cameras)
+			}
+			for _, c := range res.Cameras {
+				if c.NodeID != n.NodeID || c.RecordedSeconds < 25 || c.Lat == 0 || c.RT == "" || len(c.Tags) == 0 || c.Kota == "" {
+					t.Fatalf("camera found: %+v; want node %s, ≥25 s recorded, a position, RT, tags and its kota", c, n.NodeID)
+				}
+			}
+			// Within 100 m of the first camera: only it (the second is ~150 m away).
+			first := res.Cameras[0]
+			near := search(url.Values{"lat": {fmt.Sprint(first.Lat)}, "lon": {fmt.Sprint(first.Lon)}, "radius_m": {"100"}})
+			if near.Total != 1 || near.Cameras[0].ID != first.ID {
+				t.Fatalf("within 100 m of %s: %+v", first.ID, near.Cameras)
+			}
+		}
+		if res := search(url.Values{"tag": {"school"}}); res.Total != len(m.Nodes) {
+			t.Fatalf("tag school: %d cameras, want one per node (%d)", res.Total, len(m.Nodes))
+		}
+		old := url.Values{"from": {now.Add(-48 * time.Hour).Format(time.RFC3339)}, "to": {now.Add(-47 * time.Hour).Format(time.RFC3339)}}
+		if res := search(old); res.Total != 0 {
+			t.Fatalf("footage two days ago (before the demo started): %d cameras", res.Total)
+		}
+		resp, err := hub.Do(ctx(t), "GET", "/api/v1/search?radius_m=500", nil, "", nil)
+		if err == nil || resp == nil || resp.StatusCode != 400 || !strings.Contains(err.Error(), "lat and lon") {
+			t.Fatalf("radius without a point: %v (status %v), want 400 naming lat and lon", err, resp)
+		}
+	})
 	t.Run("media through the hub plays in ffmpeg with the right duration", func(t *testing.T) {
 		for _, cam := range m.Cameras {
 			checkMedia(t, hub, cam.ID)

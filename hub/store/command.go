@@ -393,13 +393,30 @@ func addSpan(b *pebble.Batch, nodeID string, span *rondav1.Span, seq uint64, log
 			"camera", camID, "owner", sc.GetNodeId())
 		return nil
 	}
-	var cov rondav1.StoredCoverage
-	if _, err := getProto(b, coverageKey(camID), &cov); err != nil {
-		return err
+	return mergeSpan(b, camID, interval{span.GetStartUnixNano(), span.GetEndUnixNano()})
+}
+
+// mergeSpan merges iv into the camera's coverage, one UTC day bucket at a
+// time: a span over midnight lands in both days, clipped to each, so a new
+// span only ever rewrites the (small) values of the days it touches.
+func mergeSpan(b *pebble.Batch, camID string, iv interval) error {
+	for day := dayOf(iv.start); int64(day)*nsPerDay < iv.end; day++ {
+		lo, hi := int64(day)*nsPerDay, int64(day+1)*nsPerDay
+		part := interval{max(iv.start, lo), min(iv.end, hi)}
+		if part.end <= part.start {
+			continue
+		}
+		key := coverageDayKey(camID, day)
+		var cov rondav1.StoredCoverage
+		if _, err := getProto(b, key, &cov); err != nil {
+			return err
+		}
+		spans := mergeInterval(intervalsFromCoverage(&cov), part, int64(SpanMergeGap))
+		if err := putProto(b, key, coverageFromIntervals(capIntervals(spans, MaxCoverageSpans))); err != nil {
+			return err
+		}
 	}
-	spans := mergeInterval(intervalsFromCoverage(&cov),
-		interval{span.GetStartUnixNano(), span.GetEndUnixNano()}, int64(SpanMergeGap))
-	return putProto(b, coverageKey(camID), coverageFromIntervals(capIntervals(spans, MaxCoverageSpans)))
+	return nil
 }
 
 // nodeCameraIDs lists the camera ids indexed under a node, in key order.

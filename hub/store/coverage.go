@@ -1,8 +1,12 @@
 package store
 
 import (
+	"fmt"
 	"sort"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
 
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
@@ -12,10 +16,11 @@ import (
 // real outages, so spans closer than this are merged into one.
 const SpanMergeGap = 3 * time.Second
 
-// MaxCoverageSpans bounds the number of disjoint spans kept per camera. When a
-// merge would exceed it, the oldest spans are dropped (deterministically, on
-// every member alike). Retention proper is not implemented yet.
-const MaxCoverageSpans = 4096
+// MaxCoverageSpans bounds the number of disjoint spans kept per camera and
+// day (one every 30 s all day long). When a merge would exceed it, the
+// oldest spans of that day are dropped (deterministically, on every member
+// alike).
+const MaxCoverageSpans = 2880
 
 // interval is a half-open time range [start,end) in Unix nanoseconds.
 type interval struct{ start, end int64 }
@@ -67,25 +72,61 @@ func coverageFromIntervals(spans []interval) *rondav1.StoredCoverage {
 	return c
 }
 
-// clipCoverage returns the spans of c intersecting [from,to), clipped to it,
-// labelled with cameraID.
-func clipCoverage(cameraID string, c *rondav1.StoredCoverage, from, to int64) []*rondav1.Span {
+// readCoverage reads the camera's spans intersecting [from,to) from its day
+// buckets and merges spans that touch across midnight (or within
+// SpanMergeGap), so a camera that records all week is one span.
+func readCoverage(r pebble.Reader, cameraID string, from, to int64) ([]interval, error) {
+	if to <= from {
+		return nil, nil
+	}
+	var out []interval
+	// Start a day early: a span ending just after midnight may merge with
+	// one that ended the day before within SpanMergeGap.
+	lo := coverageDayKey(cameraID, max(dayOf(from), 1)-1)
+	hi := coverageDayKey(cameraID, dayOf(to-1)+1)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("read coverage of %s: %w", cameraID, err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return nil, fmt.Errorf("read coverage of %s: %w", cameraID, err)
+		}
+		var cov rondav1.StoredCoverage
+		if err := proto.Unmarshal(v, &cov); err != nil {
+			it.Close()
+			return nil, fmt.Errorf("%w: decode coverage of %s: %v", ErrSchema, cameraID, err)
+		}
+		for _, sp := range cov.GetSpans() {
+			iv := interval{sp.GetStartUnixNano(), sp.GetEndUnixNano()}
+			if n := len(out); n > 0 && iv.start-out[n-1].end <= int64(SpanMergeGap) {
+				out[n-1].end = max(out[n-1].end, iv.end)
+				continue
+			}
+			out = append(out, iv)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("read coverage of %s: %w", cameraID, err)
+	}
+	return out, nil
+}
+
+// clipIntervals returns the spans (sorted, disjoint) intersecting [from,to),
+// clipped to it, labelled with cameraID.
+func clipIntervals(cameraID string, spans []interval, from, to int64) []*rondav1.Span {
 	if to <= from {
 		return nil
 	}
-	spans := c.GetSpans()
-	// Spans are sorted and disjoint, so ends are sorted too.
-	i := sort.Search(len(spans), func(k int) bool { return spans[k].GetEndUnixNano() > from })
+	i := sort.Search(len(spans), func(k int) bool { return spans[k].end > from })
 	var out []*rondav1.Span
 	for _, s := range spans[i:] {
-		if s.GetStartUnixNano() >= to {
+		if s.start >= to {
 			break
 		}
-		out = append(out, &rondav1.Span{
-			CameraId:      cameraID,
-			StartUnixNano: max(s.GetStartUnixNano(), from),
-			EndUnixNano:   min(s.GetEndUnixNano(), to),
-		})
+		out = append(out, &rondav1.Span{CameraId: cameraID, StartUnixNano: max(s.start, from), EndUnixNano: min(s.end, to)})
 	}
 	return out
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
 
@@ -118,8 +120,8 @@ func TestCapIntervals(t *testing.T) {
 }
 
 func TestClipCoverage(t *testing.T) {
-	cov := coverageFromIntervals(ivs(0, 10, 20, 30, 40, 50))
-	got := clipCoverage("cam", cov, 5*sec, 45*sec)
+	cov := ivs(0, 10, 20, 30, 40, 50)
+	got := clipIntervals("cam", cov, 5*sec, 45*sec)
 	want := []*rondav1.Span{
 		{CameraId: "cam", StartUnixNano: 5 * sec, EndUnixNano: 10 * sec},
 		{CameraId: "cam", StartUnixNano: 20 * sec, EndUnixNano: 30 * sec},
@@ -133,10 +135,43 @@ func TestClipCoverage(t *testing.T) {
 			t.Fatalf("span %d: got %v, want %v", i, got[i], want[i])
 		}
 	}
-	if got := clipCoverage("cam", cov, 10*sec, 20*sec); len(got) != 0 {
+	if got := clipIntervals("cam", cov, 10*sec, 20*sec); len(got) != 0 {
 		t.Fatalf("[10s,20s) is a hole, got %v", got)
 	}
-	if got := clipCoverage("cam", cov, 30*sec, 10*sec); got != nil {
+	if got := clipIntervals("cam", cov, 30*sec, 10*sec); got != nil {
 		t.Fatalf("inverted range: got %v", got)
+	}
+}
+
+// Coverage is kept per UTC day: a span over midnight is stored in both
+// days, clipped, and read back as one span; a later span that touches it
+// merges; a query of one day reads only what it needs.
+func TestCoverageDayBuckets(t *testing.T) {
+	f := newTestFSM(t, t.TempDir())
+	day := int64(20_000) * nsPerDay // some midnight
+	cmd := nodeCmd(t, "n1", 1, regRec(1, "n1", "31.71.01.1001"), camsRec(2, "c1"),
+		&rondav1.Record{Seq: 3, Body: &rondav1.Record_Span{Span: &rondav1.Span{CameraId: "c1", StartUnixNano: day - 3600*sec, EndUnixNano: day + 1800*sec}}},
+		&rondav1.Record{Seq: 4, Body: &rondav1.Record_Span{Span: &rondav1.Span{CameraId: "c1", StartUnixNano: day + 1801*sec, EndUnixNano: day + 3600*sec}}})
+	if r := applyAt(t, f, 1, cmd); r.err != nil {
+		t.Fatal(r.err)
+	}
+	var keys int
+	f.read(func(r pebble.Reader) error {
+		return scanPrefix(r, coveragePrefix("c1"), func(k, _ []byte) error { keys++; return nil })
+	})
+	if keys != 2 {
+		t.Fatalf("%d day buckets, want 2 (the span crosses midnight)", keys)
+	}
+	if got, want := getCoverage(t, f, "c1"), ivs((day-3600*sec)/sec, (day+3600*sec)/sec); !slices.Equal(got, want) {
+		t.Fatalf("coverage %v, want one span %v (merged across midnight and within %v)", got, want, SpanMergeGap)
+	}
+	var got []interval
+	f.read(func(r pebble.Reader) error {
+		var err error
+		got, err = readCoverage(r, "c1", day+600*sec, day+700*sec)
+		return err
+	})
+	if len(got) != 1 || got[0].start != day-3600*sec || got[0].end != day+3600*sec {
+		t.Fatalf("query inside the second day read %v, want the whole span that crosses midnight", got)
 	}
 }

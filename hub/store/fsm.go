@@ -49,6 +49,8 @@ type fsm struct {
 
 	snapMu sync.Mutex
 	snaps  map[*fsmSnapshot]struct{} // open point-in-time snapshots pinning db
+
+	cat *catalog // in-memory query index, always at the applied index
 }
 
 func pebbleOptions(log *slog.Logger) *pebble.Options {
@@ -65,8 +67,12 @@ func openFSM(dir string, log *slog.Logger) (*fsm, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{dir: dir, log: log, db: db, appliedCh: make(chan struct{}), snaps: make(map[*fsmSnapshot]struct{})}
+	f := &fsm{dir: dir, log: log, db: db, appliedCh: make(chan struct{}), snaps: make(map[*fsmSnapshot]struct{}), cat: newCatalog()}
 	f.applied.Store(applied)
+	if err := f.cat.rebuild(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("FSM database %s: build the catalog index: %w", dir, err)
+	}
 	return f, nil
 }
 
@@ -109,7 +115,7 @@ func checkSchema(db *pebble.DB) (uint64, error) {
 		return 0, err
 	}
 	if ver != SchemaVersion {
-		return 0, fmt.Errorf("%w: database has version %d, this binary uses %d; run a matching binary or rebuild the member from a snapshot",
+		return 0, fmt.Errorf("%w: database has version %d, this binary uses %d; run a matching binary, or rebuild the member from a snapshot (a member whose data is disposable, like the demo's, can move its data dir away and restart)",
 			ErrSchema, ver, SchemaVersion)
 	}
 	return readUint64(db, keyAppliedIndex)
@@ -248,6 +254,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		f.fatal(last, err)
+	}
+	if err := f.cat.update(f.db, b); err != nil {
+		f.log.Error("catalog index update failed; rebuilding it from the database", "index", last, "error", err)
+		if err := f.cat.rebuild(f.db); err != nil {
+			f.fatal(last, err)
+		}
 	}
 	f.applied.Store(last)
 	f.notifyApplied()
@@ -394,6 +406,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		panic(fmt.Sprintf("hub/store: reopen FSM after restore: %v", err))
 	}
 	f.db = db
+	if err := f.cat.rebuild(db); err != nil {
+		panic(fmt.Sprintf("hub/store: catalog index after restore: %v", err))
+	}
 	if got != applied {
 		f.log.Warn("snapshot header and data disagree on the applied index", "header", applied, "data", got)
 	}

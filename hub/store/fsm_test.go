@@ -92,11 +92,15 @@ func getCamera(t *testing.T, f *fsm, id string) (*rondav1.StoredCamera, bool) {
 
 func getCoverage(t *testing.T, f *fsm, cam string) []interval {
 	t.Helper()
-	var c rondav1.StoredCoverage
-	if _, err := f.getProto(coverageKey(cam), &c); err != nil {
+	var out []interval
+	if _, err := f.read(func(r pebble.Reader) error {
+		var err error
+		out, err = readCoverage(r, cam, 0, 1<<62)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	return intervalsFromCoverage(&c)
+	return out
 }
 
 func TestFSMApplyNodeRecordsIdempotent(t *testing.T) {

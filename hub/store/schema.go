@@ -11,7 +11,10 @@ package store
 //	n/<node id>                  -> rondav1.StoredNode
 //	c/<camera id>                -> rondav1.StoredCamera
 //	i/<node id> NUL <camera id>  -> empty; index of a node's cameras
-//	v/<camera id>                -> rondav1.StoredCoverage (spans without camera_id)
+//	v/<camera id> NUL <day>      -> rondav1.StoredCoverage: the camera's merged spans within one
+//	                                UTC day (day: uint32 big-endian days since 1970-01-01),
+//	                                clipped to it; spans carry no camera_id
+//	a/<area code>                -> rondav1.Area (kota, kecamatan, kelurahan; seeded once)
 //
 // Bump SchemaVersion whenever the layout or the meaning of a value changes; an
 // FSM refuses to open (and Restore refuses snapshots of) another version.
@@ -21,12 +24,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 )
 
 // SchemaVersion is the version of the FSM key layout written by this binary.
-const SchemaVersion uint32 = 1
+const SchemaVersion uint32 = 2
 
 // maxIDLen bounds node and camera identifiers that become part of keys.
 const maxIDLen = 256
@@ -39,6 +43,7 @@ var (
 	prefixCamera     = []byte("c/")
 	prefixNodeCamera = []byte("i/")
 	prefixCoverage   = []byte("v/")
+	prefixArea       = []byte("a/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {
@@ -59,8 +64,34 @@ func joinKey(prefix []byte, parts ...string) []byte {
 
 func nodeKey(nodeID string) []byte     { return joinKey(prefixNode, nodeID) }
 func cameraKey(cameraID string) []byte { return joinKey(prefixCamera, cameraID) }
-func coverageKey(cameraID string) []byte {
-	return joinKey(prefixCoverage, cameraID)
+func areaKey(code string) []byte       { return joinKey(prefixArea, code) }
+
+// coveragePrefix is the prefix of all v/ keys of one camera (with the NUL).
+func coveragePrefix(cameraID string) []byte {
+	return append(joinKey(prefixCoverage, cameraID), 0)
+}
+
+func coverageDayKey(cameraID string, day uint32) []byte {
+	return binary.BigEndian.AppendUint32(coveragePrefix(cameraID), day)
+}
+
+// parseCoverageDayKey splits a v/ key into camera id and day.
+func parseCoverageDayKey(key []byte) (cameraID string, day uint32, ok bool) {
+	if !bytes.HasPrefix(key, prefixCoverage) || len(key) < len(prefixCoverage)+5 || key[len(key)-5] != 0 {
+		return "", 0, false
+	}
+	return string(key[len(prefixCoverage) : len(key)-5]), binary.BigEndian.Uint32(key[len(key)-4:]), true
+}
+
+const nsPerDay = int64(24 * time.Hour)
+
+// dayOf is the UTC day number of a Unix-nanosecond time.
+func dayOf(ns int64) uint32 {
+	d := ns / nsPerDay
+	if ns < 0 && ns%nsPerDay != 0 {
+		d--
+	}
+	return uint32(max(d, 0))
 }
 func nodeCameraKey(nodeID, cameraID string) []byte {
 	return joinKey(prefixNodeCamera, nodeID, cameraID)

@@ -596,15 +596,22 @@ func (s *Store) Camera(id string) (*rondav1.StoredCamera, bool) {
 // Coverage returns the camera's merged spans intersecting [from,to), clipped
 // to it, in time order.
 func (s *Store) Coverage(cameraID string, from, to time.Time) []*rondav1.Span {
-	var cov rondav1.StoredCoverage
-	if _, err := s.fsm.getProto(coverageKey(cameraID), &cov); err != nil {
-		if !errors.Is(err, ErrClosed) {
-			s.log.Error("read coverage", "camera", cameraID, "error", err)
-		}
-		return nil
+	var spans []interval
+	_, err := s.fsm.read(func(r pebble.Reader) error {
+		var err error
+		spans, err = readCoverage(r, cameraID, from.UnixNano(), to.UnixNano())
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		s.log.Error("read coverage", "camera", cameraID, "error", err)
 	}
-	return clipCoverage(cameraID, &cov, from.UnixNano(), to.UnixNano())
+	return clipIntervals(cameraID, spans, from.UnixNano(), to.UnixNano())
 }
+
+// Query answers a city-wide catalog question from this member's in-memory
+// index (stale-ok, like the other reads): cameras by area, node, tags or
+// distance, with footage in [From, To). See catalog.go.
+func (s *Store) Query(q Query) (Result, error) { return s.fsm.cat.query(q) }
 
 // AckedSeq is the highest outbox seq of the node applied here (0 if unknown).
 func (s *Store) AckedSeq(nodeID string) uint64 {

@@ -226,8 +226,16 @@ type Camera struct {
 	Width  int32  `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
 	Height int32  `protobuf:"varint,5,opt,name=height,proto3" json:"height,omitempty"`
 	// connecting | streaming | failing
-	State         string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
-	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	State  string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Where the camera is (WGS84 degrees; both 0 when unknown), the RT and RW
+	// (neighbourhood units) it watches, and free tags ("park", "school",
+	// "flood-prone", ...) for city-wide search.
+	Lat           float64  `protobuf:"fixed64,8,opt,name=lat,proto3" json:"lat,omitempty"`
+	Lon           float64  `protobuf:"fixed64,9,opt,name=lon,proto3" json:"lon,omitempty"`
+	Rt            string   `protobuf:"bytes,10,opt,name=rt,proto3" json:"rt,omitempty"`
+	Rw            string   `protobuf:"bytes,11,opt,name=rw,proto3" json:"rw,omitempty"`
+	Tags          []string `protobuf:"bytes,12,rep,name=tags,proto3" json:"tags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -309,6 +317,41 @@ func (x *Camera) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Camera) GetLat() float64 {
+	if x != nil {
+		return x.Lat
+	}
+	return 0
+}
+
+func (x *Camera) GetLon() float64 {
+	if x != nil {
+		return x.Lon
+	}
+	return 0
+}
+
+func (x *Camera) GetRt() string {
+	if x != nil {
+		return x.Rt
+	}
+	return ""
+}
+
+func (x *Camera) GetRw() string {
+	if x != nil {
+		return x.Rw
+	}
+	return ""
+}
+
+func (x *Camera) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
 }
 
 type Span struct {
@@ -1233,7 +1276,7 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12%\n" +
 	"\x0ekelurahan_code\x18\x02 \x01(\tR\rkelurahanCode\x12\x17\n" +
 	"\aapi_url\x18\x03 \x01(\tR\x06apiUrl\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\x9e\x01\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\"\xf6\x01\n" +
 	"\x06Camera\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1241,7 +1284,13 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x05width\x18\x04 \x01(\x05R\x05width\x12\x16\n" +
 	"\x06height\x18\x05 \x01(\x05R\x06height\x12\x14\n" +
 	"\x05state\x18\x06 \x01(\tR\x05state\x12\x16\n" +
-	"\x06reason\x18\a \x01(\tR\x06reason\"o\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x10\n" +
+	"\x03lat\x18\b \x01(\x01R\x03lat\x12\x10\n" +
+	"\x03lon\x18\t \x01(\x01R\x03lon\x12\x0e\n" +
+	"\x02rt\x18\n" +
+	" \x01(\tR\x02rt\x12\x0e\n" +
+	"\x02rw\x18\v \x01(\tR\x02rw\x12\x12\n" +
+	"\x04tags\x18\f \x03(\tR\x04tags\"o\n" +
 	"\x04Span\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12&\n" +
 	"\x0fstart_unix_nano\x18\x02 \x01(\x03R\rstartUnixNano\x12\"\n" +
