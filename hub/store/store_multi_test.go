@@ -45,7 +45,7 @@ func logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +56,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -84,13 +84,13 @@ type member struct {
 }
 
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	members []*member
 	peers   []store.Peer
 	tune    func(*store.Config)
 }
 
-func newCluster(t *testing.T, n int, tlsFor func(id string) *tls.Config, tune func(*store.Config)) *cluster {
+func newCluster(t testing.TB, n int, tlsFor func(id string) *tls.Config, tune func(*store.Config)) *cluster {
 	t.Helper()
 	c := &cluster{t: t, tune: tune}
 	base := t.TempDir()
