@@ -249,7 +249,30 @@ type SearchResult struct {
 	AppliedIndex uint64 `json:"applied_index"`
 }
 
+// ConsistentReader is implemented by backends whose catalog is replicated
+// (hub members). Before a catalog read the server calls ReadBarrier with the
+// request's ?consistency= (stale | default | linearizable; empty: default);
+// it returns the level it guarantees, which the answer states in the
+// X-Ronda-Read-Consistency header (and in a search's body).
+type ConsistentReader interface {
+	ReadBarrier(ctx context.Context, consistency string) (level string, err error)
+}
+
 // Searcher is implemented by backends that hold the city's catalog (hub).
 type Searcher interface {
 	Search(ctx context.Context, req SearchRequest) (SearchResult, error)
+}
+
+// Backup is a pinned, consistent view of a hub member's state.
+type Backup interface {
+	AppliedIndex() uint64
+	WriteTo(w io.Writer) (int64, error)
+	Close()
+}
+
+// Backuper is implemented by backends that can take an online backup (hub
+// members). OpenBackup first makes the member's state at least as new as
+// the leader's at the time of the call (a default read barrier).
+type Backuper interface {
+	OpenBackup(ctx context.Context) (b Backup, member string, err error)
 }

@@ -86,6 +86,7 @@ func New(opts Options) *Server {
 	s.handle("POST /api/v1/cameras/{id}/holds", s.putHold, true)
 	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
+	s.handle("GET /api/v1/cluster/backup", s.backup, true)
 	s.handle("GET /api/v1/search", s.search, true)
 	s.handle("POST /api/v1/exports", s.createExport, true)
 	s.handle("GET /api/v1/exports", s.exports, true)
@@ -141,6 +142,17 @@ func (r *statusRecorder) Flush() {
 	}
 }
 
+// catalogRead reports whether a route reads the hub's replicated catalog
+// (and so takes ?consistency=stale|default|linearizable).
+func catalogRead(pattern string) bool {
+	switch pattern {
+	case "GET /api/v1/nodes", "GET /api/v1/cameras", "GET /api/v1/cameras/{id}",
+		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search":
+		return true
+	}
+	return false
+}
+
 func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Request), authed bool) {
 	route := pattern
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -158,6 +170,14 @@ func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Reques
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, principal{user: c.User, role: c.Role}))
+		}
+		if cr, ok := s.opts.Backend.(ConsistentReader); ok && catalogRead(pattern) {
+			level, err := cr.ReadBarrier(r.Context(), r.URL.Query().Get("consistency"))
+			if err != nil {
+				writeError(rec, err)
+				return
+			}
+			rec.Header().Set("X-Ronda-Read-Consistency", level)
 		}
 		h(rec, r)
 	})
@@ -390,6 +410,42 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
+// backup streams an online backup of the hub's catalog (admins only).
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	var err error
+	bk, ok := s.opts.Backend.(Backuper)
+	switch {
+	case !ok:
+		err = fmt.Errorf("%w: backups are taken at a hub member (ronda hub backup)", ErrNotFound)
+	case userOf(r.Context()).role != "admin":
+		err = fmt.Errorf("%w: only a city admin may take a backup of the hub", ErrForbidden)
+	}
+	var b Backup
+	var member string
+	if err == nil {
+		b, member, err = bk.OpenBackup(r.Context())
+	}
+	if err != nil {
+		s.audit(r, "backup", "", time.Time{}, time.Time{}, err)
+		writeError(w, err)
+		return
+	}
+	defer b.Close()
+	name := fmt.Sprintf("ronda-hub-%s-%d.backup", member, b.AppliedIndex())
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("X-Ronda-Backup-Applied-Index", strconv.FormatUint(b.AppliedIndex(), 10))
+	w.Header().Set("X-Ronda-Backup-Member", member)
+	w.Header().Set("X-Ronda-Read-Consistency", "default")
+	w.WriteHeader(http.StatusOK)
+	n, err := b.WriteTo(w)
+	if err != nil {
+		err = fmt.Errorf("backup stream broke after %d bytes: %w", n, err)
+		s.opts.Logger.Warn("backup", "err", err)
+	}
+	s.audit(r, "backup", "", time.Time{}, time.Time{}, err)
+}
+
 func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
 	var req ExportRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
@@ -510,7 +566,9 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	if res.Cameras == nil {
 		res.Cameras = []SearchCamera{}
 	}
-	w.Header().Set("X-Ronda-Read-Consistency", res.Consistency)
+	if level := w.Header().Get("X-Ronda-Read-Consistency"); level != "" {
+		res.Consistency = level
+	}
 	writeJSON(w, http.StatusOK, res)
 }
 

@@ -233,8 +233,36 @@ func (b *backend) OpenExport(ctx context.Context, id, part string) (io.ReadSeekC
 	return nil, "", time.Time{}, fmt.Errorf("%w: no export %q at the hub; exports are kept by the node that made them", api.ErrNotFound, id)
 }
 
-// Search answers from this member's catalog index (stale read: the member's
-// applied state, which trails the leader by the replication delay).
+// ReadBarrier makes a catalog read as fresh as asked (see store.ReadBarrier).
+func (b *backend) ReadBarrier(ctx context.Context, consistency string) (string, error) {
+	level, err := store.ParseConsistency(consistency)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := b.h.store.ReadBarrier(ctx, level)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v; retry, or ask with consistency=stale for this member's own (possibly older) view", api.ErrUnavailable, err)
+	}
+	return string(info.Consistency), nil
+}
+
+// OpenBackup pins this member's state for an online backup, after a
+// default read barrier so it holds every write acknowledged before the call.
+func (b *backend) OpenBackup(ctx context.Context) (api.Backup, string, error) {
+	if _, err := b.ReadBarrier(ctx, "default"); err != nil {
+		return nil, "", err
+	}
+	bs, err := b.h.store.OpenBackup()
+	if err != nil {
+		return nil, "", err
+	}
+	return bs, b.h.cfg.MemberID, nil
+}
+
+// Search answers from this member's catalog index, after the read barrier
+// the server ran for the request's consistency level.
 func (b *backend) Search(ctx context.Context, req api.SearchRequest) (api.SearchResult, error) {
 	res, err := b.h.store.Query(store.Query{From: req.From, To: req.To, Kota: req.Kota, Kecamatan: req.Kecamatan,
 		Kelurahan: req.Kelurahan, Node: req.Node, Tags: req.Tags, Lat: req.Lat, Lon: req.Lon, RadiusM: req.RadiusM, Limit: req.Limit})
@@ -244,7 +272,7 @@ func (b *backend) Search(ctx context.Context, req api.SearchRequest) (api.Search
 	if err != nil {
 		return api.SearchResult{}, err
 	}
-	out := api.SearchResult{Total: res.Total, Scanned: res.Scanned, Consistency: "stale", Member: b.h.cfg.MemberID,
+	out := api.SearchResult{Total: res.Total, Scanned: res.Scanned, Consistency: string(store.Stale), Member: b.h.cfg.MemberID,
 		AppliedIndex: b.h.store.Cluster().AppliedIndex, Cameras: make([]api.SearchCamera, 0, len(res.Cameras))}
 	for _, c := range res.Cameras {
 		k, _ := kelurahan.ByCode(c.Kelurahan)

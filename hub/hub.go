@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -183,3 +184,14 @@ func (e *hubEnd) Push(ctx context.Context, nodeID string, recs []*rondav1.Record
 }
 
 func (e *hubEnd) AckedSeq(nodeID string) uint64 { return e.h.store.AckedSeq(nodeID) }
+
+// Restore prepares this member's empty data dir from a backup (see
+// store.RestoreBackup): run it on every member of the new cluster, each
+// with its own config naming the same members, then start them.
+func Restore(cfg *Config, r io.Reader, log *slog.Logger) (store.RestoreInfo, error) {
+	peers := make([]store.Peer, 0, len(cfg.Members))
+	for _, m := range cfg.Members {
+		peers = append(peers, store.Peer{ID: m.ID, RaftAddr: m.Raft})
+	}
+	return store.RestoreBackup(store.Config{ID: cfg.MemberID, RaftAddr: cfg.RaftListen, DataDir: cfg.DataDir, Peers: peers, Logger: log}, r, log)
+}

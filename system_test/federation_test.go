@@ -421,8 +421,12 @@ func TestFederation(t *testing.T) {
 			if err != nil {
 				t.Fatalf("search %s: %v", q.Encode(), err)
 			}
-			if resp.Header.Get("X-Ronda-Read-Consistency") != "stale" || res.Consistency != "stale" || res.Member == "" {
-				t.Fatalf("search %s did not say how fresh it is: header %q, body %q/%q", q.Encode(), resp.Header.Get("X-Ronda-Read-Consistency"), res.Consistency, res.Member)
+			want := q.Get("consistency")
+			if want == "" {
+				want = "default"
+			}
+			if resp.Header.Get("X-Ronda-Read-Consistency") != want || res.Consistency != want || res.Member == "" {
+				t.Fatalf("search %s did not say how fresh it is: header %q, body %q/%q, want %q", q.Encode(), resp.Header.Get("X-Ronda-Read-Consistency"), res.Consistency, res.Member, want)
 			}
 			return res
 		}
@@ -446,8 +450,13 @@ func TestFederation(t *testing.T) {
 				t.Fatalf("within 100 m of %s: %+v", first.ID, near.Cameras)
 			}
 		}
-		if res := search(url.Values{"tag": {"school"}}); res.Total != len(m.Nodes) {
-			t.Fatalf("tag school: %d cameras, want one per node (%d)", res.Total, len(m.Nodes))
+		for _, level := range []string{"stale", "default", "linearizable"} {
+			if res := search(url.Values{"tag": {"school"}, "consistency": {level}}); res.Total != len(m.Nodes) {
+				t.Fatalf("tag school, %s read: %d cameras, want one per node (%d)", level, res.Total, len(m.Nodes))
+			}
+		}
+		if _, err := hub.Do(ctx(t), "GET", "/api/v1/search?consistency=eventual", nil, "", nil); err == nil || !strings.Contains(err.Error(), "stale, default or linearizable") {
+			t.Fatalf("unknown consistency level: %v", err)
 		}
 		old := url.Values{"from": {now.Add(-48 * time.Hour).Format(time.RFC3339)}, "to": {now.Add(-47 * time.Hour).Format(time.RFC3339)}}
 		if res := search(old); res.Total != 0 {
@@ -599,6 +608,10 @@ func TestFederation(t *testing.T) {
 		}
 	})
 
+	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog", func(t *testing.T) {
+		checkBackupRestore(t, f)
+	})
+
 	t.Run("killing the Raft leader leaves the API working through the other two", func(t *testing.T) {
 		cl, err := hub.Cluster(ctx(t))
 		if err != nil {
@@ -634,7 +647,11 @@ func TestFederation(t *testing.T) {
 				}
 				return nil
 			})
-			t.Logf("%s names a new leader %.1f s after the kill", s.Name, time.Since(killed).Seconds())
+			took := time.Since(killed)
+			t.Logf("%s names a new leader %.1f s after the kill", s.Name, took.Seconds())
+			if took > 5*time.Second {
+				t.Fatalf("%s named a new leader only %.1f s after the kill; want within 5 s", s.Name, took.Seconds())
+			}
 		}
 		// Writes continue: coverage committed after the kill reaches the survivors.
 		c := f.client(t, survivors[0].URL)
@@ -658,6 +675,60 @@ func TestFederation(t *testing.T) {
 			checkMedia(t, c, m.Cameras[len(m.Cameras)-1].ID)
 			checkWhep(t, c, m.Cameras[0].ID)
 		}
+
+		// The operator restarts the old leader: it rejoins as a follower and
+		// catches up with everything committed while it was down.
+		cur, err := c.Cluster(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, _ := cur["commit_index"].(float64)
+		logf, err := os.Create(filepath.Join(f.dir, "logs", victim.Name+"-restarted.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close()
+		restart := exec.Command(os.Getenv("RONDA_BIN"), "hub", "--config", filepath.Join(f.dir, victim.Name, "hub.yaml"))
+		restart.Stdout, restart.Stderr = logf, logf
+		if err := restart.Start(); err != nil {
+			t.Fatal(err)
+		}
+		restarted := time.Now()
+		defer func() { _ = restart.Process.Kill(); _ = restart.Wait() }()
+		var back *demo.Client
+		poll(t, 30*time.Second, victim.Name+" back and caught up", func() error {
+			if back == nil {
+				bc, err := demo.NewClient(victim.URL, m.CAFile)
+				if err != nil {
+					return err
+				}
+				lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				if err := bc.Login(lctx, m.Users[0].User, m.Users[0].Password); err != nil {
+					return err
+				}
+				back = bc
+			}
+			cl, err := back.Cluster(ctx(t))
+			if err != nil {
+				return err
+			}
+			applied, _ := cl["applied_index"].(float64)
+			if cl["state"] != "follower" || cl["leader"] == "" || cl["leader"] == victim.Name || applied < target {
+				return fmt.Errorf("state %v, leader %v, applied %v of %v", cl["state"], cl["leader"], applied, target)
+			}
+			cams, err := back.Cameras(ctx(t))
+			if err != nil {
+				return err
+			}
+			for _, cam := range cams {
+				if cam.RecordedUntil == nil || !cam.RecordedUntil.After(restarted) {
+					return fmt.Errorf("%s recorded until %v at the restarted member", cam.ID, cam.RecordedUntil)
+				}
+			}
+			return nil
+		})
+		t.Logf("%s restarted, followed and caught up (applied ≥ %.0f, fresh coverage) %.1f s after its restart", victim.Name, target, time.Since(restarted).Seconds())
 	})
 
 	t.Run("Ctrl-C stops the whole federation cleanly", func(t *testing.T) {

@@ -30,6 +30,8 @@ const usage = `ronda — federated CCTV for Jakarta's kelurahan
 
 Usage:
   ronda hub    --config FILE          run a city hub member
+  ronda hub    backup|restore|members|join|remove|transfer-leader ...
+                                       operate the hub cluster (ronda hub help)
   ronda node   --config FILE          run a kelurahan node
   ronda camsim [--addr A] [--cameras N] [--clip FILE] [--bitrate BPS]
                                        simulated RTSP cameras
@@ -104,6 +106,17 @@ func logger(level string) *slog.Logger {
 }
 
 func runHub(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "backup":
+			return runHubBackup(ctx, args[1:])
+		case "restore":
+			return runHubRestore(args[1:])
+		case "help", "-h", "--help":
+			fmt.Print(hubUsage)
+			return nil
+		}
+	}
 	fs := flag.NewFlagSet("hub", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "hub config file (YAML)")
 	level := fs.String("log-level", "info", "debug|info|warn|error")

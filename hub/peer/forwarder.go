@@ -34,7 +34,10 @@ type Forwarder struct {
 	closed bool
 }
 
-var _ store.Forwarder = (*Forwarder)(nil)
+var (
+	_ store.Forwarder     = (*Forwarder)(nil)
+	_ store.ReadForwarder = (*Forwarder)(nil)
+)
 
 // NewForwarder returns a Forwarder. resolve maps a raft member ID to the
 // address of that member's gRPC server (raft and gRPC listen on different
@@ -65,6 +68,24 @@ func (f *Forwarder) Forward(ctx context.Context, leaderID, leaderRaftAddr string
 		return 0, 0, mapError(ctx, leaderID, addr, err)
 	}
 	return resp.GetIndex(), resp.GetResult(), nil
+}
+
+// ReadIndex calls HubPeer.ReadIndex on the leader (store.ReadForwarder).
+func (f *Forwarder) ReadIndex(ctx context.Context, leaderID, leaderRaftAddr string, linearizable bool) (uint64, error) {
+	addr, ok := f.resolve(leaderID)
+	if !ok {
+		return 0, fmt.Errorf("%w: no gRPC address configured for hub member %q (raft %s); check the hub member list",
+			store.ErrLeaderUnreachable, leaderID, leaderRaftAddr)
+	}
+	conn, err := f.conn(addr)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := rpcv1.NewHubPeerClient(conn).ReadIndex(ctx, &rondav1.ReadIndexRequest{Linearizable: linearizable})
+	if err != nil {
+		return 0, mapError(ctx, leaderID, addr, err)
+	}
+	return resp.GetIndex(), nil
 }
 
 func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {

@@ -61,6 +61,18 @@ func (srv *Server) Apply(ctx context.Context, req *rondav1.ApplyRequest) (*ronda
 	return &rondav1.ApplyResponse{Index: index, Result: result}, nil
 }
 
+// ReadIndex answers a follower's read: the index it must have applied. Only
+// the leader answers (FailedPrecondition otherwise, naming the leader).
+func (srv *Server) ReadIndex(ctx context.Context, req *rondav1.ReadIndexRequest) (*rondav1.ReadIndexResponse, error) {
+	index, err := srv.store.ReadIndexLeader(ctx, req.GetLinearizable())
+	if err != nil {
+		st := statusFromStoreError(ctx, err)
+		srv.log.Debug("HubPeer.ReadIndex failed", "code", st.Code(), "error", err)
+		return nil, st.Err()
+	}
+	return &rondav1.ReadIndexResponse{Index: index}, nil
+}
+
 func statusFromStoreError(ctx context.Context, err error) *status.Status {
 	switch {
 	case errors.Is(err, store.ErrNotLeader):

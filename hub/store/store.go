@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -111,10 +112,11 @@ type Store struct {
 	trans *raft.NetworkTransport
 	logs  *raftboltdb.BoltStore
 
-	observer  *raft.Observer
-	proposeCh chan *proposal // writes waiting for the batcher (leader only)
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	observer    *raft.Observer
+	barrierTerm atomic.Uint64  // the term whose entries a linearizable read has seen applied
+	proposeCh   chan *proposal // writes waiting for the batcher (leader only)
+	stop        chan struct{}
+	wg          sync.WaitGroup
 
 	mu       sync.Mutex
 	closed   bool

@@ -92,6 +92,13 @@ type cluster struct {
 
 func newCluster(t testing.TB, n int, tlsFor func(id string) *tls.Config, tune func(*store.Config)) *cluster {
 	t.Helper()
+	return newClusterPrepared(t, n, tlsFor, tune, nil)
+}
+
+// newClusterPrepared is newCluster with a hook run on each member's config
+// before any member starts (e.g. to restore a backup into its data dir).
+func newClusterPrepared(t testing.TB, n int, tlsFor func(id string) *tls.Config, tune func(*store.Config), prepare func(cfg store.Config)) *cluster {
+	t.Helper()
 	c := &cluster{t: t, tune: tune}
 	base := t.TempDir()
 	for i := range n {
@@ -106,6 +113,11 @@ func newCluster(t testing.TB, n int, tlsFor func(id string) *tls.Config, tune fu
 		}
 		c.members = append(c.members, m)
 		c.peers = append(c.peers, store.Peer{ID: m.id, RaftAddr: m.raftAddr})
+	}
+	if prepare != nil {
+		for _, m := range c.members {
+			prepare(store.Config{ID: m.id, RaftAddr: m.raftAddr, DataDir: m.dir, Peers: c.peers, Logger: logger()})
+		}
 	}
 	for _, m := range c.members {
 		c.start(m, c.peers)

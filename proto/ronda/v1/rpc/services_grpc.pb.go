@@ -407,7 +407,8 @@ var NodeControl_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	HubPeer_Apply_FullMethodName = "/ronda.v1.rpc.HubPeer/Apply"
+	HubPeer_Apply_FullMethodName     = "/ronda.v1.rpc.HubPeer/Apply"
+	HubPeer_ReadIndex_FullMethodName = "/ronda.v1.rpc.HubPeer/ReadIndex"
 )
 
 // HubPeerClient is the client API for HubPeer service.
@@ -418,6 +419,9 @@ const (
 type HubPeerClient interface {
 	// Apply forwards an encoded FSM command to the leader; it answers after commit.
 	Apply(ctx context.Context, in *v1.ApplyRequest, opts ...grpc.CallOption) (*v1.ApplyResponse, error)
+	// ReadIndex returns the index a follower must have applied to serve a
+	// default (leader's view) or linearizable read; only the leader answers.
+	ReadIndex(ctx context.Context, in *v1.ReadIndexRequest, opts ...grpc.CallOption) (*v1.ReadIndexResponse, error)
 }
 
 type hubPeerClient struct {
@@ -438,6 +442,16 @@ func (c *hubPeerClient) Apply(ctx context.Context, in *v1.ApplyRequest, opts ...
 	return out, nil
 }
 
+func (c *hubPeerClient) ReadIndex(ctx context.Context, in *v1.ReadIndexRequest, opts ...grpc.CallOption) (*v1.ReadIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ReadIndexResponse)
+	err := c.cc.Invoke(ctx, HubPeer_ReadIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HubPeerServer is the server API for HubPeer service.
 // All implementations must embed UnimplementedHubPeerServer
 // for forward compatibility.
@@ -446,6 +460,9 @@ func (c *hubPeerClient) Apply(ctx context.Context, in *v1.ApplyRequest, opts ...
 type HubPeerServer interface {
 	// Apply forwards an encoded FSM command to the leader; it answers after commit.
 	Apply(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error)
+	// ReadIndex returns the index a follower must have applied to serve a
+	// default (leader's view) or linearizable read; only the leader answers.
+	ReadIndex(context.Context, *v1.ReadIndexRequest) (*v1.ReadIndexResponse, error)
 	mustEmbedUnimplementedHubPeerServer()
 }
 
@@ -458,6 +475,9 @@ type UnimplementedHubPeerServer struct{}
 
 func (UnimplementedHubPeerServer) Apply(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Apply not implemented")
+}
+func (UnimplementedHubPeerServer) ReadIndex(context.Context, *v1.ReadIndexRequest) (*v1.ReadIndexResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
 }
 func (UnimplementedHubPeerServer) mustEmbedUnimplementedHubPeerServer() {}
 func (UnimplementedHubPeerServer) testEmbeddedByValue()                 {}
@@ -498,6 +518,24 @@ func _HubPeer_Apply_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HubPeer_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.ReadIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubPeerServer).ReadIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubPeer_ReadIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubPeerServer).ReadIndex(ctx, req.(*v1.ReadIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HubPeer_ServiceDesc is the grpc.ServiceDesc for HubPeer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -508,6 +546,10 @@ var HubPeer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Apply",
 			Handler:    _HubPeer_Apply_Handler,
+		},
+		{
+			MethodName: "ReadIndex",
+			Handler:    _HubPeer_ReadIndex_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
