@@ -75,6 +75,8 @@ proto-check: tools
 ##   BenchmarkPlaybackSeek: time to first byte into 30 days x 110 cameras of index.
 ##   BenchmarkCatalogQuery: hub search p50/p99 at 30,000 cameras x 90 days of coverage.
 ##   BenchmarkSpanIngest: coverage spans/s committed by a 3-member hub from 267 nodes x 110 cameras.
+##   BenchmarkLeaderFailover: leader killed -> next committed write, default raft timeouts, 10 kills.
+##   BenchmarkSnapshotRestore: snapshot and restore of the 30,000-camera x 90-day FSM vs copying its files.
 ##   seek: playback time-to-first-byte, random 1-minute ranges out of 30 days x 110 cameras of index (warm and cold cache).
 bench: build deps
 	$(GO) run ./bench/recordbench -ronda $(BIN) -streams 10,50,110 -duration 60s -warmup 10s
@@ -83,6 +85,8 @@ bench: build deps
 	$(GO) test ./node/record -run '^$$' -bench BenchmarkPlaybackSeek -benchtime 300x -timeout 60m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkCatalogQuery -benchtime 200x -timeout 30m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkSpanIngest -benchtime 1x -timeout 10m -v
+	$(GO) test ./hub/store -run '^$$' -bench BenchmarkLeaderFailover -benchtime 1x -timeout 10m -v
+	$(GO) test ./hub/store -run '^$$' -bench BenchmarkSnapshotRestore -benchtime 1x -timeout 30m -v
 
 ## fuzz: run each fuzz target for FUZZTIME (default 3m); new inputs land in the Go cache,
 ## copy interesting ones into the package's testdata/fuzz to keep them as regression seeds.

@@ -276,3 +276,45 @@ type Backup interface {
 type Backuper interface {
 	OpenBackup(ctx context.Context) (b Backup, member string, err error)
 }
+
+// JoinRequest is the body of POST /api/v1/cluster/members.
+type JoinRequest struct {
+	ID   string `json:"id"`
+	Raft string `json:"raft"`
+	GRPC string `json:"grpc"`
+	HTTP string `json:"http,omitempty"`
+}
+
+// ClusterAdmin is implemented by hub members: membership and leadership.
+// Errors a caller got wrong wrap ErrBadRequest.
+type ClusterAdmin interface {
+	Members(ctx context.Context) (any, error)
+	Join(ctx context.Context, req JoinRequest, user string) error
+	RemoveMember(ctx context.Context, id, user string) error
+	TransferLeader(ctx context.Context, to, user string) (newLeader string, err error)
+}
+
+// Area is a kota/kabupaten, kecamatan or kelurahan with what the hub knows
+// in it.
+type Area struct {
+	Code    string  `json:"code"`
+	Name    string  `json:"name"`
+	Level   string  `json:"level"` // kota | kecamatan | kelurahan
+	Parent  string  `json:"parent,omitempty"`
+	Lat     float64 `json:"lat"`
+	Lon     float64 `json:"lon"`
+	Nodes   int     `json:"nodes"`
+	Cameras int     `json:"cameras"`
+}
+
+// Areas is the answer of GET /api/v1/areas.
+type Areas struct {
+	Version string `json:"version"`
+	Source  string `json:"source"`
+	Areas   []Area `json:"areas"`
+}
+
+// AreaLister is implemented by backends holding the seeded area catalog (hub).
+type AreaLister interface {
+	Areas(ctx context.Context, level, parent string) (Areas, error)
+}

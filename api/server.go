@@ -87,7 +87,12 @@ func New(opts Options) *Server {
 	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
 	s.handle("GET /api/v1/cluster/backup", s.backup, true)
+	s.handle("GET /api/v1/cluster/members", s.members, true)
+	s.handle("POST /api/v1/cluster/members", s.join, true)
+	s.handle("DELETE /api/v1/cluster/members/{id}", s.removeMember, true)
+	s.handle("POST /api/v1/cluster/leader", s.transferLeader, true)
 	s.handle("GET /api/v1/search", s.search, true)
+	s.handle("GET /api/v1/areas", s.areas, true)
 	s.handle("POST /api/v1/exports", s.createExport, true)
 	s.handle("GET /api/v1/exports", s.exports, true)
 	s.handle("GET /api/v1/exports/{id}/file.mp4", s.exportPart("file"), true)
@@ -147,7 +152,7 @@ func (r *statusRecorder) Flush() {
 func catalogRead(pattern string) bool {
 	switch pattern {
 	case "GET /api/v1/nodes", "GET /api/v1/cameras", "GET /api/v1/cameras/{id}",
-		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search":
+		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search", "GET /api/v1/areas":
 		return true
 	}
 	return false
@@ -408,6 +413,115 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) areas(w http.ResponseWriter, r *http.Request) {
+	al, ok := s.opts.Backend.(AreaLister)
+	if !ok {
+		writeError(w, fmt.Errorf("%w: the area catalog is the hub's (GET /api/v1/areas at a hub member)", ErrNotFound))
+		return
+	}
+	q := r.URL.Query()
+	level := q.Get("level")
+	switch level {
+	case "", "kota", "kecamatan", "kelurahan":
+	default:
+		writeError(w, fmt.Errorf("%w: level %q: use kota, kecamatan or kelurahan", ErrBadRequest, level))
+		return
+	}
+	out, err := al.Areas(r.Context(), level, q.Get("parent"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// clusterAdmin returns the backend's membership interface, or why not.
+func (s *Server) clusterAdmin(r *http.Request, change bool) (ClusterAdmin, error) {
+	ca, ok := s.opts.Backend.(ClusterAdmin)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: hub membership is managed at a hub member", ErrNotFound)
+	case change && userOf(r.Context()).role != "admin":
+		return nil, fmt.Errorf("%w: only a city admin may change the hub's membership", ErrForbidden)
+	}
+	return ca, nil
+}
+
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	ca, err := s.clusterAdmin(r, false)
+	var out any
+	if err == nil {
+		out, err = ca.Members(r.Context())
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var req JoinRequest
+	ca, err := s.clusterAdmin(r, true)
+	if err == nil {
+		if derr := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&req); derr != nil {
+			err = fmt.Errorf("%w: send JSON {\"id\", \"raft\": \"host:port\", \"grpc\": \"host:port\", \"http\"?}: %v", ErrBadRequest, derr)
+		} else if req.ID == "" || req.Raft == "" || req.GRPC == "" {
+			err = fmt.Errorf("%w: 'id', 'raft' and 'grpc' are required", ErrBadRequest)
+		}
+	}
+	if err == nil {
+		err = ca.Join(r.Context(), req, userOf(r.Context()).user)
+	}
+	s.audit(r, "member-join "+req.ID, "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := ca.Members(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ca, err := s.clusterAdmin(r, true)
+	if err == nil {
+		err = ca.RemoveMember(r.Context(), id, userOf(r.Context()).user)
+	}
+	s.audit(r, "member-remove "+id, "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
+}
+
+func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		To string `json:"to"`
+	}
+	ca, err := s.clusterAdmin(r, true)
+	if err == nil && r.ContentLength != 0 {
+		if derr := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); derr != nil {
+			err = fmt.Errorf("%w: send JSON {\"to\": \"MEMBER\"} or no body for any up-to-date voter: %v", ErrBadRequest, derr)
+		}
+	}
+	var leader string
+	if err == nil {
+		leader, err = ca.TransferLeader(r.Context(), req.To, userOf(r.Context()).user)
+	}
+	s.audit(r, "transfer-leader "+req.To, "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"leader": leader})
 }
 
 // backup streams an online backup of the hub's catalog (admins only).

@@ -261,6 +261,73 @@ func (b *backend) OpenBackup(ctx context.Context) (api.Backup, string, error) {
 	return bs, b.h.cfg.MemberID, nil
 }
 
+// Areas lists the seeded areas with the nodes and cameras in each.
+func (b *backend) Areas(ctx context.Context, level, parent string) (api.Areas, error) {
+	version, source := b.h.store.AreasVersion()
+	nodes, cams := map[string]int{}, map[string]int{}
+	count := func(m map[string]int, kel string) {
+		if k, ok := kelurahan.ByCode(kel); ok {
+			m[k.Code]++
+			m[k.KecamatanCode]++
+			m[k.KotaCode]++
+		}
+	}
+	for _, n := range b.h.store.Nodes() {
+		count(nodes, n.GetInfo().GetKelurahanCode())
+	}
+	for _, c := range b.h.store.Cameras() {
+		count(cams, c.GetKelurahanCode())
+	}
+	out := api.Areas{Version: version, Source: source, Areas: []api.Area{}}
+	for _, a := range b.h.store.Areas() {
+		if (level != "" && a.GetLevel() != level) || (parent != "" && a.GetParent() != parent) {
+			continue
+		}
+		out.Areas = append(out.Areas, api.Area{Code: a.GetCode(), Name: a.GetName(), Level: a.GetLevel(), Parent: a.GetParent(),
+			Lat: a.GetLat(), Lon: a.GetLon(), Nodes: nodes[a.GetCode()], Cameras: cams[a.GetCode()]})
+	}
+	return out, nil
+}
+
+// Members lists the members with their raft state (store.Members).
+func (b *backend) Members(ctx context.Context) (any, error) {
+	ms, err := b.h.store.Members(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	ci := b.h.store.Cluster()
+	return map[string]any{"member": b.h.cfg.MemberID, "leader": ci.Leader, "term": ci.Term, "members": ms}, nil
+}
+
+func membershipErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrMembership):
+		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrLeaderUnreachable), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	return err
+}
+
+func (b *backend) Join(ctx context.Context, req api.JoinRequest, user string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return membershipErr(b.h.store.Join(ctx, store.MemberInfo{ID: req.ID, RaftAddr: req.Raft, GRPCAddr: req.GRPC, HTTPURL: req.HTTP}, user))
+}
+
+func (b *backend) RemoveMember(ctx context.Context, id, user string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return membershipErr(b.h.store.Remove(ctx, id, user))
+}
+
+func (b *backend) TransferLeader(ctx context.Context, to, user string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	l, err := b.h.store.TransferLeadership(ctx, to)
+	return l, membershipErr(err)
+}
+
 // Search answers from this member's catalog index, after the read barrier
 // the server ran for the request's consistency level.
 func (b *backend) Search(ctx context.Context, req api.SearchRequest) (api.SearchResult, error) {

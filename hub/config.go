@@ -31,6 +31,10 @@ type Config struct {
 	// Members are the initial voters, this member included. They bootstrap a
 	// new cluster once; later changes go through membership commands.
 	Members []Member `yaml:"members"`
+	// Join: this member is added to a running cluster with 'ronda hub join'
+	// instead of bootstrapping; Members then lists (some of) the existing
+	// members and need not include this one.
+	Join bool `yaml:"join"`
 
 	Auth struct {
 		TokenSecretFile string        `yaml:"token_secret_file"` // shared by all members: a token works on every member
@@ -100,8 +104,8 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	if !self {
-		bad("members", "must include this member %q", c.MemberID)
+	if !self && !c.Join {
+		bad("members", "must include this member %q (or set join: true to add it to a running cluster with 'ronda hub join')", c.MemberID)
 	}
 	if c.Auth.TokenSecretFile == "" {
 		bad("auth.token_secret_file", "required (32+ random bytes, the same file on every member)")

@@ -67,6 +67,11 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 	for _, m := range cfg.Members {
 		peers = append(peers, store.Peer{ID: m.ID, RaftAddr: m.Raft})
 	}
+	if cfg.Join {
+		// A joining member never bootstraps: it waits for 'ronda hub join'.
+		peers = nil
+		log.Info("joining an existing cluster: waiting to be added (ronda hub join --id " + cfg.MemberID + " --raft " + cfg.RaftListen + " --grpc " + cfg.GRPCListen + ")")
+	}
 	h.store, err = store.Open(store.Config{
 		ID: cfg.MemberID, RaftAddr: cfg.RaftListen, DataDir: cfg.DataDir, Peers: peers,
 		TLS: raftTLS(bundle), Forwarder: h.forwarder, Logger: log.With("part", "store"),
@@ -89,10 +94,17 @@ func raftTLS(b *certs.Bundle) *tls.Config {
 	return c
 }
 
+// memberGRPC finds a member's gRPC address: the config's member list, then
+// the records of members that joined later.
 func (h *Hub) memberGRPC(id string) (string, bool) {
 	for _, m := range h.cfg.Members {
 		if m.ID == id {
 			return m.GRPC, true
+		}
+	}
+	if h.store != nil {
+		if rec, ok := h.store.HubMember(id); ok && rec.GetGrpcAddr() != "" {
+			return rec.GetGrpcAddr(), true
 		}
 	}
 	return "", false

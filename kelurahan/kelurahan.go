@@ -3,8 +3,10 @@
 package kelurahan
 
 import (
+	"crypto/sha256"
 	_ "embed"
 	"encoding/csv"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strconv"
@@ -82,3 +84,14 @@ func distinct(f func(Kelurahan) string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Version identifies this table's contents (the first 16 hex digits of the
+// SHA-256 of the embedded CSV): the hub seeds its replicated area catalog
+// once per version.
+func Version() string {
+	sum := sha256.Sum256([]byte(csvData))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Source is the table's attribution in one line (ATTRIBUTION.md has it all).
+const Source = "idn-area-data 4.0.1 (ODbL 1.0, github.com/fityannugroho/idn-area-data); office locations from github.com/dianmustofa/buffer"

@@ -467,6 +467,35 @@ func TestFederation(t *testing.T) {
 			t.Fatalf("radius without a point: %v (status %v), want 400 naming lat and lon", err, resp)
 		}
 	})
+	t.Run("the hub's area catalog holds Jakarta's 6 kota, 44 kecamatan and 267 kelurahan", func(t *testing.T) {
+		for level, want := range map[string]int{"kota": 6, "kecamatan": 44, "kelurahan": 267} {
+			var res api.Areas
+			resp, err := hub.Do(ctx(t), "GET", "/api/v1/areas?level="+level, nil, "", &res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Areas) != want || res.Version == "" || !strings.Contains(res.Source, "ODbL") || resp.Header.Get("X-Ronda-Read-Consistency") != "default" {
+				t.Fatalf("areas at level %s: %d (version %q, source %q), want %d", level, len(res.Areas), res.Version, res.Source, want)
+			}
+		}
+		for _, n := range m.Nodes {
+			var res api.Areas
+			k := n.Kelurahan
+			parent := k[:strings.LastIndex(k, ".")]
+			if _, err := hub.Do(ctx(t), "GET", "/api/v1/areas?level=kelurahan&parent="+parent, nil, "", &res); err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, a := range res.Areas {
+				if a.Code == k {
+					found = a.Nodes == 1 && a.Cameras == 2 && a.Name != "" && a.Lat != 0
+				}
+			}
+			if !found {
+				t.Fatalf("kelurahan %s in kecamatan %s: %+v; want it with its node and 2 cameras", k, parent, res.Areas)
+			}
+		}
+	})
 	t.Run("media through the hub plays in ffmpeg with the right duration", func(t *testing.T) {
 		for _, cam := range m.Cameras {
 			checkMedia(t, hub, cam.ID)
@@ -610,6 +639,10 @@ func TestFederation(t *testing.T) {
 
 	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog", func(t *testing.T) {
 		checkBackupRestore(t, f)
+	})
+
+	t.Run("an operator joins a 4th member, hands it the leadership and removes it", func(t *testing.T) {
+		checkMembership(t, f)
 	})
 
 	t.Run("killing the Raft leader leaves the API working through the other two", func(t *testing.T) {

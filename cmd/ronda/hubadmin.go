@@ -189,3 +189,89 @@ func runHubRestore(args []string) error {
 		cfg.MemberID, info.AppliedIndex, info.Members, *cfgPath)
 	return nil
 }
+
+// runHubMembership runs members, join, remove and transfer-leader.
+func runHubMembership(ctx context.Context, cmd string, args []string) error {
+	fs := flag.NewFlagSet("hub "+cmd, flag.ExitOnError)
+	var a adminFlags
+	a.register(fs)
+	id := fs.String("id", "", "join: the new member's id (its certificate's member name)")
+	raftAddr := fs.String("raft", "", "join: the new member's raft address host:port")
+	grpcAddr := fs.String("grpc", "", "join: the new member's gRPC address host:port")
+	httpURL := fs.String("http", "", "join: the new member's HTTPS API URL (optional)")
+	asJSON := fs.Bool("json", false, "members: print JSON")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, hubUsage) }
+	fs.Parse(args)
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	var out map[string]any
+	switch cmd {
+	case "members":
+		var raw []byte
+		if _, err := c.Do(ctx, "GET", "/api/v1/cluster/members", nil, "", &raw); err != nil {
+			return fmt.Errorf("hub members: %w", err)
+		}
+		if *asJSON {
+			fmt.Println(string(raw))
+			return nil
+		}
+		return printMembers(raw)
+	case "join":
+		if *id == "" || *raftAddr == "" || *grpcAddr == "" {
+			return errors.New("hub join: --id, --raft and --grpc are required (the new member runs with join: true in its hub.yaml)")
+		}
+		body, _ := json.Marshal(map[string]string{"id": *id, "raft": *raftAddr, "grpc": *grpcAddr, "http": *httpURL})
+		var raw []byte
+		if _, err := c.Do(ctx, "POST", "/api/v1/cluster/members", strings.NewReader(string(body)), "application/json", &raw); err != nil {
+			return fmt.Errorf("hub join: %w", err)
+		}
+		fmt.Printf("%s joined as a non-voter; it is promoted to voter once it has caught up and stayed healthy (watch: ronda hub members)\n", *id)
+		return printMembers(raw)
+	case "remove":
+		if fs.NArg() != 1 {
+			return errors.New("hub remove: name the member to remove, e.g. ronda hub remove h3")
+		}
+		if _, err := c.Do(ctx, "DELETE", "/api/v1/cluster/members/"+fs.Arg(0), nil, "", &out); err != nil {
+			return fmt.Errorf("hub remove: %w", err)
+		}
+		fmt.Printf("%s removed from the cluster; stop its process and keep or wipe its data dir\n", fs.Arg(0))
+	case "transfer-leader":
+		body := ""
+		if fs.NArg() == 1 {
+			b, _ := json.Marshal(map[string]string{"to": fs.Arg(0)})
+			body = string(b)
+		}
+		if _, err := c.Do(ctx, "POST", "/api/v1/cluster/leader", strings.NewReader(body), "application/json", &out); err != nil {
+			return fmt.Errorf("hub transfer-leader: %w", err)
+		}
+		fmt.Printf("leader is now %v\n", out["leader"])
+	}
+	return nil
+}
+
+func printMembers(raw []byte) error {
+	var v struct {
+		Leader  string               `json:"leader"`
+		Term    uint64               `json:"term"`
+		Members []store.MemberStatus `json:"members"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	fmt.Printf("leader %s, term %d\n", v.Leader, v.Term)
+	fmt.Printf("%-10s %-22s %-9s %-12s %-10s %-8s %s\n", "MEMBER", "RAFT", "SUFFRAGE", "STATE", "APPLIED", "HEALTHY", "NOTE")
+	for _, m := range v.Members {
+		healthy := "-"
+		if m.Healthy != nil {
+			healthy = fmt.Sprint(*m.Healthy)
+		}
+		note := m.Error
+		if note == "" && m.LastContactMs > 0 {
+			note = fmt.Sprintf("last contact %d ms ago", m.LastContactMs)
+		}
+		fmt.Printf("%-10s %-22s %-9s %-12s %-10d %-8s %s\n", m.ID, m.RaftAddr, m.Suffrage, m.State, m.Applied, healthy, note)
+	}
+	return nil
+}

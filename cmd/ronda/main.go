@@ -112,6 +112,8 @@ func runHub(ctx context.Context, args []string) error {
 			return runHubBackup(ctx, args[1:])
 		case "restore":
 			return runHubRestore(args[1:])
+		case "members", "join", "remove", "transfer-leader":
+			return runHubMembership(ctx, args[0], args[1:])
 		case "help", "-h", "--help":
 			fmt.Print(hubUsage)
 			return nil

@@ -88,6 +88,44 @@ func (f *Forwarder) ReadIndex(ctx context.Context, leaderID, leaderRaftAddr stri
 	return resp.GetIndex(), nil
 }
 
+// MemberStats calls HubPeer.MemberStats on a member (store.MemberForwarder).
+func (f *Forwarder) MemberStats(ctx context.Context, memberID, raftAddr string) (*rondav1.MemberStatsResponse, error) {
+	addr, ok := f.resolve(memberID)
+	if !ok {
+		return nil, fmt.Errorf("no gRPC address known for hub member %q (raft %s)", memberID, raftAddr)
+	}
+	conn, err := f.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rpcv1.NewHubPeerClient(conn).MemberStats(ctx, &rondav1.MemberStatsRequest{})
+	if err != nil {
+		st, _ := status.FromError(err)
+		return nil, fmt.Errorf("%s (%s): %s", memberID, addr, st.Message())
+	}
+	return resp, nil
+}
+
+// TransferLeadership calls HubPeer.TransferLeadership on the leader.
+func (f *Forwarder) TransferLeadership(ctx context.Context, leaderID, leaderRaftAddr, to string) (string, error) {
+	addr, ok := f.resolve(leaderID)
+	if !ok {
+		return "", fmt.Errorf("%w: no gRPC address known for hub member %q (raft %s)", store.ErrLeaderUnreachable, leaderID, leaderRaftAddr)
+	}
+	conn, err := f.conn(addr)
+	if err != nil {
+		return "", err
+	}
+	resp, err := rpcv1.NewHubPeerClient(conn).TransferLeadership(ctx, &rondav1.TransferLeadershipRequest{To: to})
+	if err != nil {
+		if st, _ := status.FromError(err); st.Code() == codes.InvalidArgument {
+			return "", fmt.Errorf("%w: %s", store.ErrMembership, detail(st.Message(), store.ErrMembership))
+		}
+		return "", mapError(ctx, leaderID, addr, err)
+	}
+	return resp.GetNewLeader(), nil
+}
+
 func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -73,6 +73,27 @@ func (srv *Server) ReadIndex(ctx context.Context, req *rondav1.ReadIndexRequest)
 	return &rondav1.ReadIndexResponse{Index: index}, nil
 }
 
+// MemberStats returns this member's own raft state.
+func (srv *Server) MemberStats(ctx context.Context, _ *rondav1.MemberStatsRequest) (*rondav1.MemberStatsResponse, error) {
+	return srv.store.LocalStats(), nil
+}
+
+// TransferLeadership hands leadership over; a follower forwards it to the
+// leader (Store.TransferLeadership).
+func (srv *Server) TransferLeadership(ctx context.Context, req *rondav1.TransferLeadershipRequest) (*rondav1.TransferLeadershipResponse, error) {
+	if !srv.store.IsLeader() {
+		return nil, status.New(codes.FailedPrecondition, store.ErrNotLeader.Error()).Err()
+	}
+	to, err := srv.store.TransferLeadership(ctx, req.GetTo())
+	if err != nil {
+		if errors.Is(err, store.ErrMembership) {
+			return nil, status.New(codes.InvalidArgument, err.Error()).Err()
+		}
+		return nil, statusFromStoreError(ctx, err).Err()
+	}
+	return &rondav1.TransferLeadershipResponse{NewLeader: to}, nil
+}
+
 func statusFromStoreError(ctx context.Context, err error) *status.Status {
 	switch {
 	case errors.Is(err, store.ErrNotLeader):

@@ -23,14 +23,20 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// BenchmarkCatalogQuery builds a synthetic city, RONDA_CITY_CAMERAS cameras
-// (default 30,000) spread over the 267 kelurahan with 90 days
-// (RONDA_CITY_DAYS) of coverage. Each camera-day has 1–3 outages of 5–30
-// minutes, so a camera holds about 180 spans. It measures the time to
-// rebuild the index when a member opens and the index's heap, then the
-// latency of the questions the control room and auditors ask, at p50 and
-// p99 per kind. Run with -benchtime 200x (queries per kind).
-func BenchmarkCatalogQuery(b *testing.B) {
+// syntheticCity writes RONDA_CITY_CAMERAS cameras (default 30,000) spread
+// over the 267 kelurahan with RONDA_CITY_DAYS (90) days of coverage into a
+// fresh FSM directory. Each camera-day has 1–3 outages of 5–30 minutes, so a
+// camera holds about 180 spans.
+type city struct {
+	dir        string
+	cameras    int
+	days       int
+	start, end time.Time
+	tags       []string
+	rng        *rand.Rand
+}
+
+func syntheticCity(b *testing.B) *city {
 	cameras, days := envInt("RONDA_CITY_CAMERAS", 30000), envInt("RONDA_CITY_DAYS", 90)
 	dir := b.TempDir()
 	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -93,6 +99,18 @@ func BenchmarkCatalogQuery(b *testing.B) {
 	}
 	b.Logf("synthetic city: %d cameras x %d days = %d spans, written in %s", cameras, days, spans, time.Since(t0).Round(time.Second))
 
+	return &city{dir: dir, cameras: cameras, days: days, start: start, end: end, tags: tags, rng: rng}
+}
+
+// BenchmarkCatalogQuery builds a synthetic city (syntheticCity) and
+// measures the time to rebuild the index when a member opens and the
+// index's heap, then the latency of the questions the control room and
+// auditors ask, at p50 and p99 per kind. Run with -benchtime 200x (queries
+// per kind).
+func BenchmarkCatalogQuery(b *testing.B) {
+	c := syntheticCity(b)
+	dir, start, end, rng, tags := c.dir, c.start, c.end, c.rng, c.tags
+	kels := kelurahan.All()
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)

@@ -30,6 +30,9 @@ const (
 	// CommandBatch carries a rondav1.CommandBatch: several commands in one
 	// raft entry, applied in order, each with its own result.
 	CommandBatch CommandType = 2
+	// CommandMember carries a rondav1.HubMember: a member joined or removed
+	// (members.go).
+	CommandMember CommandType = 3
 )
 
 // MaxCommandBytes bounds one encoded command, and a batch of them: raft
@@ -59,6 +62,16 @@ func init() {
 			name:   "NodeRecords",
 			decode: func(p []byte) (proto.Message, error) { return decodeNodeRecords(p) },
 			apply:  applyNodeRecords,
+		},
+		CommandMember: {
+			name:   "Member",
+			decode: func(p []byte) (proto.Message, error) { return decodeMember(p) },
+			apply:  applyMember,
+		},
+		CommandSeedAreas: {
+			name:   "SeedAreas",
+			decode: func(p []byte) (proto.Message, error) { return decodeAreaSeed(p) },
+			apply:  applyAreaSeed,
 		},
 		CommandBatch: {
 			name:   "Batch",

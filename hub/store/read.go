@@ -17,9 +17,9 @@ const (
 	// no network round trip; it may trail the leader by the replication
 	// delay (more during a partition).
 	Stale Consistency = "stale"
-	// Default reads at least the leader's applied state as of the request:
-	// the leader is asked for its applied index (no quorum check) and this
-	// member waits until it has applied that far.
+	// Default reads at least the leader's committed state as of the
+	// request: the leader is asked for its commit index (no quorum check)
+	// and this member waits until it has applied that far.
 	Default Consistency = "default"
 	// Linearizable reads reflect every write acknowledged before the read
 	// started (ReadIndex): the leader confirms with a quorum that it still
@@ -100,39 +100,65 @@ type ReadForwarder interface {
 	ReadIndex(ctx context.Context, leaderID, leaderRaftAddr string, linearizable bool) (uint64, error)
 }
 
-// ReadIndexLeader is the leader's side of a read. For a linearizable read it
-// makes sure every entry committed in earlier terms is applied here (a
-// barrier, once per term), notes its FSM's applied index — every write
-// acknowledged so far is at or below it: this leader acknowledges a write
-// only once applied — and then confirms with a quorum that it still leads,
-// so no newer leader can have acknowledged writes it does not know. The
-// index is that of a command, which every member's FSM reaches (raft's own
-// commit index may name a barrier or no-op entry that FSMs never see). For a
-// default read it returns its applied index without the quorum check. Not
-// the leader: ErrNotLeader naming the one it knows.
+// ReadIndexLeader is the leader's side of a read: the FSM index a member
+// must have applied to serve it. It notes raft's commit index C — every entry
+// any member may have applied, and so any read any member may have served,
+// is at or below it — and answers the index of the last command at or below
+// C (raft's no-op, barrier and configuration entries never reach an FSM, so
+// C itself may name one). For a linearizable read it first makes sure an
+// entry of its own term is applied here (a barrier, once per term: until
+// then C may trail what an earlier leader committed), and after noting C it
+// confirms with a quorum that it still leads, so no newer leader can have
+// committed anything it does not know. A default read skips both checks: it
+// is the leader's view as it stands. Not the leader: ErrNotLeader naming
+// the one it knows.
+//
+// (Answering the leader's own FSM applied index instead would be wrong: a
+// follower can apply a committed entry before the leader's FSM does, serve
+// it, and a later read at the leader would then go back in time.)
 func (s *Store) ReadIndexLeader(ctx context.Context, linearizable bool) (uint64, error) {
 	if s.raft.State() != raft.Leader {
 		return 0, s.notLeaderError()
 	}
-	if !linearizable {
-		return s.fsm.appliedIndex(), nil
+	if linearizable {
+		timeout := 5 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		term := s.raft.CurrentTerm()
+		if s.barrierTerm.Load() != term {
+			if err := s.raft.Barrier(timeout).Error(); err != nil {
+				return 0, s.applyError(err)
+			}
+			s.barrierTerm.Store(term)
+		}
 	}
-	timeout := 5 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+	index, err := s.lastCommandAtOrBelow(s.raft.CommitIndex())
+	if err != nil {
+		return 0, err
 	}
-	term := s.raft.CurrentTerm()
-	if s.barrierTerm.Load() != term {
-		if err := s.raft.Barrier(timeout).Error(); err != nil {
+	if linearizable {
+		if err := s.raft.VerifyLeader().Error(); err != nil {
 			return 0, s.applyError(err)
 		}
-		s.barrierTerm.Store(term)
-	}
-	index := s.fsm.appliedIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return 0, s.applyError(err)
 	}
 	return index, nil
+}
+
+// lastCommandAtOrBelow finds the newest command entry at or below commit,
+// looking back through the log no further than what the FSM has applied.
+func (s *Store) lastCommandAtOrBelow(commit uint64) (uint64, error) {
+	applied := s.fsm.appliedIndex()
+	for i := commit; i > applied; i-- {
+		var l raft.Log
+		if err := s.logs.GetLog(i, &l); err != nil {
+			return 0, fmt.Errorf("%w: read raft log entry %d: %v", ErrLeaderUnreachable, i, err)
+		}
+		if l.Type == raft.LogCommand {
+			return i, nil
+		}
+	}
+	return min(applied, commit), nil
 }
 
 // waitAppliedErr waits until this member's FSM reached index.

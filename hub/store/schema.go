@@ -15,6 +15,8 @@ package store
 //	                                UTC day (day: uint32 big-endian days since 1970-01-01),
 //	                                clipped to it; spans carry no camera_id
 //	a/<area code>                -> rondav1.Area (kota, kecamatan, kelurahan; seeded once)
+//	p/<member id>                -> rondav1.HubMember: a member joined or removed by an operator
+//	                                (or removed by autopilot); the initial members have none
 //
 // Bump SchemaVersion whenever the layout or the meaning of a value changes; an
 // FSM refuses to open (and Restore refuses snapshots of) another version.
@@ -44,6 +46,7 @@ var (
 	prefixNodeCamera = []byte("i/")
 	prefixCoverage   = []byte("v/")
 	prefixArea       = []byte("a/")
+	prefixMember     = []byte("p/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {
@@ -65,6 +68,7 @@ func joinKey(prefix []byte, parts ...string) []byte {
 func nodeKey(nodeID string) []byte     { return joinKey(prefixNode, nodeID) }
 func cameraKey(cameraID string) []byte { return joinKey(prefixCamera, cameraID) }
 func areaKey(code string) []byte       { return joinKey(prefixArea, code) }
+func memberKey(id string) []byte       { return joinKey(prefixMember, id) }
 
 // coveragePrefix is the prefix of all v/ keys of one camera (with the NUL).
 func coveragePrefix(cameraID string) []byte {

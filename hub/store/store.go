@@ -71,6 +71,27 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+
+	// Membership (members.go). StabilizationTime: how long a joined
+	// non-voter must stay healthy before autopilot promotes it (default
+	// DefaultStabilizationTime). DeadMemberAfter: a member unreachable this
+	// long is removed (default DefaultDeadMemberAfter), but never below
+	// MinQuorum voters (default DefaultMinQuorum; 0 keeps the default, a
+	// negative value means 1).
+	StabilizationTime time.Duration
+	DeadMemberAfter   time.Duration
+	MinQuorum         int
+
+	// WrapStream, if set, wraps the raft stream layer (tests inject network
+	// partitions with it).
+	WrapStream func(raft.StreamLayer) raft.StreamLayer
+}
+
+func (cfg *Config) heartbeat() time.Duration {
+	if cfg.HeartbeatTimeout > 0 {
+		return cfg.HeartbeatTimeout
+	}
+	return raft.DefaultConfig().HeartbeatTimeout
 }
 
 // Forwarder sends an encoded command to the leader and returns after the
@@ -113,7 +134,8 @@ type Store struct {
 	logs  *raftboltdb.BoltStore
 
 	observer    *raft.Observer
-	barrierTerm atomic.Uint64  // the term whose entries a linearizable read has seen applied
+	barrierTerm atomic.Uint64 // the term whose entries a linearizable read has seen applied
+	members     atomic.Pointer[membership]
 	proposeCh   chan *proposal // writes waiting for the batcher (leader only)
 	stop        chan struct{}
 	wg          sync.WaitGroup
@@ -140,6 +162,18 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.BatchWindow == 0 {
 		cfg.BatchWindow = DefaultBatchWindow
+	}
+	if cfg.StabilizationTime == 0 {
+		cfg.StabilizationTime = DefaultStabilizationTime
+	}
+	if cfg.DeadMemberAfter == 0 {
+		cfg.DeadMemberAfter = DefaultDeadMemberAfter
+	}
+	switch {
+	case cfg.MinQuorum == 0:
+		cfg.MinQuorum = DefaultMinQuorum
+	case cfg.MinQuorum < 0:
+		cfg.MinQuorum = 1
 	}
 	log := cfg.Logger.With("member", cfg.ID)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -182,9 +216,13 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 
-	stream, err := listenRaft(cfg.RaftAddr, cfg.TLS)
+	sl, err := listenRaft(cfg.RaftAddr, cfg.TLS)
 	if err != nil {
 		return nil, err
+	}
+	var stream raft.StreamLayer = sl
+	if cfg.WrapStream != nil {
+		stream = cfg.WrapStream(sl)
 	}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
@@ -233,6 +271,7 @@ func Open(cfg Config) (*Store, error) {
 	r.RegisterObserver(s.observer)
 	s.wg.Go(func() { s.watch(obsCh) })
 	s.wg.Go(s.runBatcher)
+	s.wg.Go(s.runMembership)
 
 	ok = true
 	return s, nil

@@ -85,9 +85,13 @@ type member struct {
 
 type cluster struct {
 	t       testing.TB
+	mu      sync.Mutex // guards members against resolve (forwarders' goroutines)
 	members []*member
 	peers   []store.Peer
 	tune    func(*store.Config)
+	// blocked, if set, cuts member-to-member gRPC (forwarded writes and
+	// reads) the way a network partition would.
+	blocked func(from, to string) bool
 }
 
 func newCluster(t testing.TB, n int, tlsFor func(id string) *tls.Config, tune func(*store.Config)) *cluster {
@@ -130,7 +134,19 @@ func newClusterPrepared(t testing.TB, n int, tlsFor func(id string) *tls.Config,
 	return c
 }
 
+// addMember makes a member that is not part of the initial configuration
+// (it has to join); start it with no peers.
+func (c *cluster) addMember(id string) *member {
+	m := &member{id: id, raftAddr: freeAddr(c.t), grpcAddr: freeAddr(c.t), dir: filepath.Join(c.t.TempDir(), id)}
+	c.mu.Lock()
+	c.members = append(c.members, m)
+	c.mu.Unlock()
+	return m
+}
+
 func (c *cluster) resolve(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, m := range c.members {
 		if m.id == id {
 			return m.grpcAddr, true
@@ -141,7 +157,13 @@ func (c *cluster) resolve(id string) (string, bool) {
 
 func (c *cluster) start(m *member, peers []store.Peer) {
 	c.t.Helper()
-	m.fwd = peer.NewForwarder(c.resolve, nil)
+	from := m.id
+	m.fwd = peer.NewForwarder(func(id string) (string, bool) {
+		if c.blocked != nil && c.blocked(from, id) {
+			return "127.0.0.1:1", true // refused, like an unreachable member
+		}
+		return c.resolve(id)
+	}, nil)
 	cfg := store.Config{
 		ID:                 m.id,
 		RaftAddr:           m.raftAddr,

@@ -309,6 +309,254 @@ func (x *CommandBatch) GetCommands() [][]byte {
 	return nil
 }
 
+// HubMember is a member added or removed with `ronda hub join|remove`
+// (p/<id>). The leader reconciles raft's configuration with these records:
+// an active member missing from it is added as a non-voter (autopilot
+// promotes it once it has caught up), a removed one is taken out. The
+// initial members from the config file need no record.
+type HubMember struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	GrpcAddr string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	HttpUrl  string                 `protobuf:"bytes,4,opt,name=http_url,json=httpUrl,proto3" json:"http_url,omitempty"`
+	Removed  bool                   `protobuf:"varint,5,opt,name=removed,proto3" json:"removed,omitempty"`
+	// Who or what changed it: an admin's user name, or "autopilot" for a
+	// dead member cleaned up.
+	ChangedBy       string `protobuf:"bytes,6,opt,name=changed_by,json=changedBy,proto3" json:"changed_by,omitempty"`
+	ChangedUnixNano int64  `protobuf:"varint,7,opt,name=changed_unix_nano,json=changedUnixNano,proto3" json:"changed_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HubMember) Reset() {
+	*x = HubMember{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubMember) ProtoMessage() {}
+
+func (x *HubMember) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubMember.ProtoReflect.Descriptor instead.
+func (*HubMember) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HubMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HubMember) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *HubMember) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *HubMember) GetHttpUrl() string {
+	if x != nil {
+		return x.HttpUrl
+	}
+	return ""
+}
+
+func (x *HubMember) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+func (x *HubMember) GetChangedBy() string {
+	if x != nil {
+		return x.ChangedBy
+	}
+	return ""
+}
+
+func (x *HubMember) GetChangedUnixNano() int64 {
+	if x != nil {
+		return x.ChangedUnixNano
+	}
+	return 0
+}
+
+// Area is a kota/kabupaten, kecamatan or kelurahan of the seeded table (a/<code>).
+type Area struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"` // 31.71, 31.71.01 or 31.71.01.1001
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Level  string                 `protobuf:"bytes,3,opt,name=level,proto3" json:"level,omitempty"`   // kota | kecamatan | kelurahan
+	Parent string                 `protobuf:"bytes,4,opt,name=parent,proto3" json:"parent,omitempty"` // the enclosing area's code; empty for a kota
+	// A kelurahan's office; for a kecamatan or kota the mean of its kelurahan.
+	Lat           float64 `protobuf:"fixed64,5,opt,name=lat,proto3" json:"lat,omitempty"`
+	Lon           float64 `protobuf:"fixed64,6,opt,name=lon,proto3" json:"lon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Area) Reset() {
+	*x = Area{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Area) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Area) ProtoMessage() {}
+
+func (x *Area) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Area.ProtoReflect.Descriptor instead.
+func (*Area) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Area) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Area) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Area) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *Area) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *Area) GetLat() float64 {
+	if x != nil {
+		return x.Lat
+	}
+	return 0
+}
+
+func (x *Area) GetLon() float64 {
+	if x != nil {
+		return x.Lon
+	}
+	return 0
+}
+
+// AreaSeed replaces the area catalog with a table version (command type 4).
+// The leader proposes it when the replicated version differs from the
+// binary's embedded table; applying the same version again changes nothing.
+type AreaSeed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"` // attribution of the table
+	Areas         []*Area                `protobuf:"bytes,3,rep,name=areas,proto3" json:"areas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AreaSeed) Reset() {
+	*x = AreaSeed{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AreaSeed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AreaSeed) ProtoMessage() {}
+
+func (x *AreaSeed) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AreaSeed.ProtoReflect.Descriptor instead.
+func (*AreaSeed) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AreaSeed) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *AreaSeed) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AreaSeed) GetAreas() []*Area {
+	if x != nil {
+		return x.Areas
+	}
+	return nil
+}
+
 var File_ronda_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_fsm_proto_rawDesc = "" +
@@ -332,7 +580,27 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\x0eStoredCoverage\x12$\n" +
 	"\x05spans\x18\x01 \x03(\v2\x0e.ronda.v1.SpanR\x05spans\"*\n" +
 	"\fCommandBatch\x12\x1a\n" +
-	"\bcommands\x18\x01 \x03(\fR\bcommandsB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
+	"\bcommands\x18\x01 \x03(\fR\bcommands\"\xd5\x01\n" +
+	"\tHubMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
+	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x19\n" +
+	"\bhttp_url\x18\x04 \x01(\tR\ahttpUrl\x12\x18\n" +
+	"\aremoved\x18\x05 \x01(\bR\aremoved\x12\x1d\n" +
+	"\n" +
+	"changed_by\x18\x06 \x01(\tR\tchangedBy\x12*\n" +
+	"\x11changed_unix_nano\x18\a \x01(\x03R\x0fchangedUnixNano\"\x80\x01\n" +
+	"\x04Area\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05level\x18\x03 \x01(\tR\x05level\x12\x16\n" +
+	"\x06parent\x18\x04 \x01(\tR\x06parent\x12\x10\n" +
+	"\x03lat\x18\x05 \x01(\x01R\x03lat\x12\x10\n" +
+	"\x03lon\x18\x06 \x01(\x01R\x03lon\"b\n" +
+	"\bAreaSeed\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12$\n" +
+	"\x05areas\x18\x03 \x03(\v2\x0e.ronda.v1.AreaR\x05areasB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
 
 var (
 	file_ronda_v1_fsm_proto_rawDescOnce sync.Once
@@ -346,28 +614,32 @@ func file_ronda_v1_fsm_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_fsm_proto_rawDescData
 }
 
-var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*NodeRecords)(nil),    // 0: ronda.v1.NodeRecords
 	(*StoredNode)(nil),     // 1: ronda.v1.StoredNode
 	(*StoredCamera)(nil),   // 2: ronda.v1.StoredCamera
 	(*StoredCoverage)(nil), // 3: ronda.v1.StoredCoverage
 	(*CommandBatch)(nil),   // 4: ronda.v1.CommandBatch
-	(*Record)(nil),         // 5: ronda.v1.Record
-	(*NodeInfo)(nil),       // 6: ronda.v1.NodeInfo
-	(*Camera)(nil),         // 7: ronda.v1.Camera
-	(*Span)(nil),           // 8: ronda.v1.Span
+	(*HubMember)(nil),      // 5: ronda.v1.HubMember
+	(*Area)(nil),           // 6: ronda.v1.Area
+	(*AreaSeed)(nil),       // 7: ronda.v1.AreaSeed
+	(*Record)(nil),         // 8: ronda.v1.Record
+	(*NodeInfo)(nil),       // 9: ronda.v1.NodeInfo
+	(*Camera)(nil),         // 10: ronda.v1.Camera
+	(*Span)(nil),           // 11: ronda.v1.Span
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
-	5, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
-	6, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
-	7, // 2: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
-	8, // 3: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	8,  // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
+	9,  // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
+	10, // 2: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
+	11, // 3: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
+	6,  // 4: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_fsm_proto_init() }
@@ -382,7 +654,7 @@ func file_ronda_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_fsm_proto_rawDesc), len(file_ronda_v1_fsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

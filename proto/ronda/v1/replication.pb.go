@@ -1346,6 +1346,242 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+type MemberStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberStatsRequest) Reset() {
+	*x = MemberStatsRequest{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberStatsRequest) ProtoMessage() {}
+
+func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
+func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+}
+
+// MemberStatsResponse is a member's own raft view, for `ronda hub members`
+// and for autopilot's health checks on the leader.
+type MemberStatsResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State        string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // leader | follower | candidate | shutdown
+	Term         uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	LastLogIndex uint64                 `protobuf:"varint,4,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	LastLogTerm  uint64                 `protobuf:"varint,5,opt,name=last_log_term,json=lastLogTerm,proto3" json:"last_log_term,omitempty"`
+	CommitIndex  uint64                 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Since this member last heard from the leader (0 on the leader).
+	LastContactMs int64  `protobuf:"varint,8,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	Leader        string `protobuf:"bytes,9,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberStatsResponse) Reset() {
+	*x = MemberStatsResponse{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberStatsResponse) ProtoMessage() {}
+
+func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
+func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MemberStatsResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MemberStatsResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *MemberStatsResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *MemberStatsResponse) GetLastLogIndex() uint64 {
+	if x != nil {
+		return x.LastLogIndex
+	}
+	return 0
+}
+
+func (x *MemberStatsResponse) GetLastLogTerm() uint64 {
+	if x != nil {
+		return x.LastLogTerm
+	}
+	return 0
+}
+
+func (x *MemberStatsResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *MemberStatsResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *MemberStatsResponse) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
+	}
+	return 0
+}
+
+func (x *MemberStatsResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member to hand leadership to; empty: whichever is most up to date.
+	To            string `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TransferLeadershipRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type TransferLeadershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NewLeader     string                 `protobuf:"bytes,1,opt,name=new_leader,json=newLeader,proto3" json:"new_leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TransferLeadershipResponse) GetNewLeader() string {
+	if x != nil {
+		return x.NewLeader
+	}
+	return ""
+}
+
 var File_ronda_v1_replication_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_replication_proto_rawDesc = "" +
@@ -1442,7 +1678,23 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x10ReadIndexRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05indexB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x14\n" +
+	"\x12MemberStatsRequest\"\xa1\x02\n" +
+	"\x13MemberStatsResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12$\n" +
+	"\x0elast_log_index\x18\x04 \x01(\x04R\flastLogIndex\x12\"\n" +
+	"\rlast_log_term\x18\x05 \x01(\x04R\vlastLogTerm\x12!\n" +
+	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12&\n" +
+	"\x0flast_contact_ms\x18\b \x01(\x03R\rlastContactMs\x12\x16\n" +
+	"\x06leader\x18\t \x01(\tR\x06leader\"+\n" +
+	"\x19TransferLeadershipRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\";\n" +
+	"\x1aTransferLeadershipResponse\x12\x1d\n" +
+	"\n" +
+	"new_leader\x18\x01 \x01(\tR\tnewLeaderB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
 
 var (
 	file_ronda_v1_replication_proto_rawDescOnce sync.Once
@@ -1456,30 +1708,34 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_ronda_v1_replication_proto_goTypes = []any{
-	(*HelloRequest)(nil),       // 0: ronda.v1.HelloRequest
-	(*HelloResponse)(nil),      // 1: ronda.v1.HelloResponse
-	(*NodeInfo)(nil),           // 2: ronda.v1.NodeInfo
-	(*Camera)(nil),             // 3: ronda.v1.Camera
-	(*Span)(nil),               // 4: ronda.v1.Span
-	(*Record)(nil),             // 5: ronda.v1.Record
-	(*CameraInventory)(nil),    // 6: ronda.v1.CameraInventory
-	(*PushRequest)(nil),        // 7: ronda.v1.PushRequest
-	(*PushResponse)(nil),       // 8: ronda.v1.PushResponse
-	(*WhepRequest)(nil),        // 9: ronda.v1.WhepRequest
-	(*WhepResponse)(nil),       // 10: ronda.v1.WhepResponse
-	(*WhepDeleteRequest)(nil),  // 11: ronda.v1.WhepDeleteRequest
-	(*WhepDeleteResponse)(nil), // 12: ronda.v1.WhepDeleteResponse
-	(*PlaybackRequest)(nil),    // 13: ronda.v1.PlaybackRequest
-	(*PlaybackChunk)(nil),      // 14: ronda.v1.PlaybackChunk
-	(*RecordingsRequest)(nil),  // 15: ronda.v1.RecordingsRequest
-	(*Gap)(nil),                // 16: ronda.v1.Gap
-	(*RecordingsResponse)(nil), // 17: ronda.v1.RecordingsResponse
-	(*ApplyRequest)(nil),       // 18: ronda.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 19: ronda.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),   // 20: ronda.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 21: ronda.v1.ReadIndexResponse
+	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
+	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
+	(*NodeInfo)(nil),                   // 2: ronda.v1.NodeInfo
+	(*Camera)(nil),                     // 3: ronda.v1.Camera
+	(*Span)(nil),                       // 4: ronda.v1.Span
+	(*Record)(nil),                     // 5: ronda.v1.Record
+	(*CameraInventory)(nil),            // 6: ronda.v1.CameraInventory
+	(*PushRequest)(nil),                // 7: ronda.v1.PushRequest
+	(*PushResponse)(nil),               // 8: ronda.v1.PushResponse
+	(*WhepRequest)(nil),                // 9: ronda.v1.WhepRequest
+	(*WhepResponse)(nil),               // 10: ronda.v1.WhepResponse
+	(*WhepDeleteRequest)(nil),          // 11: ronda.v1.WhepDeleteRequest
+	(*WhepDeleteResponse)(nil),         // 12: ronda.v1.WhepDeleteResponse
+	(*PlaybackRequest)(nil),            // 13: ronda.v1.PlaybackRequest
+	(*PlaybackChunk)(nil),              // 14: ronda.v1.PlaybackChunk
+	(*RecordingsRequest)(nil),          // 15: ronda.v1.RecordingsRequest
+	(*Gap)(nil),                        // 16: ronda.v1.Gap
+	(*RecordingsResponse)(nil),         // 17: ronda.v1.RecordingsResponse
+	(*ApplyRequest)(nil),               // 18: ronda.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 19: ronda.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 20: ronda.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 21: ronda.v1.ReadIndexResponse
+	(*MemberStatsRequest)(nil),         // 22: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 23: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 24: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 25: ronda.v1.TransferLeadershipResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
@@ -1513,7 +1769,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

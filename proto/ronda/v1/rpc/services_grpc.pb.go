@@ -407,8 +407,10 @@ var NodeControl_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	HubPeer_Apply_FullMethodName     = "/ronda.v1.rpc.HubPeer/Apply"
-	HubPeer_ReadIndex_FullMethodName = "/ronda.v1.rpc.HubPeer/ReadIndex"
+	HubPeer_Apply_FullMethodName              = "/ronda.v1.rpc.HubPeer/Apply"
+	HubPeer_ReadIndex_FullMethodName          = "/ronda.v1.rpc.HubPeer/ReadIndex"
+	HubPeer_MemberStats_FullMethodName        = "/ronda.v1.rpc.HubPeer/MemberStats"
+	HubPeer_TransferLeadership_FullMethodName = "/ronda.v1.rpc.HubPeer/TransferLeadership"
 )
 
 // HubPeerClient is the client API for HubPeer service.
@@ -422,6 +424,10 @@ type HubPeerClient interface {
 	// ReadIndex returns the index a follower must have applied to serve a
 	// default (leader's view) or linearizable read; only the leader answers.
 	ReadIndex(ctx context.Context, in *v1.ReadIndexRequest, opts ...grpc.CallOption) (*v1.ReadIndexResponse, error)
+	// MemberStats returns this member's own raft state (any member answers).
+	MemberStats(ctx context.Context, in *v1.MemberStatsRequest, opts ...grpc.CallOption) (*v1.MemberStatsResponse, error)
+	// TransferLeadership hands leadership over; only the leader answers.
+	TransferLeadership(ctx context.Context, in *v1.TransferLeadershipRequest, opts ...grpc.CallOption) (*v1.TransferLeadershipResponse, error)
 }
 
 type hubPeerClient struct {
@@ -452,6 +458,26 @@ func (c *hubPeerClient) ReadIndex(ctx context.Context, in *v1.ReadIndexRequest, 
 	return out, nil
 }
 
+func (c *hubPeerClient) MemberStats(ctx context.Context, in *v1.MemberStatsRequest, opts ...grpc.CallOption) (*v1.MemberStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.MemberStatsResponse)
+	err := c.cc.Invoke(ctx, HubPeer_MemberStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hubPeerClient) TransferLeadership(ctx context.Context, in *v1.TransferLeadershipRequest, opts ...grpc.CallOption) (*v1.TransferLeadershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.TransferLeadershipResponse)
+	err := c.cc.Invoke(ctx, HubPeer_TransferLeadership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HubPeerServer is the server API for HubPeer service.
 // All implementations must embed UnimplementedHubPeerServer
 // for forward compatibility.
@@ -463,6 +489,10 @@ type HubPeerServer interface {
 	// ReadIndex returns the index a follower must have applied to serve a
 	// default (leader's view) or linearizable read; only the leader answers.
 	ReadIndex(context.Context, *v1.ReadIndexRequest) (*v1.ReadIndexResponse, error)
+	// MemberStats returns this member's own raft state (any member answers).
+	MemberStats(context.Context, *v1.MemberStatsRequest) (*v1.MemberStatsResponse, error)
+	// TransferLeadership hands leadership over; only the leader answers.
+	TransferLeadership(context.Context, *v1.TransferLeadershipRequest) (*v1.TransferLeadershipResponse, error)
 	mustEmbedUnimplementedHubPeerServer()
 }
 
@@ -478,6 +508,12 @@ func (UnimplementedHubPeerServer) Apply(context.Context, *v1.ApplyRequest) (*v1.
 }
 func (UnimplementedHubPeerServer) ReadIndex(context.Context, *v1.ReadIndexRequest) (*v1.ReadIndexResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedHubPeerServer) MemberStats(context.Context, *v1.MemberStatsRequest) (*v1.MemberStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method MemberStats not implemented")
+}
+func (UnimplementedHubPeerServer) TransferLeadership(context.Context, *v1.TransferLeadershipRequest) (*v1.TransferLeadershipResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method TransferLeadership not implemented")
 }
 func (UnimplementedHubPeerServer) mustEmbedUnimplementedHubPeerServer() {}
 func (UnimplementedHubPeerServer) testEmbeddedByValue()                 {}
@@ -536,6 +572,42 @@ func _HubPeer_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HubPeer_MemberStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.MemberStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubPeerServer).MemberStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubPeer_MemberStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubPeerServer).MemberStats(ctx, req.(*v1.MemberStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HubPeer_TransferLeadership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.TransferLeadershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubPeerServer).TransferLeadership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubPeer_TransferLeadership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubPeerServer).TransferLeadership(ctx, req.(*v1.TransferLeadershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HubPeer_ServiceDesc is the grpc.ServiceDesc for HubPeer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -550,6 +622,14 @@ var HubPeer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadIndex",
 			Handler:    _HubPeer_ReadIndex_Handler,
+		},
+		{
+			MethodName: "MemberStats",
+			Handler:    _HubPeer_MemberStats_Handler,
+		},
+		{
+			MethodName: "TransferLeadership",
+			Handler:    _HubPeer_TransferLeadership_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
