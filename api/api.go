@@ -77,6 +77,18 @@ type Recordings struct {
 	Gaps            []Gap     `json:"gaps"`
 	RecordedSeconds float64   `json:"recorded_seconds"`
 	Source          string    `json:"source"` // "node" (full index) or "hub" (coverage index)
+	// Manifests: per UTC day the range touches, the segment manifest hash
+	// (internal/manifest) — at the hub as the node reported it while
+	// recording, at the node as its index stands now. Equal hashes mean the
+	// node still holds exactly the segments it reported that day.
+	Manifests []DayManifest `json:"manifests,omitempty"`
+}
+
+// DayManifest is one camera-day's segment manifest hash.
+type DayManifest struct {
+	Day      string `json:"day"` // YYYY-MM-DD, UTC
+	Segments int    `json:"segments"`
+	SHA256   string `json:"sha256"`
 }
 
 // Me is who is logged in and who serves the API.

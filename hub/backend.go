@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -95,20 +96,68 @@ func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time)
 		return api.Recordings{}, err
 	}
 	rec := api.Recordings{CameraID: id, From: from.UTC(), To: to.UTC(), Source: "hub"}
+	days, events := b.h.store.CoverageDetail(id, from.Add(-gapEventSlack), to)
+	for _, d := range days {
+		rec.Manifests = append(rec.Manifests, api.DayManifest{Day: d.Day.Format(time.DateOnly), Segments: int(d.Segments), SHA256: hex.EncodeToString(d.SHA256)})
+	}
 	cursor := from
 	for _, s := range b.h.store.Coverage(id, from, to) {
 		start, end := time.Unix(0, s.StartUnixNano).UTC(), time.Unix(0, s.EndUnixNano).UTC()
 		if start.After(cursor) {
-			rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: start, Reason: "not_recorded", Detail: "no footage reported by the node to the hub (ask the node for its reason)"})
+			rec.Gaps = explainGap(rec.Gaps, cursor.UTC(), start, events)
 		}
 		rec.Spans = append(rec.Spans, api.Span{Start: start, End: end})
 		rec.RecordedSeconds += end.Sub(start).Seconds()
 		cursor = end
 	}
-	if cursor.Before(to) {
-		rec.Gaps = append(rec.Gaps, api.Gap{Start: cursor.UTC(), End: to.UTC(), Reason: "not_recorded", Detail: "no footage reported by the node to the hub (ask the node for its reason)"})
+	if now := time.Now(); cursor.Before(to) && cursor.Before(now) {
+		rec.Gaps = explainGap(rec.Gaps, cursor.UTC(), minTime(to, now).UTC(), events)
 	}
 	return rec, nil
+}
+
+// gapEventSlack: an event this long before a gap's start still explains it
+// (the node records the stop when it notices, the last footage is earlier).
+const gapEventSlack = 5 * time.Second
+
+// explainGap splits the hole [a,b) at the node's gap events in it (sorted by
+// time): each part takes the reason of the event that started it; the first
+// part that of an event at or just before a, else not_recorded.
+func explainGap(out []api.Gap, a, b time.Time, events []*rondav1.GapEvent) []api.Gap {
+	cur := api.Gap{Start: a, Reason: "not_recorded", Detail: "the node reported no footage and no reason for this time (it may have been off, or its reports have not reached the hub yet)"}
+	add := func(g api.Gap) {
+		if !g.End.After(g.Start) {
+			return
+		}
+		if n := len(out); n > 0 && out[n-1].End.Equal(g.Start) && out[n-1].Reason == g.Reason {
+			out[n-1].End = g.End
+			return
+		}
+		out = append(out, g)
+	}
+	for _, e := range events {
+		at := time.Unix(0, e.GetAtUnixNano()).UTC()
+		switch {
+		case at.Before(a.Add(-gapEventSlack)):
+			continue
+		case !at.After(a):
+			cur.Reason, cur.Detail = e.GetReason(), e.GetDetail()
+		case at.Before(b):
+			cur.End = at
+			add(cur)
+			cur = api.Gap{Start: at, Reason: e.GetReason(), Detail: e.GetDetail()}
+		}
+	}
+	cur.End = b
+	add(cur)
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // nodeControl finds the tunnel to the node that owns a camera.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,17 @@ func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time)
 	}
 	for _, g := range gaps {
 		rec.Gaps = append(rec.Gaps, api.Gap{Start: g.Start.UTC(), End: g.End.UTC(), Reason: g.Reason, Detail: g.Detail})
+	}
+	dayFrom := from.UTC().Truncate(24 * time.Hour)
+	dayTo := to.UTC().Add(-1).Truncate(24 * time.Hour).Add(24 * time.Hour)
+	sums, counts, err := b.n.store.DayManifests(id, dayFrom, dayTo)
+	if err != nil {
+		return api.Recordings{}, err
+	}
+	for day := dayFrom; day.Before(dayTo); day = day.Add(24 * time.Hour) {
+		if counts[day] > 0 {
+			rec.Manifests = append(rec.Manifests, api.DayManifest{Day: day.Format(time.DateOnly), Segments: counts[day], SHA256: hex.EncodeToString(sums[day])})
+		}
 	}
 	return rec, nil
 }

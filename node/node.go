@@ -120,6 +120,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 		n.byID[c.id] = c
 	}
 	n.store.SubscribeCoverage(n.onCoverage)
+	n.store.SubscribeManifest(record.ManifestSubscriber{Segment: n.onSegment, Event: n.onGapEvent})
 	info := n.info()
 	n.client = replication.NewNodeClient(replication.NodeClientConfig{
 		Members: cfg.Hub.Members, TLS: bundle.ClientTLS(certs.KindHub), Info: info,
@@ -211,6 +212,27 @@ func (n *Node) onCoverage(cameraID string, start, end time.Time) {
 	}
 	if end.UnixNano() > s.EndUnixNano {
 		s.EndUnixNano = end.UnixNano()
+	}
+}
+
+// onSegment reports a closed segment's manifest entry to the hub. It goes
+// into the outbox at once (a segment closes every few minutes per camera),
+// after the coverage it belongs to, so the hub folds a camera's segments in
+// the order they closed.
+func (n *Node) onSegment(seg record.SegmentInfo) {
+	n.flushSpans()
+	rec := &rondav1.Record{Body: &rondav1.Record_Segment{Segment: &rondav1.SegmentManifest{CameraId: seg.Camera, SegmentId: seg.ID,
+		StartUnixNano: seg.Start.UnixNano(), EndUnixNano: seg.End.UnixNano(), Bytes: seg.Bytes, Sha256: seg.SHA256}}}
+	if err := n.outbox.Append(rec); err != nil {
+		n.log.Error("outbox append failed; the hub misses this segment in its manifest", "camera", seg.Camera, "segment", seg.ID, "err", err)
+	}
+}
+
+// onGapEvent tells the hub why a camera stopped recording.
+func (n *Node) onGapEvent(e record.Event) {
+	rec := &rondav1.Record{Body: &rondav1.Record_Gap{Gap: &rondav1.GapEvent{CameraId: e.Camera, AtUnixNano: e.At.UnixNano(), Reason: e.Reason, Detail: e.Detail}}}
+	if err := n.outbox.Append(rec); err != nil {
+		n.log.Error("outbox append failed; the hub will not know why this gap is there", "camera", e.Camera, "err", err)
 	}
 }
 

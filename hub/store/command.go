@@ -289,6 +289,10 @@ func applyRecord(b *pebble.Batch, node *rondav1.StoredNode, rec *rondav1.Record,
 		return replaceInventory(b, nodeID, node.GetInfo().GetKelurahanCode(), body.Cameras, rec.GetSeq(), log)
 	case *rondav1.Record_Span:
 		return addSpan(b, nodeID, body.Span, rec.GetSeq(), log)
+	case *rondav1.Record_Segment:
+		return addSegment(b, nodeID, body.Segment, rec.GetSeq(), log)
+	case *rondav1.Record_Gap:
+		return addGapEvent(b, nodeID, body.Gap, rec.GetSeq(), log)
 	default:
 		log.Debug("skipping outbox record without a body", "node", nodeID, "seq", rec.GetSeq())
 		return nil
@@ -396,17 +400,26 @@ func addSpan(b *pebble.Batch, nodeID string, span *rondav1.Span, seq uint64, log
 			"start", span.GetStartUnixNano(), "end", span.GetEndUnixNano())
 		return nil
 	}
+	if owned, err := ownedBy(b, camID, nodeID, seq, "span", log); err != nil || !owned {
+		return err
+	}
+	return mergeSpan(b, camID, interval{span.GetStartUnixNano(), span.GetEndUnixNano()})
+}
+
+// ownedBy reports whether a record about camID from nodeID may apply: the
+// camera is unknown (coverage may arrive before the inventory) or the node's.
+func ownedBy(b *pebble.Batch, camID, nodeID string, seq uint64, what string, log *slog.Logger) (bool, error) {
 	var sc rondav1.StoredCamera
 	found, err := getProto(b, cameraKey(camID), &sc)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if found && sc.GetNodeId() != nodeID {
-		log.Warn("skipping span for a camera owned by another node", "node", nodeID, "seq", seq,
+		log.Warn("skipping "+what+" for a camera owned by another node", "node", nodeID, "seq", seq,
 			"camera", camID, "owner", sc.GetNodeId())
-		return nil
+		return false, nil
 	}
-	return mergeSpan(b, camID, interval{span.GetStartUnixNano(), span.GetEndUnixNano()})
+	return true, nil
 }
 
 // mergeSpan merges iv into the camera's coverage, one UTC day bucket at a
@@ -425,7 +438,8 @@ func mergeSpan(b *pebble.Batch, camID string, iv interval) error {
 			return err
 		}
 		spans := mergeInterval(intervalsFromCoverage(&cov), part, int64(SpanMergeGap))
-		if err := putProto(b, key, coverageFromIntervals(capIntervals(spans, MaxCoverageSpans))); err != nil {
+		cov.Spans = coverageFromIntervals(capIntervals(spans, MaxCoverageSpans)).Spans
+		if err := putProto(b, key, &cov); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,9 @@ package record
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -242,6 +244,17 @@ func TestCrashRecoveryTruncatesTornFragment(t *testing.T) {
 	rs, _ := decodeSegment(v)
 	if rs.Status != SegRecovered {
 		t.Fatalf("segment status %q, want recovered", rs.Status)
+	}
+	// Its SHA-256 is of the truncated file, and a manifest subscriber gets
+	// it with the node_down event that explains the stop.
+	if raw, _ := os.ReadFile(path); fmt.Sprintf("%x", sha256.Sum256(raw)) != rs.SHA256 {
+		t.Fatalf("recovered segment's sha256 %q is not the file's", rs.SHA256)
+	}
+	var gotSeg []SegmentInfo
+	var gotEv []Event
+	st.SubscribeManifest(ManifestSubscriber{Segment: func(s SegmentInfo) { gotSeg = append(gotSeg, s) }, Event: func(e Event) { gotEv = append(gotEv, e) }})
+	if len(gotSeg) != 1 || gotSeg[0].ID != seg.ID || fmt.Sprintf("%x", gotSeg[0].SHA256) != rs.SHA256 || len(gotEv) != 1 || gotEv[0].Reason != ReasonNodeDown {
+		t.Fatalf("manifest subscriber after recovery got segments %+v, events %+v", gotSeg, gotEv)
 	}
 	// The un-indexed last fragment was re-indexed from the file (and the
 	// recovered segment folded into a table again).

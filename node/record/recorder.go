@@ -541,6 +541,9 @@ func (r *Recorder) closeSegment() {
 	r.mu.Lock()
 	s := *r.cur.seg
 	s.Status = SegClosed
+	if f.failed == nil {
+		s.SHA256 = hex.EncodeToString(f.digest())
+	}
 	r.pend.segments = append(r.pend.segments, &s)
 	r.pend.files[f] = true // the sync loop must see a failed close
 	r.openSeg = nil

@@ -2,7 +2,9 @@ package record
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -252,6 +254,11 @@ func (s *Store) recoverSegment(seg *segment) error {
 		seg.EndNs = fr.StartNs + fr.DurNs
 	}
 	seg.Bytes, seg.Status = end, SegRecovered
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, end)); err != nil {
+		return fmt.Errorf("hash recovered segment: %w", err)
+	}
+	seg.SHA256 = hex.EncodeToString(h.Sum(nil))
 	_ = b.Set(segmentKey(seg.Camera, seg.ID), encodeSegment(seg), nil)
 	_ = b.Set(orderKey(seg.ID), []byte(seg.Camera), nil)
 	_ = b.Set(eventKey(seg.Camera, time.Unix(0, seg.EndNs)), []byte(ReasonNodeDown+": the node stopped unexpectedly (power cut or crash); the segment was recovered at restart"), nil)
@@ -259,6 +266,8 @@ func (s *Store) recoverSegment(seg *segment) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
+	s.recovered = append(s.recovered, Closed{Segment: seg.public(), Event: &Event{Camera: seg.Camera, At: time.Unix(0, seg.EndNs),
+		Reason: ReasonNodeDown, Detail: "the node stopped unexpectedly (power cut or crash); the segment was recovered at restart"}})
 	s.log.Info("recovered segment", "file", seg.File, "fragments", len(frags), "bytes", end)
 	return nil
 }

@@ -91,6 +91,9 @@ type segment struct {
 	InitBytes int64  `json:"init_bytes"`
 	Status    string `json:"status"`
 	Params    string `json:"params,omitempty"` // hash of the parameter sets ("p" key), hex
+	// SHA256 of the closed (or recovered) file, hex: what the node reports
+	// to the hub in the day's segment manifest.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // fragment is one moof+mdat (one GOP, or part of a long one).

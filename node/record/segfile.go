@@ -1,8 +1,10 @@
 package record
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -29,8 +31,9 @@ type segFile struct {
 	direct bool
 	stage  []byte // aligned; stage[:tail] is the file's last partial block
 	tail   int
-	base   int64 // file offset of stage[0]
-	size   int64 // logical size: the bytes written so far
+	base   int64     // file offset of stage[0]
+	size   int64     // logical size: the bytes written so far
+	sum    hash.Hash // SHA-256 of the logical bytes, for the segment manifest
 
 	// guarded by Recorder.fileMu
 	closed bool
@@ -43,7 +46,7 @@ func createSegFile(path string, segID uint64) (*segFile, error) {
 	if oDirect != 0 {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|oDirect, 0o640)
 		if err == nil {
-			return &segFile{f: f, segID: segID, direct: true, stage: alignedBuf(256 << 10)}, nil
+			return &segFile{f: f, segID: segID, direct: true, stage: alignedBuf(256 << 10), sum: sha256.New()}, nil
 		}
 		if !errors.Is(err, os.ErrExist) {
 			_ = os.Remove(path) // created but O_DIRECT refused: retry without it
@@ -53,7 +56,7 @@ func createSegFile(path string, segID uint64) (*segFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &segFile{f: f, segID: segID, stage: make([]byte, 0, 256<<10)}, nil
+	return &segFile{f: f, segID: segID, stage: make([]byte, 0, 256<<10), sum: sha256.New()}, nil
 }
 
 // alignedBuf returns an empty slice whose backing array starts on a block
@@ -79,6 +82,7 @@ func (s *segFile) begin() []byte { return s.stage[:s.tail] }
 func (s *segFile) commit(b []byte) (int, error) {
 	end := len(b)
 	n := end - s.tail
+	s.sum.Write(b[s.tail:end]) // hashed as written: no read-back at close (about 1.6 GB/s with SHA-NI)
 	if !s.direct {
 		s.stage = b[:0]
 		if _, err := s.f.Write(b); err != nil {
@@ -111,6 +115,9 @@ var fdatasync = (*os.File).Sync
 
 // sync makes the written bytes durable (fdatasync).
 func (s *segFile) sync() error { return fdatasync(s.f) }
+
+// digest is the SHA-256 of the segment's bytes so far.
+func (s *segFile) digest() []byte { return s.sum.Sum(nil) }
 
 // close cuts the block padding, syncs and closes the file.
 func (s *segFile) close() error {

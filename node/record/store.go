@@ -5,6 +5,7 @@ package record
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/ronda-jakarta/ronda/internal/manifest"
 
 	"github.com/ronda-jakarta/ronda/internal/pebbleutil"
 	"github.com/ronda-jakarta/ronda/node/media"
@@ -54,6 +57,8 @@ type Store struct {
 	mu        sync.Mutex
 	recorders map[string]*Recorder
 	subs      []func(cameraID string, start, end time.Time)
+	manSubs   []ManifestSubscriber
+	recovered []Closed // segments recovered at open, for manifest subscribers
 	alarm     string
 	bw        bandwidth
 
@@ -184,6 +189,93 @@ func (s *Store) SubscribeCoverage(fn func(cameraID string, start, end time.Time)
 	s.mu.Unlock()
 }
 
+// SegmentInfo is a closed segment as the node reports it to the hub.
+type SegmentInfo struct {
+	Camera     string
+	ID         uint64
+	Start, End time.Time
+	Bytes      int64
+	SHA256     []byte
+}
+
+// Event is why a camera's recording stopped at a moment.
+type Event struct {
+	Camera string
+	At     time.Time
+	Reason string // a Reason* code
+	Detail string
+}
+
+// Closed is a segment closed (or recovered) and the event that came with it.
+type Closed struct {
+	Segment *SegmentInfo
+	Event   *Event
+}
+
+// ManifestSubscriber receives closed segments and gap events after they are
+// durable in the index, in order.
+type ManifestSubscriber struct {
+	Segment func(SegmentInfo)
+	Event   func(Event)
+}
+
+func (seg *segment) public() *SegmentInfo {
+	if seg.Status != SegClosed && seg.Status != SegRecovered {
+		return nil
+	}
+	sum, err := hex.DecodeString(seg.SHA256)
+	if err != nil || len(sum) != 32 {
+		return nil
+	}
+	return &SegmentInfo{Camera: seg.Camera, ID: seg.ID, Start: time.Unix(0, seg.StartNs), End: time.Unix(0, seg.EndNs), Bytes: seg.Bytes, SHA256: sum}
+}
+
+// SubscribeManifest registers sub. Segments recovered when the store opened
+// (after a crash) are delivered at once, then every segment closed and every
+// gap event after its index commit.
+func (s *Store) SubscribeManifest(sub ManifestSubscriber) {
+	s.mu.Lock()
+	s.manSubs = append(s.manSubs, sub)
+	rec := append([]Closed(nil), s.recovered...)
+	s.mu.Unlock()
+	for _, c := range rec {
+		if c.Segment != nil && sub.Segment != nil {
+			sub.Segment(*c.Segment)
+		}
+		if c.Event != nil && sub.Event != nil {
+			sub.Event(*c.Event)
+		}
+	}
+}
+
+// DayManifests folds, per UTC day, the camera's closed and recovered
+// segments that started in [from,to), in segment order (internal/manifest):
+// the hash the hub holds for the day, as long as retention has not deleted
+// any of the day's segments.
+func (s *Store) DayManifests(cameraID string, from, to time.Time) (map[time.Time][]byte, map[time.Time]int, error) {
+	sums, counts := map[time.Time][]byte{}, map[time.Time]int{}
+	lo, hi := camBounds(prefixSegment, cameraID)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		seg, err := decodeSegment(it.Value())
+		if err != nil {
+			return nil, nil, err
+		}
+		pub := seg.public()
+		if pub == nil || seg.StartNs < from.UnixNano() || seg.StartNs >= to.UnixNano() {
+			continue
+		}
+		day := time.Unix(0, seg.StartNs).UTC().Truncate(24 * time.Hour)
+		sums[day] = manifest.Chain(sums[day], pub.ID, seg.StartNs, seg.EndNs, seg.Bytes, pub.SHA256)
+		counts[day]++
+	}
+	return sums, counts, it.Error()
+}
+
 func (s *Store) syncLoop() {
 	t := time.NewTicker(s.opts.SyncInterval)
 	defer t.Stop()
@@ -217,6 +309,7 @@ func (s *Store) syncOnce() {
 	}
 	var covers []cover
 	var closed []*segment
+	var events []Event
 	for _, r := range recs {
 		p := r.takePending()
 		if p.empty() {
@@ -244,6 +337,8 @@ func (s *Store) syncOnce() {
 		}
 		for _, e := range p.events {
 			_ = b.Set(eventKey(r.cam, e.at), []byte(e.reason), nil)
+			code, detail := splitReason(e.reason)
+			events = append(events, Event{Camera: r.cam, At: e.at, Reason: code, Detail: detail})
 		}
 		if len(p.fragments) > 0 {
 			covers = append(covers, cover{r.cam, p.fragments[0].start(), p.fragments[len(p.fragments)-1].end()})
@@ -261,7 +356,20 @@ func (s *Store) syncOnce() {
 	}
 	s.mu.Lock()
 	subs := append([]func(string, time.Time, time.Time){}, s.subs...)
+	manSubs := append([]ManifestSubscriber(nil), s.manSubs...)
 	s.mu.Unlock()
+	for _, sub := range manSubs {
+		for _, seg := range closed {
+			if pub := seg.public(); pub != nil && sub.Segment != nil {
+				sub.Segment(*pub)
+			}
+		}
+		for _, e := range events {
+			if sub.Event != nil {
+				sub.Event(e)
+			}
+		}
+	}
 	for _, c := range covers {
 		for _, fn := range subs {
 			fn(c.cam, c.start, c.end)

@@ -219,8 +219,18 @@ func (x *StoredCamera) GetKelurahanCode() string {
 
 // StoredCoverage is a camera's merged coverage intervals.
 type StoredCoverage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spans         []*Span                `protobuf:"bytes,1,rep,name=spans,proto3" json:"spans,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spans []*Span                `protobuf:"bytes,1,rep,name=spans,proto3" json:"spans,omitempty"`
+	// The day's segment manifest as the node reported it, folded in segment
+	// order: h0 = 32 zero bytes, h(n) = SHA-256(h(n-1) || segment id ||
+	// start || end || bytes (int64 big-endian each) || the segment file's
+	// SHA-256). The node recomputes it from its own index; evidence pulled
+	// later must match it.
+	ManifestSha256 []byte `protobuf:"bytes,2,opt,name=manifest_sha256,json=manifestSha256,proto3" json:"manifest_sha256,omitempty"`
+	Segments       uint32 `protobuf:"varint,3,opt,name=segments,proto3" json:"segments,omitempty"`
+	// Why recording stopped, as the node recorded it (time order, at most
+	// MaxCoverageEvents a day).
+	Events        []*GapEvent `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -258,6 +268,27 @@ func (*StoredCoverage) Descriptor() ([]byte, []int) {
 func (x *StoredCoverage) GetSpans() []*Span {
 	if x != nil {
 		return x.Spans
+	}
+	return nil
+}
+
+func (x *StoredCoverage) GetManifestSha256() []byte {
+	if x != nil {
+		return x.ManifestSha256
+	}
+	return nil
+}
+
+func (x *StoredCoverage) GetSegments() uint32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *StoredCoverage) GetEvents() []*GapEvent {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -576,9 +607,12 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\fStoredCamera\x12(\n" +
 	"\x06camera\x18\x01 \x01(\v2\x10.ronda.v1.CameraR\x06camera\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12%\n" +
-	"\x0ekelurahan_code\x18\x03 \x01(\tR\rkelurahanCode\"6\n" +
+	"\x0ekelurahan_code\x18\x03 \x01(\tR\rkelurahanCode\"\xa7\x01\n" +
 	"\x0eStoredCoverage\x12$\n" +
-	"\x05spans\x18\x01 \x03(\v2\x0e.ronda.v1.SpanR\x05spans\"*\n" +
+	"\x05spans\x18\x01 \x03(\v2\x0e.ronda.v1.SpanR\x05spans\x12'\n" +
+	"\x0fmanifest_sha256\x18\x02 \x01(\fR\x0emanifestSha256\x12\x1a\n" +
+	"\bsegments\x18\x03 \x01(\rR\bsegments\x12*\n" +
+	"\x06events\x18\x04 \x03(\v2\x12.ronda.v1.GapEventR\x06events\"*\n" +
 	"\fCommandBatch\x12\x1a\n" +
 	"\bcommands\x18\x01 \x03(\fR\bcommands\"\xd5\x01\n" +
 	"\tHubMember\x12\x0e\n" +
@@ -628,18 +662,20 @@ var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*NodeInfo)(nil),       // 9: ronda.v1.NodeInfo
 	(*Camera)(nil),         // 10: ronda.v1.Camera
 	(*Span)(nil),           // 11: ronda.v1.Span
+	(*GapEvent)(nil),       // 12: ronda.v1.GapEvent
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
 	8,  // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
 	9,  // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
 	10, // 2: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
 	11, // 3: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
-	6,  // 4: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	12, // 4: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
+	6,  // 5: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_fsm_proto_init() }

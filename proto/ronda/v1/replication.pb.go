@@ -423,6 +423,8 @@ type Record struct {
 	//	*Record_Registration
 	//	*Record_Cameras
 	//	*Record_Span
+	//	*Record_Segment
+	//	*Record_Gap
 	Body          isRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -499,6 +501,24 @@ func (x *Record) GetSpan() *Span {
 	return nil
 }
 
+func (x *Record) GetSegment() *SegmentManifest {
+	if x != nil {
+		if x, ok := x.Body.(*Record_Segment); ok {
+			return x.Segment
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetGap() *GapEvent {
+	if x != nil {
+		if x, ok := x.Body.(*Record_Gap); ok {
+			return x.Gap
+		}
+	}
+	return nil
+}
+
 type isRecord_Body interface {
 	isRecord_Body()
 }
@@ -515,11 +535,180 @@ type Record_Span struct {
 	Span *Span `protobuf:"bytes,4,opt,name=span,proto3,oneof"`
 }
 
+type Record_Segment struct {
+	Segment *SegmentManifest `protobuf:"bytes,5,opt,name=segment,proto3,oneof"`
+}
+
+type Record_Gap struct {
+	Gap *GapEvent `protobuf:"bytes,6,opt,name=gap,proto3,oneof"`
+}
+
 func (*Record_Registration) isRecord_Body() {}
 
 func (*Record_Cameras) isRecord_Body() {}
 
 func (*Record_Span) isRecord_Body() {}
+
+func (*Record_Segment) isRecord_Body() {}
+
+func (*Record_Gap) isRecord_Body() {}
+
+// SegmentManifest is sent when a segment file is closed: what the file
+// holds and its SHA-256, so the hub can later prove pulled footage is what
+// was recorded.
+type SegmentManifest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CameraId      string                 `protobuf:"bytes,1,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	SegmentId     uint64                 `protobuf:"varint,2,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	StartUnixNano int64                  `protobuf:"varint,3,opt,name=start_unix_nano,json=startUnixNano,proto3" json:"start_unix_nano,omitempty"`
+	EndUnixNano   int64                  `protobuf:"varint,4,opt,name=end_unix_nano,json=endUnixNano,proto3" json:"end_unix_nano,omitempty"`
+	Bytes         int64                  `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Sha256        []byte                 `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SegmentManifest) Reset() {
+	*x = SegmentManifest{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SegmentManifest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SegmentManifest) ProtoMessage() {}
+
+func (x *SegmentManifest) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SegmentManifest.ProtoReflect.Descriptor instead.
+func (*SegmentManifest) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SegmentManifest) GetCameraId() string {
+	if x != nil {
+		return x.CameraId
+	}
+	return ""
+}
+
+func (x *SegmentManifest) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *SegmentManifest) GetStartUnixNano() int64 {
+	if x != nil {
+		return x.StartUnixNano
+	}
+	return 0
+}
+
+func (x *SegmentManifest) GetEndUnixNano() int64 {
+	if x != nil {
+		return x.EndUnixNano
+	}
+	return 0
+}
+
+func (x *SegmentManifest) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SegmentManifest) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+// GapEvent is why a camera's recording stopped at a moment (the reasons of
+// Gap): the hub explains the gaps in its coverage with them.
+type GapEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CameraId      string                 `protobuf:"bytes,1,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Detail        string                 `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GapEvent) Reset() {
+	*x = GapEvent{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GapEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GapEvent) ProtoMessage() {}
+
+func (x *GapEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GapEvent.ProtoReflect.Descriptor instead.
+func (*GapEvent) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GapEvent) GetCameraId() string {
+	if x != nil {
+		return x.CameraId
+	}
+	return ""
+}
+
+func (x *GapEvent) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *GapEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *GapEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
 
 type CameraInventory struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -530,7 +719,7 @@ type CameraInventory struct {
 
 func (x *CameraInventory) Reset() {
 	*x = CameraInventory{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +731,7 @@ func (x *CameraInventory) String() string {
 func (*CameraInventory) ProtoMessage() {}
 
 func (x *CameraInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +744,7 @@ func (x *CameraInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CameraInventory.ProtoReflect.Descriptor instead.
 func (*CameraInventory) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CameraInventory) GetCameras() []*Camera {
@@ -575,7 +764,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +776,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +789,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PushRequest) GetNodeId() string {
@@ -628,7 +817,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +829,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +842,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PushResponse) GetAckedSeq() uint64 {
@@ -681,7 +870,7 @@ type WhepRequest struct {
 
 func (x *WhepRequest) Reset() {
 	*x = WhepRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +882,7 @@ func (x *WhepRequest) String() string {
 func (*WhepRequest) ProtoMessage() {}
 
 func (x *WhepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +895,7 @@ func (x *WhepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepRequest.ProtoReflect.Descriptor instead.
 func (*WhepRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WhepRequest) GetCameraId() string {
@@ -740,7 +929,7 @@ type WhepResponse struct {
 
 func (x *WhepResponse) Reset() {
 	*x = WhepResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +941,7 @@ func (x *WhepResponse) String() string {
 func (*WhepResponse) ProtoMessage() {}
 
 func (x *WhepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +954,7 @@ func (x *WhepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepResponse.ProtoReflect.Descriptor instead.
 func (*WhepResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WhepResponse) GetAnswerSdp() string {
@@ -791,7 +980,7 @@ type WhepDeleteRequest struct {
 
 func (x *WhepDeleteRequest) Reset() {
 	*x = WhepDeleteRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +992,7 @@ func (x *WhepDeleteRequest) String() string {
 func (*WhepDeleteRequest) ProtoMessage() {}
 
 func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +1005,7 @@ func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteRequest.ProtoReflect.Descriptor instead.
 func (*WhepDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WhepDeleteRequest) GetSessionId() string {
@@ -834,7 +1023,7 @@ type WhepDeleteResponse struct {
 
 func (x *WhepDeleteResponse) Reset() {
 	*x = WhepDeleteResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1035,7 @@ func (x *WhepDeleteResponse) String() string {
 func (*WhepDeleteResponse) ProtoMessage() {}
 
 func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1048,7 @@ func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteResponse.ProtoReflect.Descriptor instead.
 func (*WhepDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
 }
 
 type PlaybackRequest struct {
@@ -874,7 +1063,7 @@ type PlaybackRequest struct {
 
 func (x *PlaybackRequest) Reset() {
 	*x = PlaybackRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1075,7 @@ func (x *PlaybackRequest) String() string {
 func (*PlaybackRequest) ProtoMessage() {}
 
 func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1088,7 @@ func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackRequest.ProtoReflect.Descriptor instead.
 func (*PlaybackRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PlaybackRequest) GetCameraId() string {
@@ -939,7 +1128,7 @@ type PlaybackChunk struct {
 
 func (x *PlaybackChunk) Reset() {
 	*x = PlaybackChunk{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1140,7 @@ func (x *PlaybackChunk) String() string {
 func (*PlaybackChunk) ProtoMessage() {}
 
 func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1153,7 @@ func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackChunk.ProtoReflect.Descriptor instead.
 func (*PlaybackChunk) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlaybackChunk) GetData() []byte {
@@ -985,7 +1174,7 @@ type RecordingsRequest struct {
 
 func (x *RecordingsRequest) Reset() {
 	*x = RecordingsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1186,7 @@ func (x *RecordingsRequest) String() string {
 func (*RecordingsRequest) ProtoMessage() {}
 
 func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1199,7 @@ func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsRequest.ProtoReflect.Descriptor instead.
 func (*RecordingsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RecordingsRequest) GetCameraId() string {
@@ -1049,7 +1238,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1250,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1263,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Gap) GetStartUnixNano() int64 {
@@ -1115,7 +1304,7 @@ type RecordingsResponse struct {
 
 func (x *RecordingsResponse) Reset() {
 	*x = RecordingsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1316,7 @@ func (x *RecordingsResponse) String() string {
 func (*RecordingsResponse) ProtoMessage() {}
 
 func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1329,7 @@ func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsResponse.ProtoReflect.Descriptor instead.
 func (*RecordingsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RecordingsResponse) GetSpans() []*Span {
@@ -1167,7 +1356,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1368,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1381,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1213,7 +1402,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1414,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1427,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -1267,7 +1456,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1468,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1481,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReadIndexRequest) GetLinearizable() bool {
@@ -1311,7 +1500,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1512,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1525,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1354,7 +1543,7 @@ type MemberStatsRequest struct {
 
 func (x *MemberStatsRequest) Reset() {
 	*x = MemberStatsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1555,7 @@ func (x *MemberStatsRequest) String() string {
 func (*MemberStatsRequest) ProtoMessage() {}
 
 func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1568,7 @@ func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
 func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
 }
 
 // MemberStatsResponse is a member's own raft view, for `ronda hub members`
@@ -1402,7 +1591,7 @@ type MemberStatsResponse struct {
 
 func (x *MemberStatsResponse) Reset() {
 	*x = MemberStatsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1603,7 @@ func (x *MemberStatsResponse) String() string {
 func (*MemberStatsResponse) ProtoMessage() {}
 
 func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1616,7 @@ func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
 func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MemberStatsResponse) GetId() string {
@@ -1503,7 +1692,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1704,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1717,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -1547,7 +1736,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1748,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1761,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -1621,13 +1810,29 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x04Span\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12&\n" +
 	"\x0fstart_unix_nano\x18\x02 \x01(\x03R\rstartUnixNano\x12\"\n" +
-	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\xb9\x01\n" +
+	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\x98\x02\n" +
 	"\x06Record\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x128\n" +
 	"\fregistration\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoH\x00R\fregistration\x125\n" +
 	"\acameras\x18\x03 \x01(\v2\x19.ronda.v1.CameraInventoryH\x00R\acameras\x12$\n" +
-	"\x04span\x18\x04 \x01(\v2\x0e.ronda.v1.SpanH\x00R\x04spanB\x06\n" +
-	"\x04body\"=\n" +
+	"\x04span\x18\x04 \x01(\v2\x0e.ronda.v1.SpanH\x00R\x04span\x125\n" +
+	"\asegment\x18\x05 \x01(\v2\x19.ronda.v1.SegmentManifestH\x00R\asegment\x12&\n" +
+	"\x03gap\x18\x06 \x01(\v2\x12.ronda.v1.GapEventH\x00R\x03gapB\x06\n" +
+	"\x04body\"\xc7\x01\n" +
+	"\x0fSegmentManifest\x12\x1b\n" +
+	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x02 \x01(\x04R\tsegmentId\x12&\n" +
+	"\x0fstart_unix_nano\x18\x03 \x01(\x03R\rstartUnixNano\x12\"\n" +
+	"\rend_unix_nano\x18\x04 \x01(\x03R\vendUnixNano\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\x12\x16\n" +
+	"\x06sha256\x18\x06 \x01(\fR\x06sha256\"y\n" +
+	"\bGapEvent\x12\x1b\n" +
+	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"=\n" +
 	"\x0fCameraInventory\x12*\n" +
 	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"R\n" +
 	"\vPushRequest\x12\x17\n" +
@@ -1708,7 +1913,7 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_ronda_v1_replication_proto_goTypes = []any{
 	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
@@ -1716,41 +1921,45 @@ var file_ronda_v1_replication_proto_goTypes = []any{
 	(*Camera)(nil),                     // 3: ronda.v1.Camera
 	(*Span)(nil),                       // 4: ronda.v1.Span
 	(*Record)(nil),                     // 5: ronda.v1.Record
-	(*CameraInventory)(nil),            // 6: ronda.v1.CameraInventory
-	(*PushRequest)(nil),                // 7: ronda.v1.PushRequest
-	(*PushResponse)(nil),               // 8: ronda.v1.PushResponse
-	(*WhepRequest)(nil),                // 9: ronda.v1.WhepRequest
-	(*WhepResponse)(nil),               // 10: ronda.v1.WhepResponse
-	(*WhepDeleteRequest)(nil),          // 11: ronda.v1.WhepDeleteRequest
-	(*WhepDeleteResponse)(nil),         // 12: ronda.v1.WhepDeleteResponse
-	(*PlaybackRequest)(nil),            // 13: ronda.v1.PlaybackRequest
-	(*PlaybackChunk)(nil),              // 14: ronda.v1.PlaybackChunk
-	(*RecordingsRequest)(nil),          // 15: ronda.v1.RecordingsRequest
-	(*Gap)(nil),                        // 16: ronda.v1.Gap
-	(*RecordingsResponse)(nil),         // 17: ronda.v1.RecordingsResponse
-	(*ApplyRequest)(nil),               // 18: ronda.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 19: ronda.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 20: ronda.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 21: ronda.v1.ReadIndexResponse
-	(*MemberStatsRequest)(nil),         // 22: ronda.v1.MemberStatsRequest
-	(*MemberStatsResponse)(nil),        // 23: ronda.v1.MemberStatsResponse
-	(*TransferLeadershipRequest)(nil),  // 24: ronda.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 25: ronda.v1.TransferLeadershipResponse
+	(*SegmentManifest)(nil),            // 6: ronda.v1.SegmentManifest
+	(*GapEvent)(nil),                   // 7: ronda.v1.GapEvent
+	(*CameraInventory)(nil),            // 8: ronda.v1.CameraInventory
+	(*PushRequest)(nil),                // 9: ronda.v1.PushRequest
+	(*PushResponse)(nil),               // 10: ronda.v1.PushResponse
+	(*WhepRequest)(nil),                // 11: ronda.v1.WhepRequest
+	(*WhepResponse)(nil),               // 12: ronda.v1.WhepResponse
+	(*WhepDeleteRequest)(nil),          // 13: ronda.v1.WhepDeleteRequest
+	(*WhepDeleteResponse)(nil),         // 14: ronda.v1.WhepDeleteResponse
+	(*PlaybackRequest)(nil),            // 15: ronda.v1.PlaybackRequest
+	(*PlaybackChunk)(nil),              // 16: ronda.v1.PlaybackChunk
+	(*RecordingsRequest)(nil),          // 17: ronda.v1.RecordingsRequest
+	(*Gap)(nil),                        // 18: ronda.v1.Gap
+	(*RecordingsResponse)(nil),         // 19: ronda.v1.RecordingsResponse
+	(*ApplyRequest)(nil),               // 20: ronda.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 21: ronda.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 22: ronda.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 23: ronda.v1.ReadIndexResponse
+	(*MemberStatsRequest)(nil),         // 24: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 25: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 26: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 27: ronda.v1.TransferLeadershipResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
 	2,  // 1: ronda.v1.Record.registration:type_name -> ronda.v1.NodeInfo
-	6,  // 2: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
+	8,  // 2: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
 	4,  // 3: ronda.v1.Record.span:type_name -> ronda.v1.Span
-	3,  // 4: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
-	5,  // 5: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
-	4,  // 6: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
-	16, // 7: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	6,  // 4: ronda.v1.Record.segment:type_name -> ronda.v1.SegmentManifest
+	7,  // 5: ronda.v1.Record.gap:type_name -> ronda.v1.GapEvent
+	3,  // 6: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
+	5,  // 7: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
+	4,  // 8: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
+	18, // 9: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_replication_proto_init() }
@@ -1762,6 +1971,8 @@ func file_ronda_v1_replication_proto_init() {
 		(*Record_Registration)(nil),
 		(*Record_Cameras)(nil),
 		(*Record_Span)(nil),
+		(*Record_Segment)(nil),
+		(*Record_Gap)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1769,7 +1980,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,32 @@
+package hub
+
+import (
+	"testing"
+	"time"
+
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+)
+
+func ev(at time.Time, reason string) *rondav1.GapEvent {
+	return &rondav1.GapEvent{AtUnixNano: at.UnixNano(), Reason: reason, Detail: reason + " detail"}
+}
+
+// A hole in the hub's coverage takes its reasons from the node's gap events:
+// the event at (or just before) its start, then each event inside it.
+func TestExplainGapUsesTheNodesEvents(t *testing.T) {
+	a := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	b := a.Add(20 * time.Second)
+	events := []*rondav1.GapEvent{ev(a.Add(-time.Minute), "disk_full"), ev(a.Add(-2*time.Second), "camera_offline"), ev(a.Add(10*time.Second), "network"), ev(b.Add(time.Second), "node_down")}
+	got := explainGap(nil, a, b, events)
+	if len(got) != 2 || got[0].Reason != "camera_offline" || !got[0].End.Equal(a.Add(10*time.Second)) ||
+		got[1].Reason != "network" || !got[1].End.Equal(b) || got[1].Detail != "network detail" {
+		t.Fatalf("gaps %+v", got)
+	}
+	if got := explainGap(nil, a, b, nil); len(got) != 1 || got[0].Reason != "not_recorded" || got[0].Detail == "" {
+		t.Fatalf("unexplained gap %+v", got)
+	}
+	// Same reason twice in a row is one gap.
+	if got := explainGap(nil, a, b, []*rondav1.GapEvent{ev(a, "network"), ev(a.Add(5*time.Second), "network")}); len(got) != 1 {
+		t.Fatalf("gaps %+v", got)
+	}
+}
