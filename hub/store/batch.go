@@ -117,7 +117,7 @@ func (s *Store) proposeBatch(batch []*proposal) {
 	}
 	fut := s.raft.Apply(cmd, 10*time.Second)
 	if !s.goTracked(func() {
-		if err := s.applyError(fut.Error()); err != nil {
+		if err := s.applyError(s.waitFuture(fut)); err != nil {
 			fail(err)
 			return
 		}
@@ -131,6 +131,27 @@ func (s *Store) proposeBatch(batch []*proposal) {
 		}
 	}) {
 		fail(ErrClosed)
+	}
+}
+
+// waitFuture waits for a raft future, but not forever past Close: with
+// BatchApplyCh raft's apply channel is buffered, and a future still queued
+// in it when raft shuts down is never resolved (seen as Close hanging in
+// BenchmarkSpanIngest). Futures raft has taken resolve during its shutdown,
+// so after Close began they get a second to do so.
+func (s *Store) waitFuture(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // not tracked: a stranded future never returns
+	select {
+	case err := <-done:
+		return err
+	case <-s.stop:
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Second):
+		return raft.ErrRaftShutdown
 	}
 }
 

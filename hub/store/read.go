@@ -127,7 +127,7 @@ func (s *Store) ReadIndexLeader(ctx context.Context, linearizable bool) (uint64,
 		}
 		term := s.raft.CurrentTerm()
 		if s.barrierTerm.Load() != term {
-			if err := s.raft.Barrier(timeout).Error(); err != nil {
+			if err := s.waitFuture(s.raft.Barrier(timeout)); err != nil {
 				return 0, s.applyError(err)
 			}
 			s.barrierTerm.Store(term)
