@@ -42,6 +42,13 @@ type Config struct {
 		Users           []auth.User   `yaml:"users"`
 	} `yaml:"auth"`
 
+	// Membership tunes autopilot (see docs/runbook.md); zero keeps the defaults.
+	Membership struct {
+		StabilizationTime time.Duration `yaml:"stabilization_time"` // default 10s
+		DeadMemberAfter   time.Duration `yaml:"dead_member_after"`  // default 1h
+		MinQuorum         int           `yaml:"min_quorum"`         // default 3
+	} `yaml:"membership"`
+
 	// NodeOfflineAfter: a node without a live tunnel for this long is offline.
 	NodeOfflineAfter time.Duration `yaml:"node_offline_after"` // default 15s
 }
@@ -112,6 +119,11 @@ func (c *Config) validate() error {
 	}
 	if len(c.Auth.Users) == 0 {
 		bad("auth.users", "at least one user is required to log in")
+	}
+	if m := c.Membership; m.StabilizationTime < 0 || m.DeadMemberAfter < 0 || m.MinQuorum < 0 {
+		bad("membership", "durations and min_quorum must not be negative")
+	} else if m.DeadMemberAfter > 0 && m.DeadMemberAfter < time.Minute {
+		bad("membership.dead_member_after", "%s is too short: a member restarting for maintenance would be removed (at least 1m)", m.DeadMemberAfter)
 	}
 	if c.NodeOfflineAfter == 0 {
 		c.NodeOfflineAfter = 15 * time.Second

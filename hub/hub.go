@@ -75,6 +75,7 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 	h.store, err = store.Open(store.Config{
 		ID: cfg.MemberID, RaftAddr: cfg.RaftListen, DataDir: cfg.DataDir, Peers: peers,
 		TLS: raftTLS(bundle), Forwarder: h.forwarder, Logger: log.With("part", "store"),
+		StabilizationTime: cfg.Membership.StabilizationTime, DeadMemberAfter: cfg.Membership.DeadMemberAfter, MinQuorum: cfg.Membership.MinQuorum,
 	})
 	if err != nil {
 		h.forwarder.Close()
