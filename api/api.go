@@ -22,6 +22,8 @@ type Node struct {
 	Online        bool      `json:"online"`
 	LastSeen      time.Time `json:"last_seen"`
 	Cameras       int       `json:"cameras"`
+	// AckedSeq (hub): the node's last outbox record committed by the hub.
+	AckedSeq uint64 `json:"acked_seq,omitempty"`
 }
 
 // Camera is a camera as the API shows it.

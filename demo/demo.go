@@ -46,6 +46,10 @@ type Manifest struct {
 	Cameras []CameraEntry `json:"cameras"`
 	CAFile  string        `json:"ca_file"`
 	Users   []UserEntry   `json:"users"`
+	// Control changes the nodes' links to the hub (demo/links.go), with
+	// ControlToken as a bearer token: `ronda demo link NODE down|up`.
+	Control      string `json:"control"`
+	ControlToken string `json:"control_token"`
 }
 
 // HubEntry is one hub member in the manifest.
@@ -188,11 +192,20 @@ func Run(ctx context.Context, o Options) error {
 			"tls":     tlsFiles(hdir),
 			"members": members,
 			"auth":    map[string]any{"token_secret_file": hubSecret, "users": users},
+			// A node cut off shows offline within ~15 s (the tests play outages).
+			"node_keepalive": "10s",
 		}
 		if err := writeYAML(filepath.Join(hdir, "hub.yaml"), cfg); err != nil {
 			return err
 		}
 	}
+
+	lk := newLinks()
+	defer lk.close()
+	if m.Control, err = lk.serve(); err != nil {
+		return err
+	}
+	m.ControlToken = lk.token
 
 	camsimAddr := fmt.Sprintf("127.0.0.1:%d", p+99)
 	for i, k := range pickKelurahan(o.Nodes) {
@@ -206,6 +219,14 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		e := NodeEntry{Kelurahan: k.Code, Name: k.Name, NodeID: id, URL: fmt.Sprintf("https://127.0.0.1:%d", p+101+i)}
+		var viaProxy []string // the node reaches each member through its own fault proxy
+		for _, g := range hubGRPC {
+			a, err := lk.proxy(id, g)
+			if err != nil {
+				return err
+			}
+			viaProxy = append(viaProxy, a)
+		}
 		var cams []map[string]any
 		demoTags := [][]string{{"school"}, {"park"}, {"market", "flood-prone"}, {"intersection"}}
 		for c := 1; c <= o.Cameras; c++ {
@@ -223,7 +244,7 @@ func Run(ctx context.Context, o Options) error {
 			"node_id": id, "kelurahan": k.Code, "data_dir": filepath.Join(ndir, "data"),
 			"http":      map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+101+i)},
 			"tls":       tlsFiles(ndir),
-			"hub":       map[string]any{"members": hubGRPC},
+			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s"},
 			"live":      map[string]any{"udp": fmt.Sprintf("127.0.0.1:%d", p+201+i)},
 			"recording": map[string]any{"segment_duration": "1m", "sync_interval": "2s"},
 			"auth":      map[string]any{"token_secret_file": secret, "users": users},

@@ -49,7 +49,7 @@ func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
 			seen = time.Unix(0, n.UpdatedUnixNano).UTC()
 		}
 		out = append(out, api.Node{NodeID: info.GetNodeId(), KelurahanCode: k.Code, Kelurahan: k.Name, Kecamatan: k.Kecamatan,
-			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()]})
+			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()], AckedSeq: n.GetAppliedSeq()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].KelurahanCode < out[j].KelurahanCode })
 	return out, nil

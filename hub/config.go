@@ -49,6 +49,11 @@ type Config struct {
 		MinQuorum         int           `yaml:"min_quorum"`         // default 3
 	} `yaml:"membership"`
 
+	// NodeKeepalive: how often this member pings each node's connection; a
+	// node silent for a third of it (at most 10 s) is disconnected, and shows
+	// offline. Default 30s, at least 10s.
+	NodeKeepalive time.Duration `yaml:"node_keepalive"`
+
 	// NodeOfflineAfter: a node without a live tunnel for this long is offline.
 	NodeOfflineAfter time.Duration `yaml:"node_offline_after"` // default 15s
 }
@@ -124,6 +129,9 @@ func (c *Config) validate() error {
 		bad("membership", "durations and min_quorum must not be negative")
 	} else if m.DeadMemberAfter > 0 && m.DeadMemberAfter < time.Minute {
 		bad("membership.dead_member_after", "%s is too short: a member restarting for maintenance would be removed (at least 1m)", m.DeadMemberAfter)
+	}
+	if c.NodeKeepalive != 0 && c.NodeKeepalive < 10*time.Second {
+		bad("node_keepalive", "%s is too short (at least 10s)", c.NodeKeepalive)
 	}
 	if c.NodeOfflineAfter == 0 {
 		c.NodeOfflineAfter = 15 * time.Second

@@ -125,7 +125,7 @@ func (h *Hub) Start() error {
 	if err != nil {
 		return fmt.Errorf("grpc_listen %s: %w", h.cfg.GRPCListen, err)
 	}
-	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(),
+	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(h.cfg.NodeKeepalive),
 		grpc.Creds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub))))...)
 	h.repl.Register(h.grpcSrv)
 	rpcv1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store))

@@ -202,7 +202,9 @@ func (b *backend) WhepDelete(ctx context.Context, session string) error {
 }
 
 func (b *backend) Cluster(ctx context.Context) (any, error) {
-	return map[string]any{"served_by": "node", "hub_links": b.n.client.Status(), "recording_alarm": b.n.store.Alarm()}, nil
+	last, acked := b.n.outbox.Stats()
+	return map[string]any{"served_by": "node", "hub_links": b.n.client.Status(), "recording_alarm": b.n.store.Alarm(),
+		"outbox": map[string]uint64{"last_seq": last, "acked_seq": acked, "pending": last - acked}}, nil
 }
 
 // control serves the hub's calls into this node over the reverse tunnel.

@@ -28,6 +28,9 @@ type Config struct {
 
 	Hub struct {
 		Members []string `yaml:"members"` // gRPC addresses of hub members
+		// Keepalive: ping interval on each hub link; a link silent for a
+		// third of it (at most 10 s) is redialled. Default 30s, at least 10s.
+		Keepalive time.Duration `yaml:"keepalive"`
 	} `yaml:"hub"`
 
 	Live struct {
@@ -117,6 +120,9 @@ func (c *Config) validate() error {
 	}
 	if c.Live.UDP == "" {
 		c.Live.UDP = "127.0.0.1:8189"
+	}
+	if c.Hub.Keepalive != 0 && c.Hub.Keepalive < 10*time.Second {
+		bad("hub.keepalive", "%s is too short (at least 10s)", c.Hub.Keepalive)
 	}
 	if c.Recording.SegmentDuration == 0 {
 		c.Recording.SegmentDuration = 5 * time.Minute

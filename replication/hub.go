@@ -59,10 +59,13 @@ func NewHubServer(end HubEnd, log *slog.Logger, now func() time.Time) *HubServer
 
 // GRPCServerOptions are the options a hub member's node-facing gRPC server
 // needs beyond TLS credentials: authorisation and keepalive enforcement.
-func GRPCServerOptions() []grpc.ServerOption {
+func GRPCServerOptions(keepaliveEvery time.Duration) []grpc.ServerOption {
+	if keepaliveEvery <= 0 {
+		keepaliveEvery = KeepaliveTime
+	}
 	return append(ServerOptions(),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveEvery, Timeout: keepaliveTimeout(keepaliveEvery)}),
 	)
 }
 

@@ -32,6 +32,10 @@ type NodeClientConfig struct {
 	BatchSize    int           // default 500 records
 	MinBackoff   time.Duration // default 500 ms
 	MaxBackoff   time.Duration // default 30 s
+	// Keepalive: how often the node pings each member; a link that does not
+	// answer within a third of it (at most 10 s) is dropped and redialled.
+	// Default KeepaliveTime, at least MinKeepalive.
+	Keepalive time.Duration
 }
 
 // NodeClient dials every hub member, keeps a reverse tunnel open on each and
@@ -69,6 +73,10 @@ func NewNodeClient(cfg NodeClientConfig) *NodeClient {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Keepalive <= 0 {
+		cfg.Keepalive = KeepaliveTime
+	}
+	cfg.Keepalive = max(cfg.Keepalive, MinKeepalive)
 	return &NodeClient{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), members: map[string]*memberConn{}}
 }
 
@@ -160,7 +168,7 @@ func (c *NodeClient) runMember(ctx context.Context, addr string) {
 func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err error) {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(c.cfg.TLS)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.cfg.Keepalive, Timeout: keepaliveTimeout(c.cfg.Keepalive), PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return false, err

@@ -33,9 +33,19 @@ const MinCapabilityVersion = 1
 const (
 	KeepaliveTime    = 30 * time.Second
 	KeepaliveTimeout = 10 * time.Second
-	// KeepaliveMinTime is the server's enforcement floor (below KeepaliveTime).
-	KeepaliveMinTime = 20 * time.Second
+	// KeepaliveMinTime is the server's enforcement floor: clients may ping
+	// as often as MinKeepalive.
+	KeepaliveMinTime = 5 * time.Second
+	// MinKeepalive is the shortest keepalive interval either end may be
+	// configured with (gRPC clients do not ping more often than 10 s).
+	MinKeepalive = 10 * time.Second
 )
+
+// keepaliveTimeout is how long a ping may go unanswered: a third of the
+// interval, at most KeepaliveTimeout.
+func keepaliveTimeout(every time.Duration) time.Duration {
+	return min(KeepaliveTimeout, max(every/3, time.Second))
+}
 
 // HubEnd is what a hub member implements for the node-facing service.
 type HubEnd interface {

@@ -93,7 +93,7 @@ func TestNodeHubRoundTrip(t *testing.T) {
 
 	hub := &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}
 	hs := NewHubServer(hub, slogDiscard(), nil)
-	g := grpc.NewServer(append(GRPCServerOptions(), grpc.Creds(credentials.NewTLS(hubB.ServerTLS(certs.KindNode, certs.KindHub))))...)
+	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(hubB.ServerTLS(certs.KindNode, certs.KindHub))))...)
 	hs.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

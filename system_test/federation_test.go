@@ -770,7 +770,7 @@ func TestFederation(t *testing.T) {
 		// some. The node reports each closed segment's SHA-256; the hub
 		// folds them per camera and day; the node recomputes the same chain
 		// from its index.
-		hubNow := f.client(t, m.Hubs[1].URL)
+		hubNow := liveHub(t, f)
 		for _, n := range m.Nodes {
 			nc := f.client(t, n.URL)
 			cams, err := nc.Cameras(ctx(t))
@@ -802,6 +802,10 @@ func TestFederation(t *testing.T) {
 				})
 			}
 		}
+	})
+
+	t.Run("a node cut off from the hub keeps working, and afterwards the hub equals the node", func(t *testing.T) {
+		checkPartition(t, f, 40*time.Second)
 	})
 
 	t.Run("Ctrl-C stops the whole federation cleanly", func(t *testing.T) {

@@ -39,6 +39,8 @@ Usage:
   ronda certs  issue --dir DIR --out DIR (--hub MEMBER | --node ID --kelurahan CODE) [--host H]...
   ronda demo   [--dir ./ronda-demo] [--nodes 3] [--cameras 2] [--base-port 17000]
                                        a whole local federation
+  ronda demo   link [--dir ./ronda-demo] NODE up|down|reset|half-open
+                                       cut or heal a demo node's links to the hub
   ronda verify [--ca CA.pem] [--segments DIR] FILE.mp4 MANIFEST.json
                                        check an export offline
   ronda version
@@ -258,6 +260,21 @@ func runCerts(args []string) error {
 }
 
 func runDemo(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "link" {
+		fs := flag.NewFlagSet("demo link", flag.ExitOnError)
+		dir := fs.String("dir", "ronda-demo", "the running demo's directory")
+		delay := fs.Duration("delay", 0, "added latency each way (with up)")
+		fs.Parse(args[1:])
+		if fs.NArg() != 2 {
+			return errors.New("demo link: usage: ronda demo link [--dir ronda-demo] [--delay 200ms] NODE up|down|reset|half-open")
+		}
+		st, err := demo.SetLink(ctx, *dir, fs.Arg(0), fs.Arg(1), *delay)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: %d hub links %s (delay %s)\n", st.Node, st.Links, st.Mode, st.Delay)
+		return nil
+	}
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	var o demo.Options
 	fs.StringVar(&o.Dir, "dir", "ronda-demo", "directory for all demo data")
