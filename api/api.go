@@ -24,6 +24,13 @@ type Node struct {
 	Cameras       int       `json:"cameras"`
 	// AckedSeq (hub): the node's last outbox record committed by the hub.
 	AckedSeq uint64 `json:"acked_seq,omitempty"`
+	// Status (hub): online, degraded (link flapping, or far behind) or
+	// offline; StatusDetail says why in words.
+	Status       string     `json:"status,omitempty"`
+	StatusDetail string     `json:"status_detail,omitempty"`
+	Behind       uint64     `json:"behind_records,omitempty"` // records the node has not delivered yet
+	Reconnects   int        `json:"reconnects_5m,omitempty"`
+	OfflineSince *time.Time `json:"offline_since,omitempty"`
 }
 
 // Camera is a camera as the API shows it.

@@ -242,9 +242,12 @@ func Run(ctx context.Context, o Options) error {
 		}
 		cfg := map[string]any{
 			"node_id": id, "kelurahan": k.Code, "data_dir": filepath.Join(ndir, "data"),
-			"http":      map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+101+i)},
-			"tls":       tlsFiles(ndir),
-			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s"},
+			"http": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+101+i)},
+			"tls":  tlsFiles(ndir),
+			// Small pushes make a backlog's drain take a few round trips
+			// (visible on the demo, and long enough for the fault tests to
+			// kill something in the middle of it).
+			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s", "push_batch": 5},
 			"live":      map[string]any{"udp": fmt.Sprintf("127.0.0.1:%d", p+201+i)},
 			"recording": map[string]any{"segment_duration": "1m", "sync_interval": "2s"},
 			"auth":      map[string]any{"token_secret_file": secret, "users": users},

@@ -48,11 +48,47 @@ func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
 		if seen.IsZero() && n.UpdatedUnixNano > 0 {
 			seen = time.Unix(0, n.UpdatedUnixNano).UTC()
 		}
-		out = append(out, api.Node{NodeID: info.GetNodeId(), KelurahanCode: k.Code, Kelurahan: k.Name, Kecamatan: k.Kecamatan,
-			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()], AckedSeq: n.GetAppliedSeq()})
+		an := api.Node{NodeID: info.GetNodeId(), KelurahanCode: k.Code, Kelurahan: k.Name, Kecamatan: k.Kecamatan,
+			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()], AckedSeq: n.GetAppliedSeq()}
+		nodeStatus(&an, b.h.repl.Link(info.GetNodeId()))
+		out = append(out, an)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].KelurahanCode < out[j].KelurahanCode })
 	return out, nil
+}
+
+// DegradedBehind: a connected node more records behind than this shows degraded.
+const DegradedBehind = 1000
+
+// nodeStatus fills a node's status from this member's view of its link.
+func nodeStatus(n *api.Node, l replication.LinkStatus) {
+	if l.LastSeq > n.AckedSeq {
+		n.Behind = l.LastSeq - n.AckedSeq
+	}
+	n.Reconnects = l.Reconnects
+	switch {
+	case !l.Connected:
+		n.Status = "offline"
+		since := l.DownSince
+		if since.IsZero() {
+			since = n.LastSeen
+		}
+		if !since.IsZero() {
+			s := since.UTC()
+			n.OfflineSince = &s
+			n.StatusDetail = "no connection from the node since " + s.Format(time.RFC3339) + "; it keeps recording and sends its backlog when the link returns"
+		} else {
+			n.StatusDetail = "the node has not connected to this hub member since it started"
+		}
+	case l.Flapping():
+		n.Status = "degraded"
+		n.StatusDetail = fmt.Sprintf("link flapping: reconnected %d times in %s", l.Reconnects, replication.FlapWindow)
+	case n.Behind > DegradedBehind:
+		n.Status = "degraded"
+		n.StatusDetail = fmt.Sprintf("behind by %d records (draining its backlog)", n.Behind)
+	default:
+		n.Status = "online"
+	}
 }
 
 func (b *backend) toAPI(c *rondav1.StoredCamera, now time.Time) api.Camera {

@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ronda-jakarta/ronda/api"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+	"github.com/ronda-jakarta/ronda/replication"
 )
 
 func ev(at time.Time, reason string) *rondav1.GapEvent {
@@ -28,5 +30,32 @@ func TestExplainGapUsesTheNodesEvents(t *testing.T) {
 	// Same reason twice in a row is one gap.
 	if got := explainGap(nil, a, b, []*rondav1.GapEvent{ev(a, "network"), ev(a.Add(5*time.Second), "network")}); len(got) != 1 {
 		t.Fatalf("gaps %+v", got)
+	}
+}
+
+// A node's status at the hub: offline since its last tunnel closed,
+// degraded while its link flaps or it is far behind, else online; with how
+// many records it still has to deliver.
+func TestNodeStatus(t *testing.T) {
+	down := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	n := api.Node{AckedSeq: 100}
+	nodeStatus(&n, replication.LinkStatus{DownSince: down, LastSeq: 140})
+	if n.Status != "offline" || n.OfflineSince == nil || !n.OfflineSince.Equal(down) || n.Behind != 40 || n.StatusDetail == "" {
+		t.Fatalf("offline node: %+v", n)
+	}
+	n = api.Node{AckedSeq: 100}
+	nodeStatus(&n, replication.LinkStatus{Connected: true, LastSeq: 100, Reconnects: replication.FlapOpens})
+	if n.Status != "degraded" || n.Behind != 0 || n.OfflineSince != nil {
+		t.Fatalf("flapping node: %+v", n)
+	}
+	n = api.Node{AckedSeq: 100}
+	nodeStatus(&n, replication.LinkStatus{Connected: true, LastSeq: 100 + DegradedBehind + 1, Reconnects: 1})
+	if n.Status != "degraded" || n.Behind != DegradedBehind+1 {
+		t.Fatalf("node far behind: %+v", n)
+	}
+	n = api.Node{AckedSeq: 100}
+	nodeStatus(&n, replication.LinkStatus{Connected: true, LastSeq: 105, Reconnects: 1})
+	if n.Status != "online" || n.Behind != 5 {
+		t.Fatalf("online node: %+v", n)
 	}
 }

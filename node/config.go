@@ -31,6 +31,11 @@ type Config struct {
 		// Keepalive: ping interval on each hub link; a link silent for a
 		// third of it (at most 10 s) is redialled. Default 30s, at least 10s.
 		Keepalive time.Duration `yaml:"keepalive"`
+		// PushBatch: records per push to the hub (default 500, at most 1000).
+		PushBatch int `yaml:"push_batch"`
+		// MaxPushRate caps the bytes per second the node sends the hub while
+		// draining (0: no cap), e.g. 250000 for a quarter of a 8 Mbit/s uplink.
+		MaxPushRate int `yaml:"max_push_rate"`
 	} `yaml:"hub"`
 
 	Live struct {
@@ -120,6 +125,12 @@ func (c *Config) validate() error {
 	}
 	if c.Live.UDP == "" {
 		c.Live.UDP = "127.0.0.1:8189"
+	}
+	if c.Hub.PushBatch < 0 || c.Hub.PushBatch > 1000 {
+		bad("hub.push_batch", "%d must be between 1 and 1000 (0: default 500)", c.Hub.PushBatch)
+	}
+	if c.Hub.MaxPushRate < 0 || (c.Hub.MaxPushRate > 0 && c.Hub.MaxPushRate < 1000) {
+		bad("hub.max_push_rate", "%d bytes/s: use 0 (no cap) or at least 1000", c.Hub.MaxPushRate)
 	}
 	if c.Hub.Keepalive != 0 && c.Hub.Keepalive < 10*time.Second {
 		bad("hub.keepalive", "%s is too short (at least 10s)", c.Hub.Keepalive)

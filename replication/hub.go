@@ -40,7 +40,17 @@ type link struct {
 	since    time.Time
 	lastSeen time.Time
 	info     *rondav1.NodeInfo
+	lastSeq  uint64      // the node's newest outbox seq, as it last said
+	opens    []time.Time // tunnel opens within FlapWindow
+	downAt   time.Time   // when the last tunnel closed
 }
+
+// FlapWindow and FlapOpens: a node whose tunnel to a member opened
+// FlapOpens times within FlapWindow is flapping (shown degraded).
+const (
+	FlapWindow = 5 * time.Minute
+	FlapOpens  = 3
+)
 
 // NewHubServer returns a HubServer over end.
 func NewHubServer(end HubEnd, log *slog.Logger, now func() time.Time) *HubServer {
@@ -94,15 +104,30 @@ func (s *HubServer) tunnel(nodeID string, delta int) {
 		l = &link{}
 		s.links[nodeID] = l
 	}
+	now := s.now()
 	if l.tunnels == 0 && delta > 0 {
-		l.since = s.now()
+		l.since = now
+	}
+	if delta > 0 {
+		l.opens = append(pruneBefore(l.opens, now.Add(-FlapWindow)), now)
 	}
 	l.tunnels += delta
-	l.lastSeen = s.now()
+	if l.tunnels == 0 {
+		l.downAt = now
+	}
+	l.lastSeen = now
 	s.log.Info("node tunnel", "node", nodeID, "open", delta > 0, "tunnels", l.tunnels)
 }
 
-func (s *HubServer) seen(nodeID string) {
+func pruneBefore(ts []time.Time, cut time.Time) []time.Time {
+	i := 0
+	for i < len(ts) && ts[i].Before(cut) {
+		i++
+	}
+	return append(ts[:0], ts[i:]...)
+}
+
+func (s *HubServer) seen(nodeID string, lastSeq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.links[nodeID]
@@ -111,15 +136,22 @@ func (s *HubServer) seen(nodeID string) {
 		s.links[nodeID] = l
 	}
 	l.lastSeen = s.now()
+	l.lastSeq = max(l.lastSeq, lastSeq)
 }
 
-// LinkStatus says whether a node has a live tunnel to this member and when it
-// was last heard from.
+// LinkStatus says whether a node has a live tunnel to this member, when it
+// was last heard from, how far its outbox reaches and whether its link flaps.
 type LinkStatus struct {
-	Connected bool
-	Since     time.Time
-	LastSeen  time.Time
+	Connected  bool
+	Since      time.Time // the tunnel is up since
+	LastSeen   time.Time
+	DownSince  time.Time // the last tunnel closed then (zero: never connected here)
+	LastSeq    uint64    // the node's newest outbox seq, as it last said
+	Reconnects int       // tunnel opens within FlapWindow
 }
+
+// Flapping reports whether the link reconnected FlapOpens times lately.
+func (l LinkStatus) Flapping() bool { return l.Reconnects >= FlapOpens }
 
 // Link returns the link status of a node at this member.
 func (s *HubServer) Link(nodeID string) LinkStatus {
@@ -129,7 +161,8 @@ func (s *HubServer) Link(nodeID string) LinkStatus {
 	if l == nil {
 		return LinkStatus{}
 	}
-	return LinkStatus{Connected: l.tunnels > 0, Since: l.since, LastSeen: l.lastSeen}
+	return LinkStatus{Connected: l.tunnels > 0, Since: l.since, LastSeen: l.lastSeen, DownSince: l.downAt, LastSeq: l.lastSeq,
+		Reconnects: len(pruneBefore(append([]time.Time(nil), l.opens...), s.now().Add(-FlapWindow)))}
 }
 
 // NodeControl returns a client for calls into a node over its reverse tunnel
@@ -167,7 +200,7 @@ func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rond
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"node speaks protocol %d; this hub needs at least %d: upgrade the node's ronda binary", req.Capability, MinCapabilityVersion)
 	}
-	s.seen(req.Node.NodeId)
+	s.seen(req.Node.NodeId, req.GetLastSeq())
 	return &rondav1.HelloResponse{
 		Capability: CapabilityVersion,
 		MemberId:   s.end.MemberID(),
@@ -194,7 +227,7 @@ func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav
 			}
 		}
 	}
-	s.seen(req.NodeId)
+	s.seen(req.NodeId, req.GetLastSeq())
 	acked, err := s.end.Push(ctx, req.NodeId, req.Records)
 	if err != nil {
 		s.log.Warn("push failed", "node", req.NodeId, "records", len(req.Records), "err", err)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
 
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
@@ -36,6 +37,10 @@ type NodeClientConfig struct {
 	// answer within a third of it (at most 10 s) is dropped and redialled.
 	// Default KeepaliveTime, at least MinKeepalive.
 	Keepalive time.Duration
+	// MaxBytesPerSecond caps the push traffic (0: no cap), so draining a
+	// backlog never fills a kelurahan's uplink: after each push the pusher
+	// waits as long as the push's bytes take at this rate.
+	MaxBytesPerSecond int
 }
 
 // NodeClient dials every hub member, keeps a reverse tunnel open on each and
@@ -64,6 +69,7 @@ func NewNodeClient(cfg NodeClientConfig) *NodeClient {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
 	}
+	cfg.BatchSize = min(cfg.BatchSize, MaxPushRecords)
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 500 * time.Millisecond
 	}
@@ -176,7 +182,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	defer conn.Close()
 	client := rpcv1.NewReplicationClient(conn)
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info})
+	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info, LastSeq: c.lastSeq()})
 	cancel()
 	if err != nil {
 		return false, err
@@ -191,6 +197,15 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	c.Kick()
 	started, err := srv.Serve(ctx)
 	return started, err
+}
+
+// lastSeq is the outbox's newest sequence, if the outbox can tell.
+func (c *NodeClient) lastSeq() uint64 {
+	if st, ok := c.cfg.Outbox.(interface{ Stats() (last, acked uint64) }); ok {
+		last, _ := st.Stats()
+		return last
+	}
+	return 0
 }
 
 // pickClient returns a connected member's client, preferring prev.
@@ -261,13 +276,18 @@ func (c *NodeClient) pushOnce(ctx context.Context, prev string) (more bool, memb
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := client.Push(pctx, &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs})
+	req := &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs, LastSeq: c.lastSeq()}
+	resp, err := client.Push(pctx, req)
 	if err != nil {
 		return false, member, 0, err
+	}
+	if rate := c.cfg.MaxBytesPerSecond; rate > 0 {
+		// Pace the drain: this push's bytes at the capped rate.
+		retry = time.Duration(float64(proto.Size(req)) / float64(rate) * float64(time.Second))
 	}
 	if err := c.cfg.Outbox.Ack(resp.AckedSeq); err != nil {
 		return false, member, 0, err
 	}
-	retry = time.Duration(resp.RetryAfterMs) * time.Millisecond
-	return len(recs) == c.cfg.BatchSize || retry > 0, member, retry, nil
+	retry = max(retry, time.Duration(resp.RetryAfterMs)*time.Millisecond)
+	return len(recs) == c.cfg.BatchSize || resp.RetryAfterMs > 0, member, retry, nil
 }

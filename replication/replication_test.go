@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ronda-jakarta/ronda/certs"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
@@ -17,9 +18,11 @@ import (
 )
 
 type fakeHub struct {
-	mu      sync.Mutex
-	applied map[string]uint64
-	records map[string][]*rondav1.Record
+	mu       sync.Mutex
+	applied  map[string]uint64
+	records  map[string][]*rondav1.Record
+	maxBatch int
+	pushes   int
 }
 
 func (f *fakeHub) MemberID() string  { return "h1" }
@@ -32,6 +35,8 @@ func (f *fakeHub) AckedSeq(n string) uint64 {
 func (f *fakeHub) Push(_ context.Context, n string, recs []*rondav1.Record) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.pushes++
+	f.maxBatch = max(f.maxBatch, len(recs))
 	for _, r := range recs {
 		if r.Seq > f.applied[n] {
 			f.records[n] = append(f.records[n], r)
@@ -180,4 +185,103 @@ func TestNodeHubRoundTrip(t *testing.T) {
 	if err := ob2.Append(r); err != nil || r.Seq != 3 {
 		t.Fatalf("append after reopen: seq %d err %v", r.Seq, err)
 	}
+}
+
+// Tunnel opens within FlapWindow count as reconnects; the link remembers
+// when it went down and the newest outbox seq the node reported.
+func TestLinkFlappingAndDownSince(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	s := NewHubServer(&fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}, slogDiscard(), func() time.Time { return now })
+	for i := range FlapOpens {
+		s.tunnel("n1", +1)
+		now = now.Add(time.Minute)
+		if i < FlapOpens-1 {
+			s.tunnel("n1", -1)
+			now = now.Add(10 * time.Second)
+		}
+	}
+	s.seen("n1", 42)
+	l := s.Link("n1")
+	if !l.Connected || !l.Flapping() || l.Reconnects != FlapOpens || l.LastSeq != 42 {
+		t.Fatalf("link %+v", l)
+	}
+	s.tunnel("n1", -1)
+	downAt := now
+	now = now.Add(FlapWindow)
+	l = s.Link("n1")
+	if l.Connected || l.Flapping() || !l.DownSince.Equal(downAt) {
+		t.Fatalf("link after it went down and the window passed: %+v", l)
+	}
+}
+
+// A backlog drains in pushes of at most BatchSize records, paced to the
+// byte rate cap, every record applied once and in order.
+func TestBacklogDrainsInBatchesAtTheCappedRate(t *testing.T) {
+	dir := t.TempDir()
+	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
+	hubB := issue(t, ca, filepath.Join(dir, "h1"), certs.Identity{Kind: certs.KindHub, Member: "h1"})
+	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	hub := &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}
+	hs := NewHubServer(hub, slogDiscard(), nil)
+	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(hubB.ServerTLS(certs.KindNode, certs.KindHub))))...)
+	hs.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	defer g.Stop()
+
+	ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	const records, batch, rate = 200, 20, 4000
+	var bytes int
+	for i := range records {
+		r := &rondav1.Record{Body: &rondav1.Record_Span{Span: &rondav1.Span{CameraId: "3171011001-cam1", StartUnixNano: int64(i) * 1e9, EndUnixNano: int64(i+1) * 1e9}}}
+		if err := ob.Append(r); err != nil {
+			t.Fatal(err)
+		}
+		bytes += proto.Size(r)
+	}
+	info := &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nc := NewNodeClient(NodeClientConfig{Members: []string{lis.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub),
+		Info: info, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard(), PushInterval: 50 * time.Millisecond,
+		BatchSize: batch, MaxBytesPerSecond: rate})
+	start := time.Now()
+	go nc.Run(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, a := ob.Stats(); a == records {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("backlog not drained in 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(start)
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	floor := time.Duration(float64(bytes) / rate * float64(time.Second) * 0.8)
+	if took < floor || hub.maxBatch > batch || hub.pushes < records/batch {
+		t.Fatalf("drained %d records (%d bytes) in %s with %d pushes of at most %d; want at least %s at %d B/s and at most %d per push",
+			records, bytes, took, hub.pushes, hub.maxBatch, floor, rate, batch)
+	}
+	for i, r := range hub.records["n1"] {
+		if r.Seq != uint64(i+1) {
+			t.Fatalf("record %d applied with seq %d", i, r.Seq)
+		}
+	}
+	if len(hub.records["n1"]) != records {
+		t.Fatalf("hub applied %d records, want %d", len(hub.records["n1"]), records)
+	}
+	t.Logf("%d records, %d bytes drained in %s (%d pushes), capped at %d B/s", records, bytes, took.Round(time.Millisecond), hub.pushes, rate)
 }

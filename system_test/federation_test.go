@@ -646,6 +646,7 @@ func TestFederation(t *testing.T) {
 		checkMembership(t, f)
 	})
 
+	outer := t
 	t.Run("killing the Raft leader leaves the API working through the other two", func(t *testing.T) {
 		cl, err := hub.Cluster(ctx(t))
 		if err != nil {
@@ -728,7 +729,9 @@ func TestFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		restarted := time.Now()
-		defer func() { _ = restart.Process.Kill(); _ = restart.Wait() }()
+		// The restarted member stays up for the later tests (3 members).
+		outer.Cleanup(func() { _ = restart.Process.Kill(); _ = restart.Wait() })
+		restartedHubs[victim.Name] = restart
 		var back *demo.Client
 		poll(t, 30*time.Second, victim.Name+" back and caught up", func() error {
 			if back == nil {
@@ -806,6 +809,15 @@ func TestFederation(t *testing.T) {
 
 	t.Run("a node cut off from the hub keeps working, and afterwards the hub equals the node", func(t *testing.T) {
 		checkPartition(t, f, 40*time.Second)
+	})
+	t.Run("the hub leader killed in the middle of a node's backlog drain loses nothing", func(t *testing.T) {
+		checkLeaderKillDuringDrain(t, f, outer)
+	})
+	t.Run("a node killed -9 in the middle of its backlog drain loses nothing", func(t *testing.T) {
+		checkNodeKillDuringDrain(t, f, outer)
+	})
+	t.Run("a flapping link: no runaway memory, shown degraded, and the hub equals the node", func(t *testing.T) {
+		checkFlapping(t, f, 40*time.Second)
 	})
 
 	t.Run("Ctrl-C stops the whole federation cleanly", func(t *testing.T) {

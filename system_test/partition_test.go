@@ -5,7 +5,13 @@ package system_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,7 +53,7 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 	m := f.m
 	n := m.Nodes[0]
 	nc := f.client(t, n.URL)
-	hub := liveHub(t, f)
+	hub := hubSeeing(t, f, n.NodeID)
 	cams, err := nc.Cameras(ctx(t))
 	if err != nil || len(cams) == 0 {
 		t.Fatalf("node cameras: %v %v", cams, err)
@@ -72,8 +78,11 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 		if err != nil {
 			return err
 		}
-		if hn.Online {
-			return fmt.Errorf("still online")
+		if hn.Online || hn.Status != "offline" {
+			return fmt.Errorf("still %s", hn.Status)
+		}
+		if hn.OfflineSince == nil || hn.OfflineSince.Before(cut.Add(-time.Second)) || hn.StatusDetail == "" {
+			return fmt.Errorf("offline since %v (cut at %v), detail %q", hn.OfflineSince, cut, hn.StatusDetail)
 		}
 		return nil
 	})
@@ -117,18 +126,47 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 		if err != nil {
 			return err
 		}
-		if !hn.Online || acked < last || hn.AckedSeq < last {
-			return fmt.Errorf("online %v, node outbox last %d acked %d, hub acked %d", hn.Online, last, acked, hn.AckedSeq)
+		if !hn.Online || hn.Status != "online" || hn.Behind != 0 || acked < last || hn.AckedSeq < last {
+			return fmt.Errorf("status %s (%s), behind %d, node outbox last %d acked %d, hub acked %d", hn.Status, hn.StatusDetail, hn.Behind, last, acked, hn.AckedSeq)
 		}
 		return nil
 	})
 	t.Logf("%s back online and its backlog committed %.1f s after healing", n.NodeID, time.Since(healAt).Seconds())
 
-	// Hub equals node over the outage: same recorded seconds, no gap the
-	// node does not have, same segment manifests.
 	from, to := cut.Add(-10*time.Second), healAt.Add(-2*time.Second)
+	hubEqualsNode(t, nc, hub, cams, from, to)
+	if a, _ := nc.Recordings(ctx(t), cams[0].ID, from, to); a.RecordedSeconds < to.Sub(from).Seconds()-3 {
+		t.Fatalf("the node itself recorded only %.1f s of the %.0f s window: it did not keep recording through the outage", a.RecordedSeconds, to.Sub(from).Seconds())
+	}
+}
+
+// liveHub returns a client of a hub member that answers (the leader-kill
+// test leaves one member down).
+func liveHub(t *testing.T, f *federation) *demo.Client {
+	t.Helper()
+	for _, h := range f.m.Hubs {
+		c, err := demo.NewClient(h.URL, f.m.CAFile)
+		if err != nil {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err = c.Login(lctx, f.m.Users[0].User, f.m.Users[0].Password)
+		cancel()
+		if err == nil {
+			return c
+		}
+	}
+	t.Fatal("no hub member answers")
+	return nil
+}
+
+// hubEqualsNode waits until, over [from,to), the hub holds what the node
+// recorded for each camera: the same recorded seconds (±1 s), no gap the
+// node does not have, and the same segment manifests for the days so far.
+func hubEqualsNode(t *testing.T, nc, hub *demo.Client, cams []api.Camera, from, to time.Time) {
+	t.Helper()
 	for _, c := range cams {
-		poll(t, 20*time.Second, "the hub's coverage of "+c.ID+" equals the node's", func() error {
+		poll(t, 30*time.Second, "the hub's coverage of "+c.ID+" equals the node's", func() error {
 			atNode, err := nc.Recordings(ctx(t), c.ID, from, to)
 			if err != nil {
 				return err
@@ -158,27 +196,248 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 			return nil
 		})
 	}
-	if a, _ := nc.Recordings(ctx(t), cams[0].ID, from, to); a.RecordedSeconds < to.Sub(from).Seconds()-3 {
-		t.Fatalf("the node itself recorded only %.1f s of the %.0f s window: it did not keep recording through the outage", a.RecordedSeconds, to.Sub(from).Seconds())
+}
+
+// drained waits until the hub has committed every record in the node's
+// outbox (each exactly once: the FSM applies a sequence number once).
+func drained(t *testing.T, nc, hub *demo.Client, nodeID string, within time.Duration) {
+	t.Helper()
+	poll(t, within, nodeID+"'s backlog committed at the hub", func() error {
+		hn, err := hubNode(t, hub, nodeID)
+		if err != nil {
+			return err
+		}
+		last, acked, err := outbox(t, nc)
+		if err != nil {
+			return err
+		}
+		if !hn.Online || acked < last || hn.AckedSeq < last {
+			return fmt.Errorf("online %v, node outbox last %d acked %d, hub acked %d", hn.Online, last, acked, hn.AckedSeq)
+		}
+		return nil
+	})
+}
+
+// backlog cuts a node off for d and heals it with a 1 s delay each way,
+// so its backlog drains slowly (the demo pushes 5 records at a time); it
+// returns once the drain has started (some records acknowledged, some
+// still waiting) and the time of the cut.
+func backlog(t *testing.T, f *federation, nc *demo.Client, nodeID string, d time.Duration) time.Time {
+	t.Helper()
+	cut := time.Now()
+	if _, err := demo.SetLink(context.Background(), f.dir, nodeID, "down", 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	_, ackedAtHeal, err := outbox(t, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demo.SetLink(context.Background(), f.dir, nodeID, "up", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 60*time.Second, nodeID+"'s drain under way", func() error {
+		last, acked, err := outbox(t, nc)
+		if err != nil {
+			return err
+		}
+		if acked <= ackedAtHeal || acked >= last {
+			return fmt.Errorf("acked %d (at heal %d), last %d", acked, ackedAtHeal, last)
+		}
+		return nil
+	})
+	return cut
+}
+
+func findHub(t *testing.T, f *federation, name string) demo.HubEntry {
+	for _, h := range f.m.Hubs {
+		if h.Name == name {
+			return h
+		}
+	}
+	t.Fatalf("no hub member %q", name)
+	return demo.HubEntry{}
+}
+
+// restartProcess starts `ronda ARGS...` logging into the demo's logs and
+// kills it when the whole test ends.
+func restartProcess(t, outer *testing.T, f *federation, name string, args ...string) *exec.Cmd {
+	logf, err := os.Create(filepath.Join(f.dir, "logs", name+"-restarted-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Getenv("RONDA_BIN"), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outer.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
+	return cmd
+}
+
+func checkLeaderKillDuringDrain(t *testing.T, f *federation, outer *testing.T) {
+	n := f.m.Nodes[1]
+	nc := f.client(t, n.URL)
+	cams, err := nc.Cameras(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := backlog(t, f, nc, n.NodeID, 25*time.Second)
+	hub := liveHub(t, f)
+	cl, err := hub.Cluster(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, _ := cl["leader"].(string)
+	victim := findHub(t, f, leader)
+	pid := victim.PID
+	if cmd := restartedHubs[leader]; cmd != nil {
+		pid = cmd.Process.Pid
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 leader %s (pid %d): %v", leader, pid, err)
+	}
+	last, acked, _ := outbox(t, nc)
+	t.Logf("kill -9 hub leader %s with %d of %s's records still to drain", leader, last-acked, n.NodeID)
+	defer func() {
+		restartedHubs[leader] = restartProcess(t, outer, f, leader, "hub", "--config", filepath.Join(f.dir, leader, "hub.yaml"))
+	}()
+	if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, "up", 0); err != nil {
+		t.Fatal(err)
+	}
+	hub = liveHub(t, f)
+	drained(t, nc, hub, n.NodeID, 60*time.Second)
+	hubEqualsNode(t, nc, hub, cams, cut.Add(-10*time.Second), time.Now().Add(-5*time.Second))
+}
+
+func checkNodeKillDuringDrain(t *testing.T, f *federation, outer *testing.T) {
+	n := f.m.Nodes[2]
+	nc := f.client(t, n.URL)
+	cams, err := nc.Cameras(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := backlog(t, f, nc, n.NodeID, 25*time.Second)
+	last, acked, _ := outbox(t, nc)
+	if err := syscall.Kill(n.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	t.Logf("kill -9 node %s with %d records still to drain", n.NodeID, last-acked)
+	if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, "up", 0); err != nil {
+		t.Fatal(err)
+	}
+	restartProcess(t, outer, f, n.NodeID, "node", "--config", filepath.Join(f.dir, n.NodeID, "node.yaml"))
+	var back *demo.Client
+	poll(t, 30*time.Second, n.NodeID+" back", func() error {
+		c, err := demo.NewClient(n.URL, f.m.CAFile)
+		if err != nil {
+			return err
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := c.Login(lctx, f.m.Users[0].User, f.m.Users[0].Password); err != nil {
+			return err
+		}
+		back = c
+		return nil
+	})
+	hub := liveHub(t, f)
+	drained(t, back, hub, n.NodeID, 60*time.Second)
+	if l2, _, _ := outbox(t, back); l2 < last {
+		t.Fatalf("after the restart the outbox's last seq is %d, before the kill it was %d: records were lost", l2, last)
+	}
+	// Compare up to the kill: afterwards the node was down (its own gap).
+	hubEqualsNode(t, back, hub, cams, cut.Add(-10*time.Second), killed.Add(-3*time.Second))
+}
+
+func rssKiB(pid int) (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func checkFlapping(t *testing.T, f *federation, flapFor time.Duration) {
+	n := f.m.Nodes[0]
+	nc := f.client(t, n.URL)
+	hub := liveHub(t, f)
+	cams, err := nc.Cameras(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss0, err := rssKiB(n.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	degraded := false
+	for up := false; time.Since(start) < flapFor; up = !up {
+		mode := "reset"
+		if up {
+			mode = "up"
+		}
+		if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, mode, 0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		if hn, err := hubNode(t, hub, n.NodeID); err == nil && hn.Status == "degraded" && hn.Reconnects >= 3 {
+			if !degraded {
+				t.Logf("hub shows %s degraded after %.0f s of flapping: %s", n.NodeID, time.Since(start).Seconds(), hn.StatusDetail)
+			}
+			degraded = true
+		}
+	}
+	if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, "up", 0); err != nil {
+		t.Fatal(err)
+	}
+	if !degraded {
+		t.Fatal("the hub never showed the flapping node as degraded")
+	}
+	drained(t, nc, hub, n.NodeID, 60*time.Second)
+	hubEqualsNode(t, nc, hub, cams, start.Add(-10*time.Second), time.Now().Add(-5*time.Second))
+	rss1, err := rssKiB(n.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node %s RSS %d MiB before %.0f s of flapping, %d MiB after", n.NodeID, rss0>>10, flapFor.Seconds(), rss1>>10)
+	if rss1 > rss0+64<<10 {
+		t.Fatalf("node memory grew from %d to %d MiB over %.0f s of flapping", rss0>>10, rss1>>10, flapFor.Seconds())
 	}
 }
 
-// liveHub returns a client of a hub member that answers (the leader-kill
-// test leaves one member down).
-func liveHub(t *testing.T, f *federation) *demo.Client {
+// restartedHubs holds hub members the tests restarted (by name).
+var restartedHubs = map[string]*exec.Cmd{}
+
+// hubSeeing returns a client of a hub member the node is connected to now
+// (after a member restarts, the node reconnects to it with backoff).
+func hubSeeing(t *testing.T, f *federation, nodeID string) *demo.Client {
 	t.Helper()
-	for _, h := range f.m.Hubs {
-		c, err := demo.NewClient(h.URL, f.m.CAFile)
-		if err != nil {
-			continue
+	var found *demo.Client
+	poll(t, 60*time.Second, "a hub member with "+nodeID+" connected", func() error {
+		for _, h := range f.m.Hubs {
+			c, err := demo.NewClient(h.URL, f.m.CAFile)
+			if err != nil {
+				continue
+			}
+			lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err = c.Login(lctx, f.m.Users[0].User, f.m.Users[0].Password)
+			cancel()
+			if err != nil {
+				continue
+			}
+			if hn, err := hubNode(t, c, nodeID); err == nil && hn.Online {
+				found = c
+				return nil
+			}
 		}
-		lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		err = c.Login(lctx, f.m.Users[0].User, f.m.Users[0].Password)
-		cancel()
-		if err == nil {
-			return c
-		}
-	}
-	t.Fatal("no hub member answers")
-	return nil
+		return fmt.Errorf("no member has %s connected", nodeID)
+	})
+	return found
 }

@@ -27,9 +27,11 @@ const (
 )
 
 type HelloRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Capability    uint32                 `protobuf:"varint,1,opt,name=capability,proto3" json:"capability,omitempty"`
-	Node          *NodeInfo              `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Capability uint32                 `protobuf:"varint,1,opt,name=capability,proto3" json:"capability,omitempty"`
+	Node       *NodeInfo              `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// The node's newest outbox sequence: the hub shows how far behind it is.
+	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -76,6 +78,13 @@ func (x *HelloRequest) GetNode() *NodeInfo {
 		return x.Node
 	}
 	return nil
+}
+
+func (x *HelloRequest) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
 }
 
 type HelloResponse struct {
@@ -755,9 +764,11 @@ func (x *CameraInventory) GetCameras() []*Camera {
 }
 
 type PushRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Records       []*Record              `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	NodeId  string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Records []*Record              `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// The node's newest outbox sequence (records may still be waiting).
+	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -804,6 +815,13 @@ func (x *PushRequest) GetRecords() []*Record {
 		return x.Records
 	}
 	return nil
+}
+
+func (x *PushRequest) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
 }
 
 type PushResponse struct {
@@ -1775,12 +1793,13 @@ var File_ronda_v1_replication_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\n" +
-	"\x1aronda/v1/replication.proto\x12\bronda.v1\"V\n" +
+	"\x1aronda/v1/replication.proto\x12\bronda.v1\"q\n" +
 	"\fHelloRequest\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\rR\n" +
 	"capability\x12&\n" +
-	"\x04node\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoR\x04node\"\x83\x01\n" +
+	"\x04node\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoR\x04node\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\x83\x01\n" +
 	"\rHelloResponse\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\rR\n" +
@@ -1834,10 +1853,11 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\"=\n" +
 	"\x0fCameraInventory\x12*\n" +
-	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"R\n" +
+	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"m\n" +
 	"\vPushRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
-	"\arecords\x18\x02 \x03(\v2\x10.ronda.v1.RecordR\arecords\"Q\n" +
+	"\arecords\x18\x02 \x03(\v2\x10.ronda.v1.RecordR\arecords\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"Q\n" +
 	"\fPushResponse\x12\x1b\n" +
 	"\tacked_seq\x18\x01 \x01(\x04R\backedSeq\x12$\n" +
 	"\x0eretry_after_ms\x18\x02 \x01(\x03R\fretryAfterMs\"[\n" +
