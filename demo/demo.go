@@ -247,7 +247,7 @@ func Run(ctx context.Context, o Options) error {
 			// Small pushes make a backlog's drain take a few round trips
 			// (visible on the demo, and long enough for the fault tests to
 			// kill something in the middle of it).
-			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s", "push_batch": 5},
+			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s", "push_batch": 1},
 			"live":      map[string]any{"udp": fmt.Sprintf("127.0.0.1:%d", p+201+i)},
 			"recording": map[string]any{"segment_duration": "1m", "sync_interval": "2s"},
 			"auth":      map[string]any{"token_secret_file": secret, "users": users},

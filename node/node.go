@@ -254,7 +254,7 @@ func (n *Node) flushSpans() {
 	for _, id := range ids {
 		recs = append(recs, &rondav1.Record{Body: &rondav1.Record_Span{Span: pending[id]}})
 	}
-	if err := n.outbox.Append(recs...); err != nil {
+	if err := n.outbox.AppendCoalescing(recs...); err != nil {
 		n.log.Error("outbox append failed; coverage will be re-sent from the index later", "err", err)
 	}
 }

@@ -266,13 +266,21 @@ func (c *NodeClient) runPusher(ctx context.Context) {
 }
 
 func (c *NodeClient) pushOnce(ctx context.Context, prev string) (more bool, member string, retry time.Duration, err error) {
-	recs, err := c.cfg.Outbox.Pending(c.cfg.BatchSize)
-	if err != nil || len(recs) == 0 {
-		return false, prev, 0, err
-	}
+	// A member first: records handed to a push are never rewritten by
+	// coalescing, so do not hand them out while no member is reachable.
 	member, client := c.pickClient(prev)
 	if client == nil {
 		return false, "", 0, errNoMember
+	}
+	pending := c.cfg.Outbox.Pending
+	if s, ok := c.cfg.Outbox.(interface {
+		PendingToSend(int) ([]*rondav1.Record, error)
+	}); ok {
+		pending = s.PendingToSend
+	}
+	recs, err := pending(c.cfg.BatchSize)
+	if err != nil || len(recs) == 0 {
+		return false, member, 0, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

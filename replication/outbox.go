@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
@@ -31,7 +32,23 @@ type PebbleOutbox struct {
 	db    *pebble.DB
 	last  uint64
 	acked uint64
+	// sent is the newest seq that may have left the node (handed to a push).
+	// Records above it can still be rewritten: coalescing extends them.
+	sent uint64
+	// open is, per camera, the newest unsent span record (its seq and span),
+	// which a following contiguous span extends instead of adding a record.
+	open map[string]openSpan
 }
+
+type openSpan struct {
+	seq  uint64
+	span *rondav1.Span
+}
+
+// CoalesceGap: a span starting at most this long after the camera's pending
+// span ends extends it (the node flushes coverage every 2 s; a continuous
+// recording is one span however long the link is down).
+const CoalesceGap = 3 * time.Second
 
 // OpenOutbox opens (or creates) the outbox in dir.
 func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
@@ -39,7 +56,7 @@ func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", dir, err)
 	}
-	o := &PebbleOutbox{db: db}
+	o := &PebbleOutbox{db: db, open: map[string]openSpan{}}
 	if v, ok, err := o.get(keyOutboxVersion); err != nil {
 		db.Close()
 		return nil, err
@@ -65,6 +82,9 @@ func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
 			*x.v = binary.BigEndian.Uint64(v)
 		}
 	}
+	// Anything already in the outbox may have reached a hub before a crash
+	// (committed, but the ack lost): never rewrite it.
+	o.sent = o.last
 	return o, nil
 }
 
@@ -107,18 +127,101 @@ func (o *PebbleOutbox) Append(recs ...*rondav1.Record) error {
 	return nil
 }
 
-// Pending implements Outbox.
-func (o *PebbleOutbox) Pending(max int) ([]*rondav1.Record, error) {
+// AppendCoalescing is Append, except that a span record that continues the
+// camera's newest span record not yet handed to a push (starting within
+// CoalesceGap of its end) extends that record instead of adding one. During
+// a WAN outage a continuously recording camera thus queues one span, not one
+// per flush, and the backlog that drains when the link returns stays small.
+func (o *PebbleOutbox) AppendCoalescing(recs ...*rondav1.Record) error {
 	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := o.db.NewBatch()
+	defer b.Close()
+	last := o.last
+	opened := map[string]openSpan{}
+	for _, r := range recs {
+		if sp := r.GetSpan(); sp != nil {
+			prev, ok := opened[sp.GetCameraId()]
+			if !ok {
+				prev, ok = o.open[sp.GetCameraId()]
+			}
+			if ok && prev.seq > o.sent && sp.GetStartUnixNano() >= prev.span.GetStartUnixNano() &&
+				sp.GetStartUnixNano() <= prev.span.GetEndUnixNano()+int64(CoalesceGap) {
+				merged := &rondav1.Span{CameraId: sp.GetCameraId(), StartUnixNano: prev.span.GetStartUnixNano(),
+					EndUnixNano: max(prev.span.GetEndUnixNano(), sp.GetEndUnixNano())}
+				raw, err := proto.Marshal(&rondav1.Record{Seq: prev.seq, Body: &rondav1.Record_Span{Span: merged}})
+				if err != nil {
+					return err
+				}
+				if err := b.Set(recordKey(prev.seq), raw, nil); err != nil {
+					return err
+				}
+				r.Seq = prev.seq
+				opened[sp.GetCameraId()] = openSpan{prev.seq, merged}
+				continue
+			}
+		}
+		last++
+		r.Seq = last
+		raw, err := proto.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := b.Set(recordKey(last), raw, nil); err != nil {
+			return err
+		}
+		if sp := r.GetSpan(); sp != nil {
+			opened[sp.GetCameraId()] = openSpan{last, proto.CloneOf(sp)}
+		}
+	}
+	if err := b.Set(keyLastSeq, u64(last), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("outbox: append: %w", err)
+	}
+	o.last = last
+	for cam, os := range opened {
+		o.open[cam] = os
+	}
+	return nil
+}
+
+// PendingToSend is Pending for a push about to leave: in the same critical
+// section it marks the records returned as possibly sent, so coalescing
+// never rewrites a record after it was read for a push.
+func (o *PebbleOutbox) PendingToSend(n int) ([]*rondav1.Record, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out, err := o.pendingLocked(n)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	o.sent = max(o.sent, out[len(out)-1].Seq)
+	for cam, os := range o.open {
+		if os.seq <= o.sent {
+			delete(o.open, cam)
+		}
+	}
+	return out, nil
+}
+
+// Pending implements Outbox.
+func (o *PebbleOutbox) Pending(n int) ([]*rondav1.Record, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pendingLocked(n)
+}
+
+func (o *PebbleOutbox) pendingLocked(n int) ([]*rondav1.Record, error) {
 	from := recordKey(o.acked + 1)
-	o.mu.Unlock()
 	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: recordKeyUpper})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
 	var out []*rondav1.Record
-	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+	for ok := it.First(); ok && len(out) < n; ok = it.Next() {
 		r := &rondav1.Record{}
 		if err := proto.Unmarshal(it.Value(), r); err != nil {
 			return nil, fmt.Errorf("outbox: record %x is corrupt: %w", it.Key(), err)

@@ -219,7 +219,7 @@ func drained(t *testing.T, nc, hub *demo.Client, nodeID string, within time.Dura
 }
 
 // backlog cuts a node off for d and heals it with a 1 s delay each way,
-// so its backlog drains slowly (the demo pushes 5 records at a time); it
+// so its backlog drains slowly (the demo pushes one record at a time); it
 // returns once the drain has started (some records acknowledged, some
 // still waiting) and the time of the cut.
 func backlog(t *testing.T, f *federation, nc *demo.Client, nodeID string, d time.Duration) time.Time {
@@ -376,27 +376,49 @@ func checkFlapping(t *testing.T, f *federation, flapFor time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each cycle cuts every link (connections reset, new ones refused), then
+	// brings it back until the node has really reconnected to the member we
+	// watch (its backoff grows while the link is down, so a fixed "up" time
+	// could pass without a reconnect), and samples the hub's view meanwhile.
 	start := time.Now()
 	degraded := false
-	for up := false; time.Since(start) < flapFor; up = !up {
-		mode := "reset"
-		if up {
-			mode = "up"
+	cycles := 0
+	sample := func() (online bool) {
+		hn, err := hubNode(t, hub, n.NodeID)
+		if err != nil {
+			return false
 		}
-		if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, mode, 0); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(3 * time.Second)
-		if hn, err := hubNode(t, hub, n.NodeID); err == nil && hn.Status == "degraded" && hn.Reconnects >= 3 {
+		if hn.Status == "degraded" && hn.Reconnects >= 3 {
 			if !degraded {
-				t.Logf("hub shows %s degraded after %.0f s of flapping: %s", n.NodeID, time.Since(start).Seconds(), hn.StatusDetail)
+				t.Logf("hub shows %s degraded after %.0f s of flapping (%d cycles): %s", n.NodeID, time.Since(start).Seconds(), cycles, hn.StatusDetail)
 			}
 			degraded = true
 		}
+		return hn.Online
 	}
-	if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, "up", 0); err != nil {
-		t.Fatal(err)
+	for cycles < 4 || time.Since(start) < flapFor {
+		if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, "reset", 0); err != nil {
+			t.Fatal(err)
+		}
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+			sample()
+		}
+		if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, "up", 0); err != nil {
+			t.Fatal(err)
+		}
+		back := time.Now()
+		for !sample() {
+			if time.Since(back) > 45*time.Second {
+				t.Fatalf("cycle %d: %s did not reconnect within 45 s of its link coming back", cycles+1, n.NodeID)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+			sample()
+		}
+		cycles++
 	}
+	t.Logf("%d down/up cycles in %.0f s", cycles, time.Since(start).Seconds())
 	if !degraded {
 		t.Fatal("the hub never showed the flapping node as degraded")
 	}

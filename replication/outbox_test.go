@@ -1,0 +1,84 @@
+package replication
+
+import (
+	"testing"
+	"time"
+
+	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
+)
+
+func spanR(cam string, fromS, toS int64) *rondav1.Record {
+	return &rondav1.Record{Body: &rondav1.Record_Span{Span: &rondav1.Span{CameraId: cam, StartUnixNano: fromS * int64(time.Second), EndUnixNano: toS * int64(time.Second)}}}
+}
+
+func pendingSpans(t *testing.T, o *PebbleOutbox) map[uint64][2]int64 {
+	t.Helper()
+	recs, err := o.Pending(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64][2]int64{}
+	for _, r := range recs {
+		if sp := r.GetSpan(); sp != nil {
+			out[r.Seq] = [2]int64{sp.StartUnixNano / int64(time.Second), sp.EndUnixNano / int64(time.Second)}
+		}
+	}
+	return out
+}
+
+// While records wait for the hub, a camera's contiguous spans coalesce into
+// its newest unsent span record; a record handed to a push (or left by an
+// earlier process, which may have sent it) is never rewritten.
+func TestOutboxCoalescesUnsentSpans(t *testing.T) {
+	dir := t.TempDir()
+	o, err := OpenOutbox(dir, slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(o.AppendCoalescing(spanR("c1", 0, 2), spanR("c2", 0, 2)))
+	must(o.AppendCoalescing(spanR("c1", 2, 4), spanR("c2", 3, 4)))
+	must(o.Append(&rondav1.Record{Body: &rondav1.Record_Gap{Gap: &rondav1.GapEvent{CameraId: "c1", AtUnixNano: 4e9, Reason: "network"}}}))
+	must(o.AppendCoalescing(spanR("c1", 10, 12))) // 6 s later: a new span
+	must(o.AppendCoalescing(spanR("c1", 12, 14))) // extends the new one
+	if last, _ := o.Stats(); last != 4 {
+		t.Fatalf("last seq %d, want 4 records (c1, c2, gap, c1 again)", last)
+	}
+	got := pendingSpans(t, o)
+	if got[1] != [2]int64{0, 4} || got[2] != [2]int64{0, 4} || got[4] != [2]int64{10, 14} {
+		t.Fatalf("pending spans %v", got)
+	}
+
+	// Handed to a push: no longer rewritten.
+	recs, err := o.PendingToSend(100)
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("to send: %d %v", len(recs), err)
+	}
+	must(o.AppendCoalescing(spanR("c1", 14, 16)))
+	got = pendingSpans(t, o)
+	if got[4] != [2]int64{10, 14} || got[5] != [2]int64{14, 16} {
+		t.Fatalf("after a push took records 1-4: %v", got)
+	}
+
+	// A new process never rewrites what an earlier one may have sent.
+	must(o.Close())
+	o, err = OpenOutbox(dir, slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	must(o.AppendCoalescing(spanR("c1", 16, 18)))
+	got = pendingSpans(t, o)
+	if got[5] != [2]int64{14, 16} || got[6] != [2]int64{16, 18} {
+		t.Fatalf("after reopening: %v", got)
+	}
+	must(o.Ack(6))
+	if got := pendingSpans(t, o); len(got) != 0 {
+		t.Fatalf("after ack: %v", got)
+	}
+}
