@@ -279,6 +279,43 @@ type ConsistentReader interface {
 	ReadBarrier(ctx context.Context, consistency string) (level string, err error)
 }
 
+// AuditRecord is one audit event as GET /api/v1/audit lists it.
+type AuditRecord struct {
+	NodeID   string     `json:"node_id"`
+	Seq      uint64     `json:"seq"` // the node's audit sequence: 1, 2, 3, ... without gaps
+	Time     time.Time  `json:"time"`
+	User     string     `json:"user"`
+	Action   string     `json:"action"`
+	CameraID string     `json:"camera_id,omitempty"`
+	From     *time.Time `json:"from,omitempty"`
+	To       *time.Time `json:"to,omitempty"`
+	Remote   string     `json:"remote,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+	Outcome  string     `json:"outcome"`
+	// Hash is the event's chain hash (hex; internal/auditchain), PrevHash
+	// the one before it.
+	Hash     string `json:"hash"`
+	PrevHash string `json:"prev_hash"`
+	// Hub only: when the hub committed it, and why it does not continue the
+	// node's chain (empty when it does).
+	Committed  *time.Time `json:"committed,omitempty"`
+	ChainError string     `json:"chain_error,omitempty"`
+}
+
+// AuditQuery selects audit events: one node's (NodeID; required on a hub
+// to page with After), those with Seq > After, at most Limit.
+type AuditQuery struct {
+	NodeID string
+	After  uint64
+	Limit  int
+}
+
+// AuditLog is implemented by backends that keep audit events (a node its
+// own, the hub every node's).
+type AuditLog interface {
+	Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+}
+
 // Searcher is implemented by backends that hold the city's catalog (hub).
 type Searcher interface {
 	Search(ctx context.Context, req SearchRequest) (SearchResult, error)

@@ -28,6 +28,7 @@ type AuditEvent struct {
 	CameraID string
 	From, To time.Time
 	Remote   string
+	Reason   string // why, when the caller gave one (an auditor's case number)
 	Outcome  string // ok | denied | error: ...
 }
 
@@ -91,6 +92,7 @@ func New(opts Options) *Server {
 	s.handle("POST /api/v1/cluster/members", s.join, true)
 	s.handle("DELETE /api/v1/cluster/members/{id}", s.removeMember, true)
 	s.handle("POST /api/v1/cluster/leader", s.transferLeader, true)
+	s.handle("GET /api/v1/audit", s.auditLog, true)
 	s.handle("GET /api/v1/search", s.search, true)
 	s.handle("GET /api/v1/areas", s.areas, true)
 	s.handle("POST /api/v1/exports", s.createExport, true)
@@ -152,7 +154,7 @@ func (r *statusRecorder) Flush() {
 func catalogRead(pattern string) bool {
 	switch pattern {
 	case "GET /api/v1/nodes", "GET /api/v1/cameras", "GET /api/v1/cameras/{id}",
-		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search", "GET /api/v1/areas":
+		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search", "GET /api/v1/areas", "GET /api/v1/audit":
 		return true
 	}
 	return false
@@ -216,6 +218,45 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": c.User, "role": c.Role, "expires": time.Unix(c.Expires, 0).UTC()})
+}
+
+// MaxAuditPage bounds one GET /api/v1/audit answer.
+const MaxAuditPage = 10000
+
+// auditLog lists audit events (city admins and auditors): ?node=ID&after=SEQ&limit=N.
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
+	q := AuditQuery{NodeID: r.URL.Query().Get("node"), Limit: 1000}
+	var err error
+	al, ok := s.opts.Backend.(AuditLog)
+	switch role := userOf(r.Context()).role; {
+	case role != "admin" && role != "auditor":
+		err = fmt.Errorf("%w: only city admins and auditors may read the audit log", ErrForbidden)
+	case !ok:
+		err = fmt.Errorf("%w: this server keeps no audit log", ErrNotFound)
+	}
+	if v := r.URL.Query().Get("after"); err == nil && v != "" {
+		if q.After, err = strconv.ParseUint(v, 10, 64); err != nil {
+			err = fmt.Errorf("%w: 'after' must be an audit sequence number (got %q)", ErrBadRequest, v)
+		}
+	}
+	if v := r.URL.Query().Get("limit"); err == nil && v != "" {
+		if q.Limit, err = strconv.Atoi(v); err != nil || q.Limit < 1 || q.Limit > MaxAuditPage {
+			err = fmt.Errorf("%w: 'limit' must be 1..%d (got %q)", ErrBadRequest, MaxAuditPage, v)
+		}
+	}
+	var out []AuditRecord
+	if err == nil {
+		out, err = al.Audit(r.Context(), q)
+	}
+	s.audit(r, "audit-read", "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if out == nil {
+		out = []AuditRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
 
 func outcomeOf(err error) string {

@@ -141,6 +141,22 @@ func (c *Client) Whep(ctx context.Context, id, offer string) (answer, location s
 	return string(out), resp.Header.Get("Location"), nil
 }
 
+// Audit lists audit events (one node's when node is set), after an audit seq.
+func (c *Client) Audit(ctx context.Context, node string, after uint64) ([]api.AuditRecord, error) {
+	var out struct {
+		Events []api.AuditRecord `json:"events"`
+	}
+	q := url.Values{"limit": {"10000"}}
+	if node != "" {
+		q.Set("node", node)
+	}
+	if after > 0 {
+		q.Set("after", fmt.Sprint(after))
+	}
+	_, err := c.Do(ctx, "GET", "/api/v1/audit?"+q.Encode(), nil, "", &out)
+	return out.Events, err
+}
+
 // Cluster fetches the hub's cluster view as a generic map.
 func (c *Client) Cluster(ctx context.Context) (map[string]any, error) {
 	var out map[string]any

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/hub/store"
+	"github.com/ronda-jakarta/ronda/internal/auditchain"
 	"github.com/ronda-jakarta/ronda/kelurahan"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
@@ -432,6 +433,25 @@ func (b *backend) Search(ctx context.Context, req api.SearchRequest) (api.Search
 			Kelurahan: k.Name, Kecamatan: k.Kecamatan, Kota: k.Kota, Lat: c.Lat, Lon: c.Lon, RT: c.RT, RW: c.RW, Tags: c.Tags,
 			State: c.State, Reason: c.Reason, RecordedSeconds: c.RecordedSeconds, FirstRecorded: c.FirstRecorded,
 			LastRecorded: c.LastRecorded, DistanceM: c.DistanceM})
+	}
+	return out, nil
+}
+
+// Audit lists the audit events nodes uploaded (api.AuditLog).
+func (b *backend) Audit(ctx context.Context, q api.AuditQuery) ([]api.AuditRecord, error) {
+	evs, err := b.h.store.AuditEvents(q.NodeID, q.After, q.Limit)
+	if errors.Is(err, store.ErrBadCommand) {
+		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.AuditRecord, 0, len(evs))
+	for _, e := range evs {
+		r := auditchain.Record(e.GetNodeId(), e.GetEvent())
+		committed := time.Unix(0, e.GetCommittedUnixNano()).UTC()
+		r.Committed, r.ChainError = &committed, e.GetChainError()
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -53,6 +53,10 @@ type Config struct {
 	// node silent for a third of it (at most 10 s) is disconnected, and shows
 	// offline. Default 30s, at least 10s.
 	NodeKeepalive time.Duration `yaml:"node_keepalive"`
+	// NodeMaxInflightPushes: how many node pushes this member applies at
+	// once; more queue up to 2 s, then are answered "retry after" (load
+	// shedding). Default 256.
+	NodeMaxInflightPushes int `yaml:"node_max_inflight_pushes"`
 
 	// NodeOfflineAfter: a node without a live tunnel for this long is offline.
 	NodeOfflineAfter time.Duration `yaml:"node_offline_after"` // default 15s
@@ -129,6 +133,9 @@ func (c *Config) validate() error {
 		bad("membership", "durations and min_quorum must not be negative")
 	} else if m.DeadMemberAfter > 0 && m.DeadMemberAfter < time.Minute {
 		bad("membership.dead_member_after", "%s is too short: a member restarting for maintenance would be removed (at least 1m)", m.DeadMemberAfter)
+	}
+	if c.NodeMaxInflightPushes < 0 {
+		bad("node_max_inflight_pushes", "%d: must be positive (0: the default, 256)", c.NodeMaxInflightPushes)
 	}
 	if c.NodeKeepalive != 0 && c.NodeKeepalive < 10*time.Second {
 		bad("node_keepalive", "%s is too short (at least 10s)", c.NodeKeepalive)

@@ -82,6 +82,7 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 		return nil, err
 	}
 	h.repl = replication.NewHubServer(&hubEnd{h: h}, log.With("part", "replication"), nil)
+	h.repl.SetMaxInflightPushes(cfg.NodeMaxInflightPushes)
 	return h, nil
 }
 
@@ -132,6 +133,7 @@ func (h *Hub) Start() error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(h.repl.Collectors()...)
 	handler := api.New(api.Options{Backend: &backend{h: h}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: h.log.With("part", "api")})
 	h.httpLis, err = net.Listen("tcp", h.cfg.HTTP.Listen)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ronda-jakarta/ronda/api"
+	"github.com/ronda-jakarta/ronda/internal/auditchain"
 	"github.com/ronda-jakarta/ronda/node/live"
 	"github.com/ronda-jakarta/ronda/node/record"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
@@ -271,4 +272,21 @@ func (c *control) Playback(req *rondav1.PlaybackRequest, s grpc.ServerStreamingS
 		return replication.ToStatus(err)
 	}
 	return nil
+}
+
+// Audit lists the node's own audit log (every action taken at this node,
+// whether or not the hub has it yet).
+func (b *backend) Audit(ctx context.Context, q api.AuditQuery) ([]api.AuditRecord, error) {
+	if q.NodeID != "" && q.NodeID != b.n.cfg.NodeID {
+		return nil, fmt.Errorf("%w: this is node %s; ask the hub for node %s's audit log", api.ErrNotFound, b.n.cfg.NodeID, q.NodeID)
+	}
+	evs, err := b.n.outbox.AuditEvents(q.After, q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.AuditRecord, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, auditchain.Record(b.n.cfg.NodeID, e))
+	}
+	return out, nil
 }

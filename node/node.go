@@ -23,6 +23,7 @@ import (
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/auth"
 	"github.com/ronda-jakarta/ronda/certs"
+	"github.com/ronda-jakarta/ronda/internal/auditchain"
 	"github.com/ronda-jakarta/ronda/kelurahan"
 	"github.com/ronda-jakarta/ronda/node/ingest"
 	"github.com/ronda-jakarta/ronda/node/live"
@@ -147,7 +148,7 @@ func (n *Node) Start() error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCameraCollector(n))
-	handler := api.New(api.Options{Backend: &backend{n: n}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: n.log.With("part", "api")})
+	handler := api.New(api.Options{Backend: &backend{n: n}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: n.log.With("part", "api"), Audit: n.onAudit})
 	n.httpLis, err = net.Listen("tcp", n.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", n.cfg.HTTP.Listen, err)
@@ -226,6 +227,17 @@ func (n *Node) onSegment(seg record.SegmentInfo) {
 		StartUnixNano: seg.Start.UnixNano(), EndUnixNano: seg.End.UnixNano(), Bytes: seg.Bytes, Sha256: seg.SHA256}}}
 	if err := n.outbox.Append(rec); err != nil {
 		n.log.Error("outbox append failed; the hub misses this segment in its manifest", "camera", seg.Camera, "segment", seg.ID, "err", err)
+	}
+}
+
+// onAudit records an audited API action in the node's audit log, which
+// queues it for the hub in the same write (offline too: it is uploaded,
+// chained, when the link returns).
+func (n *Node) onAudit(e api.AuditEvent) {
+	if err := n.outbox.AppendAudit(auditchain.Event(e)); err != nil {
+		// The action already happened; keep it at least in the process log.
+		n.log.Error("audit log append failed; the event is only in this log", "err", err, "user", e.User, "action", e.Action,
+			"camera", e.CameraID, "remote", e.Remote, "outcome", e.Outcome)
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ronda-jakarta/ronda/internal/auditchain"
 	"github.com/ronda-jakarta/ronda/internal/pebbleutil"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
@@ -20,6 +22,10 @@ var (
 	keyLastSeq       = []byte("s")     // last assigned sequence
 	keyAcked         = []byte("a")     // highest acknowledged sequence
 	prefixRecord     = []byte("r")     // r + seq(8, big endian) -> Record
+	keyAuditSeq      = []byte("A")     // newest audit_seq in the node's audit log
+	keyAuditHead     = []byte("H")     // that event's auditchain.Hash
+	prefixAudit      = []byte("l")     // l + audit_seq(8, big endian) -> AuditEvent (kept after the ack)
+	auditKeyUpper    = []byte("l\xff") // above every audit key
 	outboxVersion    = []byte{0x01}    // version 1
 	recordKeyUpper   = []byte("r\xff") // above every record key
 )
@@ -38,6 +44,9 @@ type PebbleOutbox struct {
 	// open is, per camera, the newest unsent span record (its seq and span),
 	// which a following contiguous span extends instead of adding a record.
 	open map[string]openSpan
+	// The node's audit log: newest sequence and its chain hash.
+	auditSeq  uint64
+	auditHead []byte
 }
 
 type openSpan struct {
@@ -52,7 +61,19 @@ const CoalesceGap = 3 * time.Second
 
 // OpenOutbox opens (or creates) the outbox in dir.
 func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleutil.NewLogger(log)})
+	return openOutbox(dir, &pebble.Options{Logger: pebbleutil.NewLogger(log)})
+}
+
+// OpenMemOutbox returns an outbox held in memory (pebble's in-memory
+// filesystem): the same records, sequence numbers and coalescing as a node's,
+// nothing on disk and nothing kept after exit. For simulated nodes in
+// benchmarks (hundreds per process); a real node uses OpenOutbox.
+func OpenMemOutbox(log *slog.Logger) (*PebbleOutbox, error) {
+	return openOutbox("", &pebble.Options{Logger: pebbleutil.NewLogger(log), FS: vfs.NewMem(), MemTableSize: 1 << 20})
+}
+
+func openOutbox(dir string, opts *pebble.Options) (*PebbleOutbox, error) {
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", dir, err)
 	}
@@ -81,6 +102,18 @@ func OpenOutbox(dir string, log *slog.Logger) (*PebbleOutbox, error) {
 		if ok && len(v) == 8 {
 			*x.v = binary.BigEndian.Uint64(v)
 		}
+	}
+	if v, ok, err := o.get(keyAuditSeq); err != nil {
+		db.Close()
+		return nil, err
+	} else if ok && len(v) == 8 {
+		o.auditSeq = binary.BigEndian.Uint64(v)
+	}
+	if v, ok, err := o.get(keyAuditHead); err != nil {
+		db.Close()
+		return nil, err
+	} else if ok {
+		o.auditHead = v
 	}
 	// Anything already in the outbox may have reached a hub before a crash
 	// (committed, but the ack lost): never rewrite it.
@@ -185,6 +218,65 @@ func (o *PebbleOutbox) AppendCoalescing(recs ...*rondav1.Record) error {
 		o.open[cam] = os
 	}
 	return nil
+}
+
+// AppendAudit adds an event to the node's audit log and queues it for the
+// hub, in one synced batch: an event the node logged always reaches the hub
+// (and one that is not logged never does). It assigns the event's audit_seq
+// and chains it to the previous event (see internal/auditchain). The audit
+// log is kept after the hub acknowledges the record.
+func (o *PebbleOutbox) AppendAudit(e *rondav1.AuditEvent) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e.AuditSeq = o.auditSeq + 1
+	e.PrevSha256 = o.auditHead
+	if len(e.PrevSha256) == 0 {
+		e.PrevSha256 = auditchain.Genesis
+	}
+	head := auditchain.Hash(e)
+	raw, err := proto.Marshal(e)
+	if err != nil {
+		return err
+	}
+	rec, err := proto.Marshal(&rondav1.Record{Seq: o.last + 1, Body: &rondav1.Record_Audit{Audit: e}})
+	if err != nil {
+		return err
+	}
+	b := o.db.NewBatch()
+	defer b.Close()
+	for _, kv := range [][2][]byte{{auditKey(e.AuditSeq), raw}, {keyAuditSeq, u64(e.AuditSeq)}, {keyAuditHead, head},
+		{recordKey(o.last + 1), rec}, {keyLastSeq, u64(o.last + 1)}} {
+		if err := b.Set(kv[0], kv[1], nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("outbox: audit: %w", err)
+	}
+	o.last++
+	o.auditSeq, o.auditHead = e.AuditSeq, head
+	return nil
+}
+
+func auditKey(seq uint64) []byte { return append([]byte{prefixAudit[0]}, u64(seq)...) }
+
+// AuditEvents returns up to n events of the node's audit log with
+// audit_seq > after, oldest first.
+func (o *PebbleOutbox) AuditEvents(after uint64, n int) ([]*rondav1.AuditEvent, error) {
+	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: auditKey(after + 1), UpperBound: auditKeyUpper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*rondav1.AuditEvent
+	for ok := it.First(); ok && len(out) < n; ok = it.Next() {
+		e := &rondav1.AuditEvent{}
+		if err := proto.Unmarshal(it.Value(), e); err != nil {
+			return nil, fmt.Errorf("outbox: audit event %x is corrupt: %w", it.Key(), err)
+		}
+		out = append(out, e)
+	}
+	return out, it.Error()
 }
 
 // PendingToSend is Pending for a push about to leave: in the same critical

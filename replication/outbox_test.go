@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ronda-jakarta/ronda/internal/auditchain"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
 
@@ -80,5 +81,63 @@ func TestOutboxCoalescesUnsentSpans(t *testing.T) {
 	must(o.Ack(6))
 	if got := pendingSpans(t, o); len(got) != 0 {
 		t.Fatalf("after ack: %v", got)
+	}
+}
+
+// The node's audit log: each event is numbered, chained to the one before,
+// queued for the hub in the same write, kept after the hub acknowledges it,
+// and the chain continues across a restart.
+func TestOutboxAuditLogChainsQueuesAndKeepsEvents(t *testing.T) {
+	dir := t.TempDir()
+	o, err := OpenOutbox(dir, slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"login", "live", "playback"} {
+		if err := o.AppendAudit(&rondav1.AuditEvent{AtUnixNano: time.Now().UnixNano(), User: "siti", Action: a, Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := o.Pending(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[2].GetAudit().GetAction() != "playback" || recs[2].GetAudit().GetAuditSeq() != 3 {
+		t.Fatalf("queued for the hub: %v", recs)
+	}
+	if err := o.Ack(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o, err = OpenOutbox(dir, slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := o.AppendAudit(&rondav1.AuditEvent{AtUnixNano: time.Now().UnixNano(), User: "budi", Action: "login", Outcome: "denied: wrong password"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := o.AuditEvents(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 4 {
+		t.Fatalf("audit log has %d events after the ack and a restart, want 4", len(evs))
+	}
+	var seq uint64
+	var head []byte
+	for _, e := range evs {
+		if why := auditchain.Check(seq, head, e); why != "" {
+			t.Fatalf("the node's own chain is broken: %s", why)
+		}
+		seq, head = e.AuditSeq, auditchain.Hash(e)
+	}
+	if later, _ := o.AuditEvents(2, 100); len(later) != 2 || later[0].AuditSeq != 3 {
+		t.Fatalf("events after 2: %v", later)
+	}
+	if recs, _ := o.Pending(10); len(recs) != 1 || recs[0].Seq != 4 || recs[0].GetAudit().GetUser() != "budi" {
+		t.Fatalf("pending after restart: %v", recs)
 	}
 }

@@ -23,7 +23,11 @@ import (
 //
 //	1: skeleton — Hello, Push (registration, camera inventory, spans),
 //	   NodeControl (Whep, WhepDelete, Playback, Recordings) over a reverse tunnel.
-const CapabilityVersion = 1
+//	2: records carry segment manifests, gap events and the node's audit
+//	   events (hash-chained); Hello and Push carry the node's last seq.
+//	   A hub older than 2 would skip audit records it cannot read, so
+//	   upgrade every hub member before the nodes.
+const CapabilityVersion = 2
 
 // MinCapabilityVersion is the oldest node protocol the hub accepts.
 const MinCapabilityVersion = 1

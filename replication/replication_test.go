@@ -285,3 +285,45 @@ func TestBacklogDrainsInBatchesAtTheCappedRate(t *testing.T) {
 	}
 	t.Logf("%d records, %d bytes drained in %s (%d pushes), capped at %d B/s", records, bytes, took.Round(time.Millisecond), hub.pushes, rate)
 }
+
+// blockingHub applies nothing until released: a member whose Raft is slow.
+type blockingHub struct {
+	fakeHub
+	release chan struct{}
+}
+
+func (b *blockingHub) Push(ctx context.Context, n string, recs []*rondav1.Record) (uint64, error) {
+	<-b.release
+	return b.fakeHub.Push(ctx, n, recs)
+}
+
+// A member with every push slot taken queues a push for up to 2 s, then
+// sheds it with a retry-after (the node keeps its records), and applies it
+// once a slot is free.
+func TestBusyMemberShedsPushesWithRetryAfter(t *testing.T) {
+	hub := &blockingHub{fakeHub: fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}, release: make(chan struct{})}
+	s := NewHubServer(hub, slogDiscard(), nil)
+	s.SetMaxInflightPushes(1)
+	ctx := context.WithValue(context.Background(), identityKey{}, certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	push := func(seq uint64) (*rondav1.PushResponse, error) {
+		return s.Push(ctx, &rondav1.PushRequest{NodeId: "n1", Records: []*rondav1.Record{{Seq: seq, Body: &rondav1.Record_Span{Span: &rondav1.Span{CameraId: "3171011001-cam1"}}}}})
+	}
+	first := make(chan *rondav1.PushResponse)
+	go func() { r, _ := push(1); first <- r }()
+	waitFor(t, "the first push to take the only slot", func() bool { return len(s.inflight) == 1 })
+	start := time.Now()
+	r, err := push(2)
+	if err != nil || r.RetryAfterMs < 250 || r.RetryAfterMs >= 1000 || r.AckedSeq != 0 {
+		t.Fatalf("push while busy: %+v, %v; want acked 0 and a retry-after of 250..999 ms", r, err)
+	}
+	if waited := time.Since(start); waited < admitWait {
+		t.Fatalf("shed after %s; a push queues %s first", waited, admitWait)
+	}
+	close(hub.release)
+	if r := <-first; r.AckedSeq != 1 || r.RetryAfterMs != 0 {
+		t.Fatalf("first push: %+v", r)
+	}
+	if r, err := push(2); err != nil || r.AckedSeq != 2 || r.RetryAfterMs != 0 {
+		t.Fatalf("retried push: %+v, %v", r, err)
+	}
+}

@@ -132,9 +132,19 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 		return nil
 	})
 	t.Logf("%s back online and its backlog committed %.1f s after healing", n.NodeID, time.Since(healAt).Seconds())
+	offline := map[string]int{}
+	for _, e := range auditEqual(t, nc, hub, n.NodeID) {
+		if !e.Time.Before(cut) && e.Time.Before(healAt) {
+			offline[e.Action]++
+		}
+	}
+	if offline["login"] == 0 || offline["live"] == 0 || offline["playback"] == 0 {
+		t.Fatalf("audit events logged at %s while cut off: %v; want its staff's login, live view and playback", n.NodeID, offline)
+	}
+	t.Logf("audit events logged offline and now at the hub: %v", offline)
 
 	from, to := cut.Add(-10*time.Second), healAt.Add(-2*time.Second)
-	hubEqualsNode(t, nc, hub, cams, from, to)
+	hubEqualsNode(t, nc, hub, n.NodeID, cams, from, to)
 	if a, _ := nc.Recordings(ctx(t), cams[0].ID, from, to); a.RecordedSeconds < to.Sub(from).Seconds()-3 {
 		t.Fatalf("the node itself recorded only %.1f s of the %.0f s window: it did not keep recording through the outage", a.RecordedSeconds, to.Sub(from).Seconds())
 	}
@@ -163,8 +173,9 @@ func liveHub(t *testing.T, f *federation) *demo.Client {
 // hubEqualsNode waits until, over [from,to), the hub holds what the node
 // recorded for each camera: the same recorded seconds (±1 s), no gap the
 // node does not have, and the same segment manifests for the days so far.
-func hubEqualsNode(t *testing.T, nc, hub *demo.Client, cams []api.Camera, from, to time.Time) {
+func hubEqualsNode(t *testing.T, nc, hub *demo.Client, nodeID string, cams []api.Camera, from, to time.Time) {
 	t.Helper()
+	auditEqual(t, nc, hub, nodeID)
 	for _, c := range cams {
 		poll(t, 30*time.Second, "the hub's coverage of "+c.ID+" equals the node's", func() error {
 			atNode, err := nc.Recordings(ctx(t), c.ID, from, to)
@@ -196,6 +207,53 @@ func hubEqualsNode(t *testing.T, nc, hub *demo.Client, cams []api.Camera, from, 
 			return nil
 		})
 	}
+}
+
+// auditEqual checks the hub holds the node's audit log exactly: every event
+// the node logged (offline too) is at the hub once, with the same fields and
+// chain hash, in an unbroken chain. (Reading the node's log is itself an
+// audited action, so the hub may hold events logged after the node's list
+// was taken; those are checked on the next call.)
+func auditEqual(t *testing.T, nc, hub *demo.Client, nodeID string) []api.AuditRecord {
+	t.Helper()
+	atNode, err := nc.Audit(ctx(t), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(atNode) == 0 {
+		t.Fatalf("node %s has an empty audit log (its logins and views are audited)", nodeID)
+	}
+	for i, e := range atNode {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("node %s's audit log skips from %d to %d", nodeID, i, e.Seq)
+		}
+	}
+	poll(t, 30*time.Second, "the hub's audit log of "+nodeID+" equals the node's", func() error {
+		atHub, err := hub.Audit(ctx(t), nodeID, 0)
+		if err != nil {
+			return err
+		}
+		if len(atHub) < len(atNode) {
+			return fmt.Errorf("the hub has %d of the node's %d audit events", len(atHub), len(atNode))
+		}
+		for i, h := range atHub {
+			if h.Seq != uint64(i+1) {
+				return fmt.Errorf("hub: audit event %d at position %d (doubled or missing events)", h.Seq, i+1)
+			}
+			if h.ChainError != "" {
+				return fmt.Errorf("hub: event %d: %s", h.Seq, h.ChainError)
+			}
+			if i >= len(atNode) {
+				continue
+			}
+			n := atNode[i]
+			if h.Hash != n.Hash || !h.Time.Equal(n.Time) || h.User != n.User || h.Action != n.Action || h.CameraID != n.CameraID || h.Outcome != n.Outcome {
+				return fmt.Errorf("event %d differs: node %+v, hub %+v", n.Seq, n, h)
+			}
+		}
+		return nil
+	})
+	return atNode
 }
 
 // drained waits until the hub has committed every record in the node's
@@ -307,7 +365,7 @@ func checkLeaderKillDuringDrain(t *testing.T, f *federation, outer *testing.T) {
 	}
 	hub = liveHub(t, f)
 	drained(t, nc, hub, n.NodeID, 60*time.Second)
-	hubEqualsNode(t, nc, hub, cams, cut.Add(-10*time.Second), time.Now().Add(-5*time.Second))
+	hubEqualsNode(t, nc, hub, n.NodeID, cams, cut.Add(-10*time.Second), time.Now().Add(-5*time.Second))
 }
 
 func checkNodeKillDuringDrain(t *testing.T, f *federation, outer *testing.T) {
@@ -348,7 +406,7 @@ func checkNodeKillDuringDrain(t *testing.T, f *federation, outer *testing.T) {
 		t.Fatalf("after the restart the outbox's last seq is %d, before the kill it was %d: records were lost", l2, last)
 	}
 	// Compare up to the kill: afterwards the node was down (its own gap).
-	hubEqualsNode(t, back, hub, cams, cut.Add(-10*time.Second), killed.Add(-3*time.Second))
+	hubEqualsNode(t, back, hub, n.NodeID, cams, cut.Add(-10*time.Second), killed.Add(-3*time.Second))
 }
 
 func rssKiB(pid int) (int, error) {
@@ -423,7 +481,7 @@ func checkFlapping(t *testing.T, f *federation, flapFor time.Duration) {
 		t.Fatal("the hub never showed the flapping node as degraded")
 	}
 	drained(t, nc, hub, n.NodeID, 60*time.Second)
-	hubEqualsNode(t, nc, hub, cams, start.Add(-10*time.Second), time.Now().Add(-5*time.Second))
+	hubEqualsNode(t, nc, hub, n.NodeID, cams, start.Add(-10*time.Second), time.Now().Add(-5*time.Second))
 	rss1, err := rssKiB(n.PID)
 	if err != nil {
 		t.Fatal(err)

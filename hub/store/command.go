@@ -293,6 +293,8 @@ func applyRecord(b *pebble.Batch, node *rondav1.StoredNode, rec *rondav1.Record,
 		return addSegment(b, nodeID, body.Segment, rec.GetSeq(), log)
 	case *rondav1.Record_Gap:
 		return addGapEvent(b, nodeID, body.Gap, rec.GetSeq(), log)
+	case *rondav1.Record_Audit:
+		return addAudit(b, node, body.Audit, now, rec.GetSeq(), log)
 	default:
 		log.Debug("skipping outbox record without a body", "node", nodeID, "seq", rec.GetSeq())
 		return nil

@@ -128,6 +128,12 @@ func checkSchema(db *pebble.DB) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if upgradableFrom[ver] {
+		if err := db.Set(keySchemaVersion, encodeUint32(SchemaVersion), pebble.Sync); err != nil {
+			return 0, fmt.Errorf("upgrade schema version %d to %d: %w", ver, SchemaVersion, err)
+		}
+		ver = SchemaVersion
+	}
 	if ver != SchemaVersion {
 		return 0, fmt.Errorf("%w: database has version %d, this binary uses %d; run a matching binary, or rebuild the member from a snapshot (a member whose data is disposable, like the demo's, can move its data dir away and restart)",
 			ErrSchema, ver, SchemaVersion)

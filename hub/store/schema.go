@@ -17,9 +17,13 @@ package store
 //	a/<area code>                -> rondav1.Area (kota, kecamatan, kelurahan; seeded once)
 //	p/<member id>                -> rondav1.HubMember: a member joined or removed by an operator
 //	                                (or removed by autopilot); the initial members have none
+//	u/<node id> NUL <audit seq>  -> rondav1.StoredAuditEvent (audit seq: uint64 big-endian), since v3
 //
 // Bump SchemaVersion whenever the layout or the meaning of a value changes; an
-// FSM refuses to open (and Restore refuses snapshots of) another version.
+// FSM refuses to open (and Restore refuses snapshots of) another version,
+// except the versions in upgradableFrom: those differ only by namespaces
+// added since, so their data is valid as it is and opening one records the
+// new version.
 
 import (
 	"bytes"
@@ -32,7 +36,11 @@ import (
 )
 
 // SchemaVersion is the version of the FSM key layout written by this binary.
-const SchemaVersion uint32 = 2
+const SchemaVersion uint32 = 3
+
+// upgradableFrom are older schema versions this binary opens as they are:
+// v2 -> v3 added u/ (audit events).
+var upgradableFrom = map[uint32]bool{2: true}
 
 // maxIDLen bounds node and camera identifiers that become part of keys.
 const maxIDLen = 256
@@ -47,6 +55,7 @@ var (
 	prefixCoverage   = []byte("v/")
 	prefixArea       = []byte("a/")
 	prefixMember     = []byte("p/")
+	prefixAudit      = []byte("u/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

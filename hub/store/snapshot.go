@@ -131,7 +131,7 @@ func newSnapshotReader(r io.Reader) (*snapshotReader, snapshotHeader, error) {
 	if hdr.format != snapshotFormatVersion {
 		return nil, hdr, fmt.Errorf("%w: format version %d, this binary reads %d", ErrBadSnapshot, hdr.format, snapshotFormatVersion)
 	}
-	if hdr.schema != SchemaVersion {
+	if hdr.schema != SchemaVersion && !upgradableFrom[hdr.schema] {
 		return nil, hdr, fmt.Errorf("%w: snapshot has schema version %d, this binary uses %d", ErrSchema, hdr.schema, SchemaVersion)
 	}
 	return sr, hdr, nil

@@ -200,7 +200,8 @@ func (c *cluster) stop(m *member) {
 		return
 	}
 	m.gs.Stop()
-	if err := <-m.served; err != nil {
+	// Stopped before its goroutine reached Serve: Serve says so, harmlessly.
+	if err := <-m.served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		c.t.Errorf("%s: gRPC serve: %v", m.id, err)
 	}
 	if err := m.st.Close(); err != nil {

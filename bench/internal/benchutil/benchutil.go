@@ -112,6 +112,14 @@ func CPUSeconds(pid int) float64 {
 // PeakRSS is a process's peak resident set, in bytes.
 func PeakRSS(pid int) float64 { return statusKB(pid, "VmHWM:") * 1024 }
 
+// RSS is a process's resident set now, in bytes.
+func RSS(pid int) float64 { return statusKB(pid, "VmRSS:") * 1024 }
+
+// ResetPeakRSS restarts a process's peak-RSS accounting (VmHWM) from now.
+func ResetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
 func statusKB(pid int, field string) float64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	Check(err)

@@ -94,8 +94,12 @@ type StoredNode struct {
 	AppliedSeq         uint64                 `protobuf:"varint,2,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
 	RegisteredUnixNano int64                  `protobuf:"varint,3,opt,name=registered_unix_nano,json=registeredUnixNano,proto3" json:"registered_unix_nano,omitempty"`
 	UpdatedUnixNano    int64                  `protobuf:"varint,4,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The node's audit chain as far as the hub has it: the newest audit_seq
+	// and that event's AuditHash.
+	AuditSeq        uint64 `protobuf:"varint,5,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	AuditHeadSha256 []byte `protobuf:"bytes,6,opt,name=audit_head_sha256,json=auditHeadSha256,proto3" json:"audit_head_sha256,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StoredNode) Reset() {
@@ -156,6 +160,92 @@ func (x *StoredNode) GetUpdatedUnixNano() int64 {
 	return 0
 }
 
+func (x *StoredNode) GetAuditSeq() uint64 {
+	if x != nil {
+		return x.AuditSeq
+	}
+	return 0
+}
+
+func (x *StoredNode) GetAuditHeadSha256() []byte {
+	if x != nil {
+		return x.AuditHeadSha256
+	}
+	return nil
+}
+
+// StoredAuditEvent is a node's audit event as the hub committed it.
+type StoredAuditEvent struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	NodeId            string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Event             *AuditEvent            `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	CommittedUnixNano int64                  `protobuf:"varint,3,opt,name=committed_unix_nano,json=committedUnixNano,proto3" json:"committed_unix_nano,omitempty"`
+	// Empty when the event continues the node's chain; otherwise what does not
+	// match (a missing event before it, a rewritten predecessor). The event is
+	// kept either way: an audit record is never dropped.
+	ChainError    string `protobuf:"bytes,4,opt,name=chain_error,json=chainError,proto3" json:"chain_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredAuditEvent) Reset() {
+	*x = StoredAuditEvent{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredAuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredAuditEvent) ProtoMessage() {}
+
+func (x *StoredAuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredAuditEvent.ProtoReflect.Descriptor instead.
+func (*StoredAuditEvent) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StoredAuditEvent) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StoredAuditEvent) GetEvent() *AuditEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *StoredAuditEvent) GetCommittedUnixNano() int64 {
+	if x != nil {
+		return x.CommittedUnixNano
+	}
+	return 0
+}
+
+func (x *StoredAuditEvent) GetChainError() string {
+	if x != nil {
+		return x.ChainError
+	}
+	return ""
+}
+
 // StoredCamera is the FSM's value for a camera.
 type StoredCamera struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -168,7 +258,7 @@ type StoredCamera struct {
 
 func (x *StoredCamera) Reset() {
 	*x = StoredCamera{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +270,7 @@ func (x *StoredCamera) String() string {
 func (*StoredCamera) ProtoMessage() {}
 
 func (x *StoredCamera) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +283,7 @@ func (x *StoredCamera) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCamera.ProtoReflect.Descriptor instead.
 func (*StoredCamera) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{2}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StoredCamera) GetCamera() *Camera {
@@ -237,7 +327,7 @@ type StoredCoverage struct {
 
 func (x *StoredCoverage) Reset() {
 	*x = StoredCoverage{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +339,7 @@ func (x *StoredCoverage) String() string {
 func (*StoredCoverage) ProtoMessage() {}
 
 func (x *StoredCoverage) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +352,7 @@ func (x *StoredCoverage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCoverage.ProtoReflect.Descriptor instead.
 func (*StoredCoverage) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{3}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StoredCoverage) GetSpans() []*Span {
@@ -305,7 +395,7 @@ type CommandBatch struct {
 
 func (x *CommandBatch) Reset() {
 	*x = CommandBatch{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +407,7 @@ func (x *CommandBatch) String() string {
 func (*CommandBatch) ProtoMessage() {}
 
 func (x *CommandBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +420,7 @@ func (x *CommandBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandBatch.ProtoReflect.Descriptor instead.
 func (*CommandBatch) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{4}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CommandBatch) GetCommands() [][]byte {
@@ -362,7 +452,7 @@ type HubMember struct {
 
 func (x *HubMember) Reset() {
 	*x = HubMember{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +464,7 @@ func (x *HubMember) String() string {
 func (*HubMember) ProtoMessage() {}
 
 func (x *HubMember) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +477,7 @@ func (x *HubMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubMember.ProtoReflect.Descriptor instead.
 func (*HubMember) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{5}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HubMember) GetId() string {
@@ -455,7 +545,7 @@ type Area struct {
 
 func (x *Area) Reset() {
 	*x = Area{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +557,7 @@ func (x *Area) String() string {
 func (*Area) ProtoMessage() {}
 
 func (x *Area) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +570,7 @@ func (x *Area) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Area.ProtoReflect.Descriptor instead.
 func (*Area) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{6}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Area) GetCode() string {
@@ -539,7 +629,7 @@ type AreaSeed struct {
 
 func (x *AreaSeed) Reset() {
 	*x = AreaSeed{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +641,7 @@ func (x *AreaSeed) String() string {
 func (*AreaSeed) ProtoMessage() {}
 
 func (x *AreaSeed) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +654,7 @@ func (x *AreaSeed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AreaSeed.ProtoReflect.Descriptor instead.
 func (*AreaSeed) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{7}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AreaSeed) GetVersion() string {
@@ -596,14 +686,22 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\vNodeRecords\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
 	"\arecords\x18\x02 \x03(\v2\x10.ronda.v1.RecordR\arecords\x12,\n" +
-	"\x12proposed_unix_nano\x18\x03 \x01(\x03R\x10proposedUnixNano\"\xb3\x01\n" +
+	"\x12proposed_unix_nano\x18\x03 \x01(\x03R\x10proposedUnixNano\"\xfc\x01\n" +
 	"\n" +
 	"StoredNode\x12&\n" +
 	"\x04info\x18\x01 \x01(\v2\x12.ronda.v1.NodeInfoR\x04info\x12\x1f\n" +
 	"\vapplied_seq\x18\x02 \x01(\x04R\n" +
 	"appliedSeq\x120\n" +
 	"\x14registered_unix_nano\x18\x03 \x01(\x03R\x12registeredUnixNano\x12*\n" +
-	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\"x\n" +
+	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\x12\x1b\n" +
+	"\taudit_seq\x18\x05 \x01(\x04R\bauditSeq\x12*\n" +
+	"\x11audit_head_sha256\x18\x06 \x01(\fR\x0fauditHeadSha256\"\xa8\x01\n" +
+	"\x10StoredAuditEvent\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
+	"\x05event\x18\x02 \x01(\v2\x14.ronda.v1.AuditEventR\x05event\x12.\n" +
+	"\x13committed_unix_nano\x18\x03 \x01(\x03R\x11committedUnixNano\x12\x1f\n" +
+	"\vchain_error\x18\x04 \x01(\tR\n" +
+	"chainError\"x\n" +
 	"\fStoredCamera\x12(\n" +
 	"\x06camera\x18\x01 \x01(\v2\x10.ronda.v1.CameraR\x06camera\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12%\n" +
@@ -648,34 +746,37 @@ func file_ronda_v1_fsm_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_fsm_proto_rawDescData
 }
 
-var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_ronda_v1_fsm_proto_goTypes = []any{
-	(*NodeRecords)(nil),    // 0: ronda.v1.NodeRecords
-	(*StoredNode)(nil),     // 1: ronda.v1.StoredNode
-	(*StoredCamera)(nil),   // 2: ronda.v1.StoredCamera
-	(*StoredCoverage)(nil), // 3: ronda.v1.StoredCoverage
-	(*CommandBatch)(nil),   // 4: ronda.v1.CommandBatch
-	(*HubMember)(nil),      // 5: ronda.v1.HubMember
-	(*Area)(nil),           // 6: ronda.v1.Area
-	(*AreaSeed)(nil),       // 7: ronda.v1.AreaSeed
-	(*Record)(nil),         // 8: ronda.v1.Record
-	(*NodeInfo)(nil),       // 9: ronda.v1.NodeInfo
-	(*Camera)(nil),         // 10: ronda.v1.Camera
-	(*Span)(nil),           // 11: ronda.v1.Span
-	(*GapEvent)(nil),       // 12: ronda.v1.GapEvent
+	(*NodeRecords)(nil),      // 0: ronda.v1.NodeRecords
+	(*StoredNode)(nil),       // 1: ronda.v1.StoredNode
+	(*StoredAuditEvent)(nil), // 2: ronda.v1.StoredAuditEvent
+	(*StoredCamera)(nil),     // 3: ronda.v1.StoredCamera
+	(*StoredCoverage)(nil),   // 4: ronda.v1.StoredCoverage
+	(*CommandBatch)(nil),     // 5: ronda.v1.CommandBatch
+	(*HubMember)(nil),        // 6: ronda.v1.HubMember
+	(*Area)(nil),             // 7: ronda.v1.Area
+	(*AreaSeed)(nil),         // 8: ronda.v1.AreaSeed
+	(*Record)(nil),           // 9: ronda.v1.Record
+	(*NodeInfo)(nil),         // 10: ronda.v1.NodeInfo
+	(*AuditEvent)(nil),       // 11: ronda.v1.AuditEvent
+	(*Camera)(nil),           // 12: ronda.v1.Camera
+	(*Span)(nil),             // 13: ronda.v1.Span
+	(*GapEvent)(nil),         // 14: ronda.v1.GapEvent
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
-	8,  // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
-	9,  // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
-	10, // 2: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
-	11, // 3: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
-	12, // 4: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
-	6,  // 5: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	9,  // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
+	10, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
+	11, // 2: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
+	12, // 3: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
+	13, // 4: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
+	14, // 5: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
+	7,  // 6: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_fsm_proto_init() }
@@ -690,7 +791,7 @@ func file_ronda_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_fsm_proto_rawDesc), len(file_ronda_v1_fsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

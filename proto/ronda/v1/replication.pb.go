@@ -434,6 +434,7 @@ type Record struct {
 	//	*Record_Span
 	//	*Record_Segment
 	//	*Record_Gap
+	//	*Record_Audit
 	Body          isRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -528,6 +529,15 @@ func (x *Record) GetGap() *GapEvent {
 	return nil
 }
 
+func (x *Record) GetAudit() *AuditEvent {
+	if x != nil {
+		if x, ok := x.Body.(*Record_Audit); ok {
+			return x.Audit
+		}
+	}
+	return nil
+}
+
 type isRecord_Body interface {
 	isRecord_Body()
 }
@@ -552,6 +562,10 @@ type Record_Gap struct {
 	Gap *GapEvent `protobuf:"bytes,6,opt,name=gap,proto3,oneof"`
 }
 
+type Record_Audit struct {
+	Audit *AuditEvent `protobuf:"bytes,7,opt,name=audit,proto3,oneof"`
+}
+
 func (*Record_Registration) isRecord_Body() {}
 
 func (*Record_Cameras) isRecord_Body() {}
@@ -561,6 +575,143 @@ func (*Record_Span) isRecord_Body() {}
 func (*Record_Segment) isRecord_Body() {}
 
 func (*Record_Gap) isRecord_Body() {}
+
+func (*Record_Audit) isRecord_Body() {}
+
+// AuditEvent is one audited action taken at a node: who did what, to which
+// camera and time range, from where, why, and how it ended. The node keeps
+// its own audit log and sends every event to the hub through the outbox.
+// Events are hash-chained per node: prev_sha256 is AuditHash of the event
+// before (32 zero bytes before the first), so the hub can tell an upload
+// with a missing or rewritten event from a complete one.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's audit sequence: 1, 2, 3, ... without gaps.
+	AuditSeq   uint64 `protobuf:"varint,1,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	AtUnixNano int64  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	User       string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// login, live, playback, export, hold, ...
+	Action       string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	CameraId     string `protobuf:"bytes,5,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	FromUnixNano int64  `protobuf:"varint,6,opt,name=from_unix_nano,json=fromUnixNano,proto3" json:"from_unix_nano,omitempty"`
+	ToUnixNano   int64  `protobuf:"varint,7,opt,name=to_unix_nano,json=toUnixNano,proto3" json:"to_unix_nano,omitempty"`
+	// The client's address as the node saw it.
+	Remote string `protobuf:"bytes,8,opt,name=remote,proto3" json:"remote,omitempty"`
+	// Why (an auditor's stated reason, a case number); may be empty.
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// ok | denied: ... | error: ...
+	Outcome       string `protobuf:"bytes,10,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	PrevSha256    []byte `protobuf:"bytes,11,opt,name=prev_sha256,json=prevSha256,proto3" json:"prev_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AuditEvent) GetAuditSeq() uint64 {
+	if x != nil {
+		return x.AuditSeq
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetCameraId() string {
+	if x != nil {
+		return x.CameraId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetFromUnixNano() int64 {
+	if x != nil {
+		return x.FromUnixNano
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetToUnixNano() int64 {
+	if x != nil {
+		return x.ToUnixNano
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetRemote() string {
+	if x != nil {
+		return x.Remote
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetPrevSha256() []byte {
+	if x != nil {
+		return x.PrevSha256
+	}
+	return nil
+}
 
 // SegmentManifest is sent when a segment file is closed: what the file
 // holds and its SHA-256, so the hub can later prove pulled footage is what
@@ -579,7 +730,7 @@ type SegmentManifest struct {
 
 func (x *SegmentManifest) Reset() {
 	*x = SegmentManifest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +742,7 @@ func (x *SegmentManifest) String() string {
 func (*SegmentManifest) ProtoMessage() {}
 
 func (x *SegmentManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +755,7 @@ func (x *SegmentManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentManifest.ProtoReflect.Descriptor instead.
 func (*SegmentManifest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SegmentManifest) GetCameraId() string {
@@ -663,7 +814,7 @@ type GapEvent struct {
 
 func (x *GapEvent) Reset() {
 	*x = GapEvent{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +826,7 @@ func (x *GapEvent) String() string {
 func (*GapEvent) ProtoMessage() {}
 
 func (x *GapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +839,7 @@ func (x *GapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GapEvent.ProtoReflect.Descriptor instead.
 func (*GapEvent) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GapEvent) GetCameraId() string {
@@ -728,7 +879,7 @@ type CameraInventory struct {
 
 func (x *CameraInventory) Reset() {
 	*x = CameraInventory{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +891,7 @@ func (x *CameraInventory) String() string {
 func (*CameraInventory) ProtoMessage() {}
 
 func (x *CameraInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +904,7 @@ func (x *CameraInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CameraInventory.ProtoReflect.Descriptor instead.
 func (*CameraInventory) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CameraInventory) GetCameras() []*Camera {
@@ -775,7 +926,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +938,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +951,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PushRequest) GetNodeId() string {
@@ -835,7 +986,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +998,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1011,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PushResponse) GetAckedSeq() uint64 {
@@ -888,7 +1039,7 @@ type WhepRequest struct {
 
 func (x *WhepRequest) Reset() {
 	*x = WhepRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1051,7 @@ func (x *WhepRequest) String() string {
 func (*WhepRequest) ProtoMessage() {}
 
 func (x *WhepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1064,7 @@ func (x *WhepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepRequest.ProtoReflect.Descriptor instead.
 func (*WhepRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WhepRequest) GetCameraId() string {
@@ -947,7 +1098,7 @@ type WhepResponse struct {
 
 func (x *WhepResponse) Reset() {
 	*x = WhepResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1110,7 @@ func (x *WhepResponse) String() string {
 func (*WhepResponse) ProtoMessage() {}
 
 func (x *WhepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1123,7 @@ func (x *WhepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepResponse.ProtoReflect.Descriptor instead.
 func (*WhepResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WhepResponse) GetAnswerSdp() string {
@@ -998,7 +1149,7 @@ type WhepDeleteRequest struct {
 
 func (x *WhepDeleteRequest) Reset() {
 	*x = WhepDeleteRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1161,7 @@ func (x *WhepDeleteRequest) String() string {
 func (*WhepDeleteRequest) ProtoMessage() {}
 
 func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1174,7 @@ func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteRequest.ProtoReflect.Descriptor instead.
 func (*WhepDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WhepDeleteRequest) GetSessionId() string {
@@ -1041,7 +1192,7 @@ type WhepDeleteResponse struct {
 
 func (x *WhepDeleteResponse) Reset() {
 	*x = WhepDeleteResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1204,7 @@ func (x *WhepDeleteResponse) String() string {
 func (*WhepDeleteResponse) ProtoMessage() {}
 
 func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1217,7 @@ func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteResponse.ProtoReflect.Descriptor instead.
 func (*WhepDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
 }
 
 type PlaybackRequest struct {
@@ -1081,7 +1232,7 @@ type PlaybackRequest struct {
 
 func (x *PlaybackRequest) Reset() {
 	*x = PlaybackRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1244,7 @@ func (x *PlaybackRequest) String() string {
 func (*PlaybackRequest) ProtoMessage() {}
 
 func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1257,7 @@ func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackRequest.ProtoReflect.Descriptor instead.
 func (*PlaybackRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlaybackRequest) GetCameraId() string {
@@ -1146,7 +1297,7 @@ type PlaybackChunk struct {
 
 func (x *PlaybackChunk) Reset() {
 	*x = PlaybackChunk{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1309,7 @@ func (x *PlaybackChunk) String() string {
 func (*PlaybackChunk) ProtoMessage() {}
 
 func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1322,7 @@ func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackChunk.ProtoReflect.Descriptor instead.
 func (*PlaybackChunk) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PlaybackChunk) GetData() []byte {
@@ -1192,7 +1343,7 @@ type RecordingsRequest struct {
 
 func (x *RecordingsRequest) Reset() {
 	*x = RecordingsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1355,7 @@ func (x *RecordingsRequest) String() string {
 func (*RecordingsRequest) ProtoMessage() {}
 
 func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1368,7 @@ func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsRequest.ProtoReflect.Descriptor instead.
 func (*RecordingsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RecordingsRequest) GetCameraId() string {
@@ -1256,7 +1407,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1419,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1432,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Gap) GetStartUnixNano() int64 {
@@ -1322,7 +1473,7 @@ type RecordingsResponse struct {
 
 func (x *RecordingsResponse) Reset() {
 	*x = RecordingsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1485,7 @@ func (x *RecordingsResponse) String() string {
 func (*RecordingsResponse) ProtoMessage() {}
 
 func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1498,7 @@ func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsResponse.ProtoReflect.Descriptor instead.
 func (*RecordingsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RecordingsResponse) GetSpans() []*Span {
@@ -1374,7 +1525,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1537,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1550,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1420,7 +1571,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1583,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1596,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -1474,7 +1625,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1637,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1650,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReadIndexRequest) GetLinearizable() bool {
@@ -1518,7 +1669,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1681,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1694,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1561,7 +1712,7 @@ type MemberStatsRequest struct {
 
 func (x *MemberStatsRequest) Reset() {
 	*x = MemberStatsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1724,7 @@ func (x *MemberStatsRequest) String() string {
 func (*MemberStatsRequest) ProtoMessage() {}
 
 func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1737,7 @@ func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
 func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
 }
 
 // MemberStatsResponse is a member's own raft view, for `ronda hub members`
@@ -1609,7 +1760,7 @@ type MemberStatsResponse struct {
 
 func (x *MemberStatsResponse) Reset() {
 	*x = MemberStatsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1772,7 @@ func (x *MemberStatsResponse) String() string {
 func (*MemberStatsResponse) ProtoMessage() {}
 
 func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1785,7 @@ func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
 func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MemberStatsResponse) GetId() string {
@@ -1710,7 +1861,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1873,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1886,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -1754,7 +1905,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1917,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1930,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -1829,15 +1980,33 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x04Span\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12&\n" +
 	"\x0fstart_unix_nano\x18\x02 \x01(\x03R\rstartUnixNano\x12\"\n" +
-	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\x98\x02\n" +
+	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\xc6\x02\n" +
 	"\x06Record\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x128\n" +
 	"\fregistration\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoH\x00R\fregistration\x125\n" +
 	"\acameras\x18\x03 \x01(\v2\x19.ronda.v1.CameraInventoryH\x00R\acameras\x12$\n" +
 	"\x04span\x18\x04 \x01(\v2\x0e.ronda.v1.SpanH\x00R\x04span\x125\n" +
 	"\asegment\x18\x05 \x01(\v2\x19.ronda.v1.SegmentManifestH\x00R\asegment\x12&\n" +
-	"\x03gap\x18\x06 \x01(\v2\x12.ronda.v1.GapEventH\x00R\x03gapB\x06\n" +
-	"\x04body\"\xc7\x01\n" +
+	"\x03gap\x18\x06 \x01(\v2\x12.ronda.v1.GapEventH\x00R\x03gap\x12,\n" +
+	"\x05audit\x18\a \x01(\v2\x14.ronda.v1.AuditEventH\x00R\x05auditB\x06\n" +
+	"\x04body\"\xc7\x02\n" +
+	"\n" +
+	"AuditEvent\x12\x1b\n" +
+	"\taudit_seq\x18\x01 \x01(\x04R\bauditSeq\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1b\n" +
+	"\tcamera_id\x18\x05 \x01(\tR\bcameraId\x12$\n" +
+	"\x0efrom_unix_nano\x18\x06 \x01(\x03R\ffromUnixNano\x12 \n" +
+	"\fto_unix_nano\x18\a \x01(\x03R\n" +
+	"toUnixNano\x12\x16\n" +
+	"\x06remote\x18\b \x01(\tR\x06remote\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x18\n" +
+	"\aoutcome\x18\n" +
+	" \x01(\tR\aoutcome\x12\x1f\n" +
+	"\vprev_sha256\x18\v \x01(\fR\n" +
+	"prevSha256\"\xc7\x01\n" +
 	"\x0fSegmentManifest\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12\x1d\n" +
 	"\n" +
@@ -1933,7 +2102,7 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_ronda_v1_replication_proto_goTypes = []any{
 	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
@@ -1941,45 +2110,47 @@ var file_ronda_v1_replication_proto_goTypes = []any{
 	(*Camera)(nil),                     // 3: ronda.v1.Camera
 	(*Span)(nil),                       // 4: ronda.v1.Span
 	(*Record)(nil),                     // 5: ronda.v1.Record
-	(*SegmentManifest)(nil),            // 6: ronda.v1.SegmentManifest
-	(*GapEvent)(nil),                   // 7: ronda.v1.GapEvent
-	(*CameraInventory)(nil),            // 8: ronda.v1.CameraInventory
-	(*PushRequest)(nil),                // 9: ronda.v1.PushRequest
-	(*PushResponse)(nil),               // 10: ronda.v1.PushResponse
-	(*WhepRequest)(nil),                // 11: ronda.v1.WhepRequest
-	(*WhepResponse)(nil),               // 12: ronda.v1.WhepResponse
-	(*WhepDeleteRequest)(nil),          // 13: ronda.v1.WhepDeleteRequest
-	(*WhepDeleteResponse)(nil),         // 14: ronda.v1.WhepDeleteResponse
-	(*PlaybackRequest)(nil),            // 15: ronda.v1.PlaybackRequest
-	(*PlaybackChunk)(nil),              // 16: ronda.v1.PlaybackChunk
-	(*RecordingsRequest)(nil),          // 17: ronda.v1.RecordingsRequest
-	(*Gap)(nil),                        // 18: ronda.v1.Gap
-	(*RecordingsResponse)(nil),         // 19: ronda.v1.RecordingsResponse
-	(*ApplyRequest)(nil),               // 20: ronda.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 21: ronda.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 22: ronda.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 23: ronda.v1.ReadIndexResponse
-	(*MemberStatsRequest)(nil),         // 24: ronda.v1.MemberStatsRequest
-	(*MemberStatsResponse)(nil),        // 25: ronda.v1.MemberStatsResponse
-	(*TransferLeadershipRequest)(nil),  // 26: ronda.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 27: ronda.v1.TransferLeadershipResponse
+	(*AuditEvent)(nil),                 // 6: ronda.v1.AuditEvent
+	(*SegmentManifest)(nil),            // 7: ronda.v1.SegmentManifest
+	(*GapEvent)(nil),                   // 8: ronda.v1.GapEvent
+	(*CameraInventory)(nil),            // 9: ronda.v1.CameraInventory
+	(*PushRequest)(nil),                // 10: ronda.v1.PushRequest
+	(*PushResponse)(nil),               // 11: ronda.v1.PushResponse
+	(*WhepRequest)(nil),                // 12: ronda.v1.WhepRequest
+	(*WhepResponse)(nil),               // 13: ronda.v1.WhepResponse
+	(*WhepDeleteRequest)(nil),          // 14: ronda.v1.WhepDeleteRequest
+	(*WhepDeleteResponse)(nil),         // 15: ronda.v1.WhepDeleteResponse
+	(*PlaybackRequest)(nil),            // 16: ronda.v1.PlaybackRequest
+	(*PlaybackChunk)(nil),              // 17: ronda.v1.PlaybackChunk
+	(*RecordingsRequest)(nil),          // 18: ronda.v1.RecordingsRequest
+	(*Gap)(nil),                        // 19: ronda.v1.Gap
+	(*RecordingsResponse)(nil),         // 20: ronda.v1.RecordingsResponse
+	(*ApplyRequest)(nil),               // 21: ronda.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 22: ronda.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 23: ronda.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 24: ronda.v1.ReadIndexResponse
+	(*MemberStatsRequest)(nil),         // 25: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 26: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 27: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 28: ronda.v1.TransferLeadershipResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
 	2,  // 1: ronda.v1.Record.registration:type_name -> ronda.v1.NodeInfo
-	8,  // 2: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
+	9,  // 2: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
 	4,  // 3: ronda.v1.Record.span:type_name -> ronda.v1.Span
-	6,  // 4: ronda.v1.Record.segment:type_name -> ronda.v1.SegmentManifest
-	7,  // 5: ronda.v1.Record.gap:type_name -> ronda.v1.GapEvent
-	3,  // 6: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
-	5,  // 7: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
-	4,  // 8: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
-	18, // 9: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 4: ronda.v1.Record.segment:type_name -> ronda.v1.SegmentManifest
+	8,  // 5: ronda.v1.Record.gap:type_name -> ronda.v1.GapEvent
+	6,  // 6: ronda.v1.Record.audit:type_name -> ronda.v1.AuditEvent
+	3,  // 7: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
+	5,  // 8: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
+	4,  // 9: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
+	19, // 10: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_replication_proto_init() }
@@ -1993,6 +2164,7 @@ func file_ronda_v1_replication_proto_init() {
 		(*Record_Span)(nil),
 		(*Record_Segment)(nil),
 		(*Record_Gap)(nil),
+		(*Record_Audit)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2000,7 +2172,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
