@@ -200,6 +200,8 @@ func (e *hubEnd) Push(ctx context.Context, nodeID string, recs []*rondav1.Record
 
 func (e *hubEnd) AckedSeq(nodeID string) uint64 { return e.h.store.AckedSeq(nodeID) }
 
+func (e *hubEnd) AuditSeq(nodeID string) uint64 { return e.h.store.AuditSeq(nodeID) }
+
 // Restore prepares this member's empty data dir from a backup (see
 // store.RestoreBackup): run it on every member of the new cluster, each
 // with its own config naming the same members, then start them.

@@ -125,7 +125,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	info := n.info()
 	n.client = replication.NewNodeClient(replication.NodeClientConfig{
 		Members: cfg.Hub.Members, TLS: bundle.ClientTLS(certs.KindHub), Info: info,
-		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"),
+		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"), Resync: n,
 		Keepalive: cfg.Hub.Keepalive, BatchSize: cfg.Hub.PushBatch, MaxBytesPerSecond: cfg.Hub.MaxPushRate,
 	})
 	return n, nil
@@ -228,6 +228,88 @@ func (n *Node) onSegment(seg record.SegmentInfo) {
 	if err := n.outbox.Append(rec); err != nil {
 		n.log.Error("outbox append failed; the hub misses this segment in its manifest", "camera", seg.Camera, "segment", seg.ID, "err", err)
 	}
+}
+
+// Resync re-sends the node's history to a hub that lost records it had
+// acknowledged (restored from an older backup; replication.Resyncer): its
+// registration and inventory, every camera's recorded spans, segment
+// manifests and gap events as the index holds them, and its audit events
+// after auditSeq (the originals, so the hub's chain continues). The hub
+// folds what it already has only once. It runs in the background.
+func (n *Node) Resync(hubAcked, auditSeq uint64) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		start := time.Now()
+		count, err := n.resync(auditSeq)
+		if err != nil {
+			n.log.Error("re-sending history to the hub failed; restart the node to try again", "err", err, "records", count)
+			return
+		}
+		n.log.Info("history queued for the hub", "records", count, "took", time.Since(start).Round(time.Millisecond))
+		n.client.Kick()
+	}()
+}
+
+func (n *Node) resync(auditSeq uint64) (int, error) {
+	var batch []*rondav1.Record
+	count := 0
+	flush := func(force bool) error {
+		if len(batch) == 0 || (!force && len(batch) < 1000) {
+			return nil
+		}
+		count += len(batch)
+		err := n.outbox.Append(batch...)
+		batch = batch[:0]
+		return err
+	}
+	add := func(r *rondav1.Record) error {
+		batch = append(batch, r)
+		return flush(false)
+	}
+	if err := add(&rondav1.Record{Body: &rondav1.Record_Registration{Registration: n.info()}}); err != nil {
+		return count, err
+	}
+	if err := add(&rondav1.Record{Body: &rondav1.Record_Cameras{Cameras: n.inventory()}}); err != nil {
+		return count, err
+	}
+	now := time.Now()
+	for _, c := range n.cameras {
+		spans, _, err := n.store.Spans(c.id, time.Unix(0, 0), now)
+		if err != nil && !errors.Is(err, record.ErrNoRecordings) {
+			return count, err
+		}
+		for _, sp := range spans {
+			if err := add(&rondav1.Record{Body: &rondav1.Record_Span{Span: &rondav1.Span{CameraId: c.id, StartUnixNano: sp.Start.UnixNano(), EndUnixNano: sp.End.UnixNano()}}}); err != nil {
+				return count, err
+			}
+		}
+		err = n.store.History(c.id, func(seg record.SegmentInfo) error {
+			return add(&rondav1.Record{Body: &rondav1.Record_Segment{Segment: &rondav1.SegmentManifest{CameraId: seg.Camera, SegmentId: seg.ID,
+				StartUnixNano: seg.Start.UnixNano(), EndUnixNano: seg.End.UnixNano(), Bytes: seg.Bytes, Sha256: seg.SHA256}}})
+		}, func(e record.Event) error {
+			return add(&rondav1.Record{Body: &rondav1.Record_Gap{Gap: &rondav1.GapEvent{CameraId: e.Camera, AtUnixNano: e.At.UnixNano(), Reason: e.Reason, Detail: e.Detail}}})
+		})
+		if err != nil {
+			return count, err
+		}
+	}
+	for after := auditSeq; ; {
+		evs, err := n.outbox.AuditEvents(after, 1000)
+		if err != nil {
+			return count, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			if err := add(&rondav1.Record{Body: &rondav1.Record_Audit{Audit: e}}); err != nil {
+				return count, err
+			}
+		}
+		after = evs[len(evs)-1].GetAuditSeq()
+	}
+	return count, flush(true)
 }
 
 // onAudit records an audited API action in the node's audit log, which

@@ -239,6 +239,7 @@ func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rond
 		MemberId:   s.end.MemberID(),
 		Members:    s.end.Members(),
 		AckedSeq:   s.end.AckedSeq(req.Node.NodeId),
+		AuditSeq:   s.end.AuditSeq(req.Node.NodeId),
 	}, nil
 }
 

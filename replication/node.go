@@ -37,6 +37,11 @@ type NodeClientConfig struct {
 	// answer within a third of it (at most 10 s) is dropped and redialled.
 	// Default KeepaliveTime, at least MinKeepalive.
 	Keepalive time.Duration
+	// Resync, if set, is called (once per regression, whichever member
+	// shows it first) when a member answers Hello with less than the node
+	// knows the hub acknowledged: the hub lost records — restored from an
+	// older backup — and the node must re-send its history.
+	Resync Resyncer
 	// MaxBytesPerSecond caps the push traffic (0: no cap), so draining a
 	// backlog never fills a kelurahan's uplink: after each push the pusher
 	// waits as long as the push's bytes take at this rate.
@@ -52,6 +57,9 @@ type NodeClient struct {
 
 	mu      sync.Mutex
 	members map[string]*memberConn
+	// resyncedFor is the node's acked seq when it last re-sent its history
+	// to a hub that was behind it (one re-send per regression).
+	resyncedFor uint64
 }
 
 type memberConn struct {
@@ -169,6 +177,28 @@ func (c *NodeClient) runMember(ctx context.Context, addr string) {
 	}
 }
 
+// checkBehind re-sends the node's history when the hub has less than it
+// acknowledged before (it was restored from an older backup).
+func (c *NodeClient) checkBehind(addr string, hello *rondav1.HelloResponse) {
+	st, ok := c.cfg.Outbox.(interface{ Stats() (last, acked uint64) })
+	if !ok || c.cfg.Resync == nil {
+		return
+	}
+	_, acked := st.Stats()
+	c.mu.Lock()
+	behind := hello.AckedSeq < acked && c.resyncedFor != acked
+	if behind {
+		c.resyncedFor = acked
+	}
+	c.mu.Unlock()
+	if !behind {
+		return
+	}
+	c.log.Warn("the hub has lost records it acknowledged (restored from an older backup?); re-sending this node's history",
+		"member", addr, "hub_acked", hello.AckedSeq, "node_acked", acked, "hub_audit_seq", hello.AuditSeq)
+	c.cfg.Resync.Resync(hello.AckedSeq, hello.AuditSeq)
+}
+
 // session dials one member, says Hello and serves the reverse tunnel until it
 // breaks. served is true if the tunnel was up.
 func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err error) {
@@ -190,6 +220,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	if err := c.cfg.Outbox.Ack(hello.AckedSeq); err != nil {
 		c.log.Error("hub acknowledged records this node never wrote", "member", addr, "err", err)
 	}
+	c.checkBehind(addr, hello)
 	srv := grpctunnel.NewReverseTunnelServer(tunnelpb.NewTunnelServiceClient(conn))
 	rpcv1.RegisterNodeControlServer(srv, c.cfg.Control)
 	c.setMember(addr, func(m *memberConn) { m.conn, m.client, m.tunnel, m.lastError = conn, client, true, "" })

@@ -62,6 +62,15 @@ type HubEnd interface {
 	Push(ctx context.Context, nodeID string, recs []*rondav1.Record) (ackedSeq uint64, err error)
 	// AckedSeq returns the node's highest committed sequence number.
 	AckedSeq(nodeID string) uint64
+	// AuditSeq returns the newest of the node's audit events committed.
+	AuditSeq(nodeID string) uint64
+}
+
+// Resyncer is implemented by a node that can re-send its history (what it
+// recorded, its audit events after auditSeq) to a hub that has lost records
+// it had acknowledged — one restored from an older backup.
+type Resyncer interface {
+	Resync(hubAcked, auditSeq uint64)
 }
 
 // Outbox is the node's durable queue of records for the hub.

@@ -32,6 +32,8 @@ func (f *fakeHub) AckedSeq(n string) uint64 {
 	defer f.mu.Unlock()
 	return f.applied[n]
 }
+func (f *fakeHub) AuditSeq(n string) uint64 { return 0 }
+
 func (f *fakeHub) Push(_ context.Context, n string, recs []*rondav1.Record) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -325,5 +327,77 @@ func TestBusyMemberShedsPushesWithRetryAfter(t *testing.T) {
 	}
 	if r, err := push(2); err != nil || r.AckedSeq != 2 || r.RetryAfterMs != 0 {
 		t.Fatalf("retried push: %+v, %v", r, err)
+	}
+}
+
+type resyncRecorder struct {
+	mu    sync.Mutex
+	calls [][2]uint64
+}
+
+func (r *resyncRecorder) Resync(hubAcked, auditSeq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, [2]uint64{hubAcked, auditSeq})
+}
+
+// A member that answers Hello with less than the node knows the hub
+// acknowledged (a hub restored from an older backup) makes the node re-send
+// its history, once.
+func TestNodeResendsHistoryToAHubBehindIt(t *testing.T) {
+	dir := t.TempDir()
+	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
+	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	serve := func(name string, hub HubEnd) (net.Listener, func()) {
+		b := issue(t, ca, filepath.Join(dir, name), certs.Identity{Kind: certs.KindHub, Member: name})
+		hs := NewHubServer(hub, slogDiscard(), nil)
+		g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(b.ServerTLS(certs.KindNode, certs.KindHub))))...)
+		hs.Register(g)
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(g.Stop)
+		return lis, func() { go g.Serve(lis) }
+	}
+	current := &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}
+	restored := &fakeHub{applied: map[string]uint64{"n1": 2}, records: map[string][]*rondav1.Record{}}
+	lisA, startA := serve("h1", current)
+	lisB, startB := serve("h2", restored) // accepts connections, answers nothing yet
+	startA()
+
+	ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	for i := range 5 {
+		if err := ob.Append(&rondav1.Record{Body: &rondav1.Record_Span{Span: &rondav1.Span{CameraId: "3171011001-cam1", StartUnixNano: int64(i) * 1e9, EndUnixNano: int64(i+1) * 1e9}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := &resyncRecorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nc := NewNodeClient(NodeClientConfig{Members: []string{lisA.Addr().String(), lisB.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub),
+		Info: &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard(),
+		PushInterval: 50 * time.Millisecond, Resync: rs, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	go nc.Run(ctx)
+	waitFor(t, "the hub to acknowledge all 5 records", func() bool { _, a := ob.Stats(); return a == 5 })
+	rs.mu.Lock()
+	if len(rs.calls) != 0 {
+		t.Fatalf("re-sent history to an up-to-date hub: %v", rs.calls)
+	}
+	rs.mu.Unlock()
+	startB() // the member restored from an older backup: it has only up to 2
+	waitFor(t, "the node to notice the hub is behind", func() bool { rs.mu.Lock(); defer rs.mu.Unlock(); return len(rs.calls) > 0 })
+	time.Sleep(500 * time.Millisecond) // reconnects to either member do not repeat it
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.calls) != 1 || rs.calls[0] != [2]uint64{2, 0} {
+		t.Fatalf("resync calls %v, want one with the hub's acked 2", rs.calls)
 	}
 }

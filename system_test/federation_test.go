@@ -807,8 +807,8 @@ func TestFederation(t *testing.T) {
 		}
 	})
 
-	t.Run("a node cut off from the hub keeps working, and afterwards the hub equals the node", func(t *testing.T) {
-		checkPartition(t, f, 40*time.Second)
+	t.Run("a node cut off from the hub for 2 minutes keeps working, and afterwards the hub equals the node", func(t *testing.T) {
+		checkPartition(t, f, 2*time.Minute)
 	})
 	t.Run("the hub leader killed in the middle of a node's backlog drain loses nothing", func(t *testing.T) {
 		checkLeaderKillDuringDrain(t, f, outer)

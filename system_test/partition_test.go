@@ -89,10 +89,25 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 	t.Logf("%s cut off; the hub shows it offline after %.1f s", n.NodeID, time.Since(cut).Seconds())
 	_ = took
 
-	// The node's own staff: a fresh login, live view and recorded footage.
+	// The node's own staff: a fresh login, live view and recorded footage,
+	// through the API and through the node's own web UI in Chromium.
 	local := f.client(t, n.URL)
 	checkWhep(t, local, cams[0].ID)
 	checkMedia(t, local, cams[len(cams)-1].ID)
+	out := filepath.Join(repoRoot(t), "test-output")
+	_ = os.MkdirAll(out, 0o755)
+	lv := runBrowser(t, "live.mjs", "--url", n.URL, "--user", m.Users[0].User, "--password", m.Users[0].Password,
+		"--camera", cams[0].ID, "--timeout", "30000", "--screenshot", filepath.Join(out, "partition-node-live.png"))
+	if lv.VideoWidth == 0 || lv.Frames < 10 {
+		t.Fatalf("node UI live view while cut off: %dx%d, %d frames", lv.VideoWidth, lv.VideoHeight, lv.Frames)
+	}
+	pb := runBrowser(t, "playback.mjs", "--url", n.URL, "--user", m.Users[0].User, "--password", m.Users[0].Password,
+		"--camera", cams[len(cams)-1].ID, "--minutes", "1", "--timeout", "30000", "--screenshot", filepath.Join(out, "partition-node-playback.png"))
+	if pb.VideoWidth == 0 {
+		t.Fatalf("node UI playback while cut off: %+v", pb)
+	}
+	t.Logf("while cut off, the node's own UI logs in, plays live (%d frames, first after %.0f ms) and recorded video (%dx%d)",
+		lv.Frames, lv.TTFFms, pb.VideoWidth, pb.VideoHeight)
 	if rest := outage - time.Since(cut); rest > 0 {
 		time.Sleep(rest)
 	}

@@ -47,8 +47,13 @@ func addSegment(b *pebble.Batch, nodeID string, m *rondav1.SegmentManifest, seq 
 	if _, err := getProto(b, key, &cov); err != nil {
 		return err
 	}
+	if m.GetSegmentId() <= cov.GetLastSegmentId() {
+		// Already folded (a node re-sending its history): once only.
+		return nil
+	}
 	cov.ManifestSha256 = ChainSegment(cov.GetManifestSha256(), m)
 	cov.Segments++
+	cov.LastSegmentId = m.GetSegmentId()
 	return putProto(b, key, &cov)
 }
 
@@ -67,6 +72,11 @@ func addGapEvent(b *pebble.Batch, nodeID string, e *rondav1.GapEvent, seq uint64
 		return err
 	}
 	ev := &rondav1.GapEvent{AtUnixNano: e.GetAtUnixNano(), Reason: e.GetReason(), Detail: truncate(e.GetDetail(), 512)}
+	if slices.ContainsFunc(cov.Events, func(x *rondav1.GapEvent) bool {
+		return x.GetAtUnixNano() == ev.GetAtUnixNano() && x.GetReason() == ev.GetReason()
+	}) {
+		return nil // reported again: once only
+	}
 	i, _ := slices.BinarySearchFunc(cov.Events, ev.GetAtUnixNano(), func(x *rondav1.GapEvent, at int64) int {
 		return cmp.Compare(x.GetAtUnixNano(), at)
 	})

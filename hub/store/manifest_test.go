@@ -43,6 +43,15 @@ func TestCoverageKeepsManifestChainAndGapEvents(t *testing.T) {
 	}
 	applyAt(t, f, 3, cmd) // the same push again: nothing is folded twice
 	applyAt(t, f, 4, nodeCmd(t, "n1", 3, spanRec(10, "c1", day+300, day+400)))
+	// The node re-sends its history under new sequence numbers (the hub was
+	// restored from an older backup): segments and events already folded are
+	// not folded again.
+	applyAt(t, f, 5, nodeCmd(t, "n1", 4,
+		spanRec(11, "c1", day+100, day+200),
+		segRec(12, "c1", 7, day+100, day+160, "segment seven"),
+		segRec(13, "c1", 8, day+160, day+200, "segment eight"),
+		gapRec(14, "c1", day+150, "clock_step"),
+		gapRec(15, "c1", day+200, "camera_offline")))
 
 	from, to := timeAt(day), timeAt(day+86400)
 	days, events := s.CoverageDetail("c1", from, to)

@@ -660,6 +660,12 @@ func (s *Store) AckedSeq(nodeID string) uint64 {
 	return n.GetAppliedSeq()
 }
 
+// AuditSeq returns the newest audit_seq of the node's audit events held here.
+func (s *Store) AuditSeq(nodeID string) uint64 {
+	n, _ := s.Node(nodeID)
+	return n.GetAuditSeq()
+}
+
 func scanAll[M proto.Message](s *Store, prefix []byte, newM func() M) []M {
 	var out []M
 	_, err := s.fsm.read(func(r pebble.Reader) error {

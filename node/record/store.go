@@ -500,3 +500,44 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// History calls seg for each closed (or recovered) segment of the camera in
+// segment order, then ev for each of its recorded events in time order:
+// what the node reported to the hub as it happened, to report it again to a
+// hub that lost it (restored from an older backup).
+func (s *Store) History(cameraID string, seg func(SegmentInfo) error, ev func(Event) error) error {
+	lo, hi := camBounds(prefixSegment, cameraID)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		sg, err := decodeSegment(it.Value())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if pub := sg.public(); pub != nil {
+			if err := seg(*pub); err != nil {
+				it.Close()
+				return err
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	lo, hi = camBounds(prefixEvent, cameraID)
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		code, detail := splitReason(string(it.Value()))
+		if err := ev(Event{Camera: cameraID, At: time.Unix(0, int64(keyUint(it.Key()))), Reason: code, Detail: detail}); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}

@@ -320,7 +320,11 @@ type StoredCoverage struct {
 	Segments       uint32 `protobuf:"varint,3,opt,name=segments,proto3" json:"segments,omitempty"`
 	// Why recording stopped, as the node recorded it (time order, at most
 	// MaxCoverageEvents a day).
-	Events        []*GapEvent `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*GapEvent `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// The newest segment folded into manifest_sha256: a segment reported
+	// again (a node re-sending its history to a hub restored from an older
+	// backup) is not folded twice.
+	LastSegmentId uint64 `protobuf:"varint,5,opt,name=last_segment_id,json=lastSegmentId,proto3" json:"last_segment_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +385,13 @@ func (x *StoredCoverage) GetEvents() []*GapEvent {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *StoredCoverage) GetLastSegmentId() uint64 {
+	if x != nil {
+		return x.LastSegmentId
+	}
+	return 0
 }
 
 // CommandBatch is several commands proposed as one raft entry (the leader
@@ -705,12 +716,13 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\fStoredCamera\x12(\n" +
 	"\x06camera\x18\x01 \x01(\v2\x10.ronda.v1.CameraR\x06camera\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12%\n" +
-	"\x0ekelurahan_code\x18\x03 \x01(\tR\rkelurahanCode\"\xa7\x01\n" +
+	"\x0ekelurahan_code\x18\x03 \x01(\tR\rkelurahanCode\"\xcf\x01\n" +
 	"\x0eStoredCoverage\x12$\n" +
 	"\x05spans\x18\x01 \x03(\v2\x0e.ronda.v1.SpanR\x05spans\x12'\n" +
 	"\x0fmanifest_sha256\x18\x02 \x01(\fR\x0emanifestSha256\x12\x1a\n" +
 	"\bsegments\x18\x03 \x01(\rR\bsegments\x12*\n" +
-	"\x06events\x18\x04 \x03(\v2\x12.ronda.v1.GapEventR\x06events\"*\n" +
+	"\x06events\x18\x04 \x03(\v2\x12.ronda.v1.GapEventR\x06events\x12&\n" +
+	"\x0flast_segment_id\x18\x05 \x01(\x04R\rlastSegmentId\"*\n" +
 	"\fCommandBatch\x12\x1a\n" +
 	"\bcommands\x18\x01 \x03(\fR\bcommands\"\xd5\x01\n" +
 	"\tHubMember\x12\x0e\n" +

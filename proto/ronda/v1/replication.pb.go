@@ -94,7 +94,11 @@ type HelloResponse struct {
 	// gRPC addresses of all hub members, so a node learns members it was not configured with.
 	Members []string `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
 	// Highest record sequence number of this node the hub has committed.
-	AckedSeq      uint64 `protobuf:"varint,4,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
+	AckedSeq uint64 `protobuf:"varint,4,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
+	// The newest of this node's audit events the hub holds (its audit_seq).
+	// A hub restored from an older backup answers with less than the node
+	// knows it acknowledged; the node then re-sends its history.
+	AuditSeq      uint64 `protobuf:"varint,5,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -153,6 +157,13 @@ func (x *HelloResponse) GetMembers() []string {
 func (x *HelloResponse) GetAckedSeq() uint64 {
 	if x != nil {
 		return x.AckedSeq
+	}
+	return 0
+}
+
+func (x *HelloResponse) GetAuditSeq() uint64 {
+	if x != nil {
+		return x.AuditSeq
 	}
 	return 0
 }
@@ -1950,14 +1961,15 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"capability\x18\x01 \x01(\rR\n" +
 	"capability\x12&\n" +
 	"\x04node\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoR\x04node\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\x83\x01\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\xa0\x01\n" +
 	"\rHelloResponse\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\rR\n" +
 	"capability\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x18\n" +
 	"\amembers\x18\x03 \x03(\tR\amembers\x12\x1b\n" +
-	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq\"}\n" +
+	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq\x12\x1b\n" +
+	"\taudit_seq\x18\x05 \x01(\x04R\bauditSeq\"}\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12%\n" +
 	"\x0ekelurahan_code\x18\x02 \x01(\tR\rkelurahanCode\x12\x17\n" +
