@@ -31,6 +31,13 @@ type Node struct {
 	Behind       uint64     `json:"behind_records,omitempty"` // records the node has not delivered yet
 	Reconnects   int        `json:"reconnects_5m,omitempty"`
 	OfflineSince *time.Time `json:"offline_since,omitempty"`
+	// LinkedMembers (hub): the hub members the node has a connection to now;
+	// any member reaches the node through one of them. StatusFrom says whose
+	// view this is: "cluster" (the leader's merged heartbeats, the same on
+	// every member) or "member" (only the answering member's own links, when
+	// it has not heard from the leader lately).
+	LinkedMembers []string `json:"linked_members,omitempty"`
+	StatusFrom    string   `json:"status_from,omitempty"`
 }
 
 // Camera is a camera as the API shows it.

@@ -220,8 +220,8 @@ func Run(ctx context.Context, o Options) error {
 		}
 		e := NodeEntry{Kelurahan: k.Code, Name: k.Name, NodeID: id, URL: fmt.Sprintf("https://127.0.0.1:%d", p+101+i)}
 		var viaProxy []string // the node reaches each member through its own fault proxy
-		for _, g := range hubGRPC {
-			a, err := lk.proxy(id, g)
+		for hi, g := range hubGRPC {
+			a, err := lk.proxy(id, m.Hubs[hi].Name, g)
 			if err != nil {
 				return err
 			}
@@ -247,7 +247,9 @@ func Run(ctx context.Context, o Options) error {
 			// Small pushes make a backlog's drain take a few round trips
 			// (visible on the demo, and long enough for the fault tests to
 			// kill something in the middle of it).
-			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s", "push_batch": 1},
+			// fixed_members: the node reaches each member through its fault
+			// proxy; dialling the addresses the hub announces would bypass it.
+			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s", "push_batch": 1, "fixed_members": true},
 			"live":      map[string]any{"udp": fmt.Sprintf("127.0.0.1:%d", p+201+i)},
 			"recording": map[string]any{"segment_duration": "1m", "sync_interval": "2s"},
 			"auth":      map[string]any{"token_secret_file": secret, "users": users},

@@ -23,24 +23,31 @@ import (
 
 type links struct {
 	mu     sync.Mutex
-	byNode map[string][]*faultproxy.Proxy
+	byNode map[string][]memberLink
 	token  string
 	srv    *http.Server
 	ln     net.Listener
 }
 
-func newLinks() *links {
-	return &links{byNode: map[string][]*faultproxy.Proxy{}, token: randomString(24)}
+// memberLink is a node's link to one hub member.
+type memberLink struct {
+	member string
+	p      *faultproxy.Proxy
 }
 
-// proxy makes the node's link to one hub member and returns its address.
-func (l *links) proxy(node, member string) (string, error) {
-	p, err := faultproxy.New("127.0.0.1:0", member)
+func newLinks() *links {
+	return &links{byNode: map[string][]memberLink{}, token: randomString(24)}
+}
+
+// proxy makes the node's link to one hub member (name, gRPC address) and
+// returns its address.
+func (l *links) proxy(node, member, addr string) (string, error) {
+	p, err := faultproxy.New("127.0.0.1:0", addr)
 	if err != nil {
 		return "", err
 	}
 	l.mu.Lock()
-	l.byNode[node] = append(l.byNode[node], p)
+	l.byNode[node] = append(l.byNode[node], memberLink{member: member, p: p})
 	l.mu.Unlock()
 	return p.Addr(), nil
 }
@@ -58,7 +65,7 @@ func (l *links) states() []LinkState {
 	defer l.mu.Unlock()
 	var out []LinkState
 	for n, ps := range l.byNode {
-		st := ps[0].State()
+		st := ps[0].p.State()
 		out = append(out, LinkState{Node: n, Mode: string(st.Mode), Delay: st.Delay, Links: len(ps)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
@@ -66,7 +73,8 @@ func (l *links) states() []LinkState {
 }
 
 // serve starts the control endpoint on loopback: GET /links, and
-// POST /links/{node}?mode=up|down|reset|half-open[&delay=200ms], with the
+// POST /links/{node}?mode=up|down|reset|half-open[&delay=200ms][&member=h1]
+// (member: only the link to that hub member), with the
 // token from demo.json as a bearer token.
 func (l *links) serve() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -102,6 +110,7 @@ func (l *links) serve() (string, error) {
 				return
 			}
 		}
+		member := r.URL.Query().Get("member")
 		l.mu.Lock()
 		ps, ok := l.byNode[node]
 		l.mu.Unlock()
@@ -109,11 +118,19 @@ func (l *links) serve() (string, error) {
 			http.Error(w, fmt.Sprintf("no node %q in this demo", node), http.StatusNotFound)
 			return
 		}
-		for _, p := range ps {
-			p.Set(faultproxy.State{Mode: mode, Delay: delay})
+		n := 0
+		for _, ml := range ps {
+			if member == "" || ml.member == member {
+				ml.p.Set(faultproxy.State{Mode: mode, Delay: delay})
+				n++
+			}
+		}
+		if n == 0 {
+			http.Error(w, fmt.Sprintf("node %q has no link to hub member %q", node, member), http.StatusNotFound)
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(LinkState{Node: node, Mode: string(mode), Delay: delay, Links: len(ps)})
+		json.NewEncoder(w).Encode(LinkState{Node: node, Mode: string(mode), Delay: delay, Links: n})
 	}))
 	l.ln = ln
 	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -128,8 +145,8 @@ func (l *links) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ps := range l.byNode {
-		for _, p := range ps {
-			p.Close()
+		for _, ml := range ps {
+			ml.p.Close()
 		}
 	}
 }
@@ -137,6 +154,12 @@ func (l *links) close() {
 // SetLink changes a running demo's links for one node (used by `ronda demo
 // link` and the fault tests).
 func SetLink(ctx context.Context, dir, node, mode string, delay time.Duration) (LinkState, error) {
+	return SetMemberLink(ctx, dir, node, "", mode, delay)
+}
+
+// SetMemberLink is SetLink for the node's link to one hub member (all of
+// them when member is empty).
+func SetMemberLink(ctx context.Context, dir, node, member, mode string, delay time.Duration) (LinkState, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "demo.json"))
 	if err != nil {
 		return LinkState{}, fmt.Errorf("read %s/demo.json (is the demo running?): %w", dir, err)
@@ -148,6 +171,9 @@ func SetLink(ctx context.Context, dir, node, mode string, delay time.Duration) (
 	u := fmt.Sprintf("%s/links/%s?mode=%s", m.Control, node, mode)
 	if delay > 0 {
 		u += "&delay=" + delay.String()
+	}
+	if member != "" {
+		u += "&member=" + member
 	}
 	req, err := http.NewRequestWithContext(ctx, "POST", u, nil)
 	if err != nil {

@@ -29,7 +29,7 @@ type backend struct{ h *Hub }
 func (b *backend) Identity() (string, string) { return "hub", "Hub Kota Jakarta" }
 
 func (b *backend) online(nodeID string) (bool, time.Time) {
-	l := b.h.repl.Link(nodeID)
+	l, _ := b.h.nodeLink(nodeID)
 	if l.Connected {
 		return true, time.Now().UTC()
 	}
@@ -51,7 +51,9 @@ func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
 		}
 		an := api.Node{NodeID: info.GetNodeId(), KelurahanCode: k.Code, Kelurahan: k.Name, Kecamatan: k.Kecamatan,
 			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()], AckedSeq: n.GetAppliedSeq()}
-		nodeStatus(&an, b.h.repl.Link(info.GetNodeId()))
+		l, from := b.h.nodeLink(info.GetNodeId())
+		nodeStatus(&an, l.LinkStatus)
+		an.LinkedMembers, an.StatusFrom = l.Members, from
 		out = append(out, an)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].KelurahanCode < out[j].KelurahanCode })
@@ -197,15 +199,27 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// nodeControl finds the tunnel to the node that owns a camera.
+// nodeControl finds a way to the node that owns a camera: its tunnel to
+// this member, else a member that has one relays the call over its own.
 func (b *backend) nodeControl(nodeID string) (rpcv1.NodeControlClient, error) {
-	ctl, ok := b.h.repl.NodeControl(nodeID)
-	if !ok {
-		_, seen := b.online(nodeID)
-		return nil, fmt.Errorf("%w: node %s is not connected to hub member %s (last seen %s); try again when it is back online",
-			api.ErrUnavailable, nodeID, b.h.cfg.MemberID, seen.Format(time.RFC3339))
+	if ctl, ok := b.h.repl.NodeControl(nodeID); ok {
+		return ctl, nil
 	}
-	return ctl, nil
+	l, _ := b.h.nodeLink(nodeID)
+	for _, m := range l.Members {
+		if m == b.h.cfg.MemberID {
+			continue
+		}
+		conn, err := b.h.forwarder.Member(m)
+		if err != nil {
+			continue
+		}
+		b.h.log.Debug("relaying a call to a node through another member", "node", nodeID, "via", m)
+		return rpcv1.NewNodeControlClient(replication.RelayConn(conn, nodeID)), nil
+	}
+	_, seen := b.online(nodeID)
+	return nil, fmt.Errorf("%w: node %s is not connected to any hub member (last seen %s); it keeps recording, try again when it is back online",
+		api.ErrUnavailable, nodeID, seen.Format(time.RFC3339))
 }
 
 func (b *backend) Playback(ctx context.Context, w io.Writer, id string, from, to time.Time, user string) error {

@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +48,16 @@ type Hub struct {
 	httpSrv   *http.Server
 	httpLis   net.Listener
 	done      chan struct{}
+
+	links    *replication.LinkBook         // the leader's memory of all members' links
+	view     atomic.Pointer[linksSnapshot] // the newest view of them from the leader
+	stopBeat chan struct{}
+	beatDone chan struct{}
+}
+
+type linksSnapshot struct {
+	view *rondav1.LinksView
+	at   time.Time
 }
 
 // New opens the member's Raft store and prepares its servers.
@@ -61,7 +73,8 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, log: log, bundle: bundle, done: make(chan struct{})}
+	h := &Hub{cfg: cfg, log: log, bundle: bundle, done: make(chan struct{}), links: replication.NewLinkBook(nil),
+		stopBeat: make(chan struct{}), beatDone: make(chan struct{})}
 	h.forwarder = peer.NewForwarder(h.memberGRPC, credentials.NewTLS(bundle.ClientTLS(certs.KindHub)))
 	peers := make([]store.Peer, 0, len(cfg.Members))
 	for _, m := range cfg.Members {
@@ -127,9 +140,12 @@ func (h *Hub) Start() error {
 		return fmt.Errorf("grpc_listen %s: %w", h.cfg.GRPCListen, err)
 	}
 	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(h.cfg.NodeKeepalive),
-		grpc.Creds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub))))...)
+		grpc.Creds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub))),
+		grpc.UnknownServiceHandler(h.repl.RelayHandler()))...)
 	h.repl.Register(h.grpcSrv)
-	rpcv1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store))
+	rpcv1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store).WithLogger(h.log.With("part", "peer")).WithLinks(func(r *rondav1.LinksReport) *rondav1.LinksView {
+		return h.links.Put(h.cfg.MemberID, r)
+	}))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -152,6 +168,7 @@ func (h *Hub) Start() error {
 			h.log.Error("http server stopped", "err", err)
 		}
 	}()
+	go h.heartbeat()
 	h.log.Info("hub member started", "member", h.cfg.MemberID, "grpc", h.cfg.GRPCListen, "raft", h.cfg.RaftListen, "api", "https://"+h.httpLis.Addr().String())
 	return nil
 }
@@ -163,6 +180,10 @@ func (h *Hub) Close() error {
 		_ = h.httpSrv.Shutdown(ctx)
 		cancel()
 		<-h.done
+	}
+	if h.grpcSrv != nil {
+		close(h.stopBeat)
+		<-h.beatDone
 	}
 	h.repl.Close()
 	if h.grpcSrv != nil {
@@ -179,15 +200,88 @@ func (h *Hub) Close() error {
 	return err
 }
 
+// heartbeat sends this member's links to the leader every second (the
+// leader keeps its own in its book) and keeps the view it answers with:
+// every member shows each node's status from all members' links, and knows
+// which member holds the tunnel to a node.
+func (h *Hub) heartbeat() {
+	defer close(h.beatDone)
+	t := time.NewTicker(replication.ReportEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-h.stopBeat:
+			return
+		case <-t.C:
+		}
+		report := &rondav1.LinksReport{MemberId: h.cfg.MemberID, Links: h.repl.LinkStates()}
+		var view *rondav1.LinksView
+		var err error
+		if h.store.IsLeader() {
+			view = h.links.Put(h.cfg.MemberID, report)
+		} else if leader := h.store.Cluster().Leader; leader != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), replication.ReportEvery)
+			view, err = h.forwarder.ReportLinks(ctx, leader, report)
+			cancel()
+		} else {
+			err = errors.New("no leader known")
+		}
+		if err != nil {
+			if !failing {
+				h.log.Warn("links report to the leader failed; node status shows this member's own links until it works", "err", err)
+			}
+			failing = true
+			continue
+		}
+		failing = false
+		h.view.Store(&linksSnapshot{view: view, at: time.Now()})
+	}
+}
+
+// nodeLink is a node's link to the hub: merged from all members' reports
+// when the leader's view is fresh, else this member's own (and which).
+func (h *Hub) nodeLink(nodeID string) (replication.NodeLink, string) {
+	own := h.repl.Link(nodeID)
+	snap := h.view.Load()
+	if snap == nil || time.Since(snap.at) > replication.ReportFresh {
+		nl := replication.NodeLink{LinkStatus: own}
+		if own.Connected {
+			nl.Members = []string{h.cfg.MemberID}
+		}
+		return nl, "member"
+	}
+	nl := replication.MergeLinks(snap.view, nodeID)
+	if own.Connected && !slices.Contains(nl.Members, h.cfg.MemberID) {
+		// Connected here since the last report.
+		nl.Members = append(nl.Members, h.cfg.MemberID)
+		if !nl.Connected {
+			nl.Connected, nl.Since = true, own.Since
+		}
+	}
+	slices.Sort(nl.Members)
+	return nl, "cluster"
+}
+
 // hubEnd implements replication.HubEnd over the store.
 type hubEnd struct{ h *Hub }
 
 func (e *hubEnd) MemberID() string { return e.h.cfg.MemberID }
 
+// Members are the gRPC addresses of the members in the Raft configuration
+// now (joined ones included, removed ones not); before this member knows
+// the configuration, those of its config.
 func (e *hubEnd) Members() []string {
-	out := make([]string, 0, len(e.h.cfg.Members))
-	for _, m := range e.h.cfg.Members {
-		out = append(out, m.GRPC)
+	var out []string
+	for _, m := range e.h.store.Cluster().Members {
+		if a, ok := e.h.memberGRPC(m.ID); ok {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		for _, m := range e.h.cfg.Members {
+			out = append(out, m.GRPC)
+		}
 	}
 	return out
 }

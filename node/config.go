@@ -36,6 +36,11 @@ type Config struct {
 		// MaxPushRate caps the bytes per second the node sends the hub while
 		// draining (0: no cap), e.g. 250000 for a quarter of a 8 Mbit/s uplink.
 		MaxPushRate int `yaml:"max_push_rate"`
+		// FixedMembers: dial only Members. By default the node also dials
+		// members the hub names in its answer to Hello (members joined
+		// later); fix them when the node must reach the hub through
+		// addresses of its own (a proxy, NAT).
+		FixedMembers bool `yaml:"fixed_members"`
 	} `yaml:"hub"`
 
 	Live struct {

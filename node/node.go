@@ -126,7 +126,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	n.client = replication.NewNodeClient(replication.NodeClientConfig{
 		Members: cfg.Hub.Members, TLS: bundle.ClientTLS(certs.KindHub), Info: info,
 		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"), Resync: n,
-		Keepalive: cfg.Hub.Keepalive, BatchSize: cfg.Hub.PushBatch, MaxBytesPerSecond: cfg.Hub.MaxPushRate,
+		Keepalive: cfg.Hub.Keepalive, BatchSize: cfg.Hub.PushBatch, MaxBytesPerSecond: cfg.Hub.MaxPushRate, LearnMembers: !cfg.Hub.FixedMembers,
 	})
 	return n, nil
 }

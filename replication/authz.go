@@ -25,7 +25,8 @@ func IdentityFrom(ctx context.Context) (certs.Identity, bool) {
 // kindFor says which identity kind may call a full gRPC method on a hub member.
 func kindFor(fullMethod string) string {
 	switch {
-	case strings.HasPrefix(fullMethod, "/ronda.v1.rpc.HubPeer/"):
+	case strings.HasPrefix(fullMethod, "/ronda.v1.rpc.HubPeer/"),
+		strings.HasPrefix(fullMethod, "/ronda.v1.rpc.NodeControl/"): // relayed to a node by another member
 		return certs.KindHub
 	case strings.HasPrefix(fullMethod, "/ronda.v1.rpc.Replication/"),
 		strings.HasPrefix(fullMethod, "/grpctunnel.v1.TunnelService/"):

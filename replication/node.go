@@ -37,6 +37,9 @@ type NodeClientConfig struct {
 	// answer within a third of it (at most 10 s) is dropped and redialled.
 	// Default KeepaliveTime, at least MinKeepalive.
 	Keepalive time.Duration
+	// LearnMembers: also dial the members the hub lists in its answer to
+	// Hello that are not in Members (members that joined later).
+	LearnMembers bool
 	// Resync, if set, is called (once per regression, whichever member
 	// shows it first) when a member answers Hello with less than the node
 	// knows the hub acknowledged: the hub lost records — restored from an
@@ -57,6 +60,8 @@ type NodeClient struct {
 
 	mu      sync.Mutex
 	members map[string]*memberConn
+	runCtx  context.Context // Run's, for members learned later
+	runWG   *sync.WaitGroup
 	// resyncedFor is the node's acked seq when it last re-sent its history
 	// to a hub that was behind it (one re-send per regression).
 	resyncedFor uint64
@@ -124,16 +129,41 @@ func (c *NodeClient) Status() []MemberStatus {
 // Run keeps links to all members and pushes the outbox until ctx ends.
 func (c *NodeClient) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	c.mu.Lock()
+	c.runCtx, c.runWG = ctx, &wg
+	c.mu.Unlock()
 	for _, addr := range c.cfg.Members {
-		c.mu.Lock()
-		c.members[addr] = &memberConn{}
-		c.mu.Unlock()
-		wg.Add(1)
-		go func() { defer wg.Done(); c.runMember(ctx, addr) }()
+		c.addMember(addr)
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); c.runPusher(ctx) }()
 	wg.Wait()
+}
+
+// addMember starts keeping a link to addr (once).
+func (c *NodeClient) addMember(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.members[addr]; ok || c.runCtx == nil || c.runCtx.Err() != nil {
+		return false
+	}
+	c.members[addr] = &memberConn{}
+	ctx, wg := c.runCtx, c.runWG
+	wg.Add(1)
+	go func() { defer wg.Done(); c.runMember(ctx, addr) }()
+	return true
+}
+
+// learn dials the members a hub named that this node does not know yet.
+func (c *NodeClient) learn(from string, members []string) {
+	if !c.cfg.LearnMembers {
+		return
+	}
+	for _, a := range members {
+		if a != "" && c.addMember(a) {
+			c.log.Info("dialling a hub member the hub told about", "member", a, "told_by", from)
+		}
+	}
 }
 
 func (c *NodeClient) backoff(attempt int) time.Duration {
@@ -221,6 +251,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 		c.log.Error("hub acknowledged records this node never wrote", "member", addr, "err", err)
 	}
 	c.checkBehind(addr, hello)
+	c.learn(addr, hello.Members)
 	srv := grpctunnel.NewReverseTunnelServer(tunnelpb.NewTunnelServiceClient(conn))
 	rpcv1.RegisterNodeControlServer(srv, c.cfg.Control)
 	c.setMember(addr, func(m *memberConn) { m.conn, m.client, m.tunnel, m.lastError = conn, client, true, "" })

@@ -2,6 +2,8 @@ package replication
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"sync"
@@ -9,7 +11,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ronda-jakarta/ronda/certs"
@@ -23,10 +27,11 @@ type fakeHub struct {
 	records  map[string][]*rondav1.Record
 	maxBatch int
 	pushes   int
+	members  []string
 }
 
 func (f *fakeHub) MemberID() string  { return "h1" }
-func (f *fakeHub) Members() []string { return nil }
+func (f *fakeHub) Members() []string { return f.members }
 func (f *fakeHub) AckedSeq(n string) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -399,5 +404,142 @@ func TestNodeResendsHistoryToAHubBehindIt(t *testing.T) {
 	defer rs.mu.Unlock()
 	if len(rs.calls) != 1 || rs.calls[0] != [2]uint64{2, 0} {
 		t.Fatalf("resync calls %v, want one with the hub's acked 2", rs.calls)
+	}
+}
+
+// Another member reaches a node through this member's tunnel: unary and
+// streaming NodeControl calls are relayed message by message, errors come
+// back as the node gave them; only hub members may relay, and a node this
+// member has no tunnel to is Unavailable.
+func TestMemberRelaysNodeControlCallsOverItsTunnel(t *testing.T) {
+	dir := t.TempDir()
+	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
+	h1 := issue(t, ca, filepath.Join(dir, "h1"), certs.Identity{Kind: certs.KindHub, Member: "h1"})
+	h2 := issue(t, ca, filepath.Join(dir, "h2"), certs.Identity{Kind: certs.KindHub, Member: "h2"})
+	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	hs := NewHubServer(&fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}, slogDiscard(), nil)
+	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(h1.ServerTLS(certs.KindNode, certs.KindHub))),
+		grpc.UnknownServiceHandler(hs.RelayHandler()))...)
+	hs.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	defer g.Stop()
+	ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nc := NewNodeClient(NodeClientConfig{Members: []string{lis.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub),
+		Info: &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard()})
+	go nc.Run(ctx)
+	waitFor(t, "n1's tunnel to h1", func() bool { return hs.Link("n1").Connected })
+
+	dial := func(b *certs.Bundle) *grpc.ClientConn {
+		tlsc := b.ClientTLS(certs.KindHub)
+		c, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	member := dial(h2)
+	ctl := rpcv1.NewNodeControlClient(RelayConn(member, "n1"))
+	rec, err := ctl.Recordings(ctx, &rondav1.RecordingsRequest{CameraId: "3171011001-cam1"})
+	if err != nil || len(rec.Spans) != 1 || rec.Spans[0].CameraId != "3171011001-cam1" {
+		t.Fatalf("relayed Recordings: %v, %v", rec, err)
+	}
+	stream, err := ctl.Playback(ctx, &rondav1.PlaybackRequest{CameraId: "3171011001-cam1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("relayed Playback: %v", err)
+		}
+		got = append(got, c.Data...)
+	}
+	if string(got) != "\x00\x01\x02" {
+		t.Fatalf("relayed Playback chunks %v, want 0 1 2", got)
+	}
+	// The node's own error comes back as it gave it.
+	if _, err := ctl.Whep(ctx, &rondav1.WhepRequest{CameraId: "x"}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("relayed Whep the fake node does not implement: %v, want Unimplemented from the node", err)
+	}
+	// A node this member has no tunnel to.
+	if _, err := rpcv1.NewNodeControlClient(RelayConn(member, "n9")).Recordings(ctx, &rondav1.RecordingsRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("relay to an unconnected node: %v, want Unavailable", err)
+	}
+	// A node certificate may not use the relay (nor reach another node).
+	asNode, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(nodeB.ClientTLS(certs.KindHub))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asNode.Close()
+	if _, err := rpcv1.NewNodeControlClient(RelayConn(asNode, "n1")).Recordings(ctx, &rondav1.RecordingsRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("relay by a node certificate: %v, want PermissionDenied", err)
+	}
+}
+
+// A node dials the members the hub names in its answer to Hello (a member
+// joined later), unless its members are fixed.
+func TestNodeDialsMembersTheHubAnnounces(t *testing.T) {
+	for _, learn := range []bool{true, false} {
+		dir := t.TempDir()
+		if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+			t.Fatal(err)
+		}
+		ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
+		nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+		serve := func(name string, hub HubEnd) (*HubServer, string) {
+			b := issue(t, ca, filepath.Join(dir, name), certs.Identity{Kind: certs.KindHub, Member: name})
+			hs := NewHubServer(hub, slogDiscard(), nil)
+			g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(b.ServerTLS(certs.KindNode, certs.KindHub))))...)
+			hs.Register(g)
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go g.Serve(lis)
+			t.Cleanup(g.Stop)
+			return hs, lis.Addr().String()
+		}
+		joined, joinedAddr := serve("h4", &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}})
+		first, firstAddr := serve("h1", &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}})
+		first.end.(*fakeHub).members = []string{firstAddr, joinedAddr}
+		ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		nc := NewNodeClient(NodeClientConfig{Members: []string{firstAddr}, TLS: nodeB.ClientTLS(certs.KindHub), LearnMembers: learn,
+			Info: &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard()})
+		done := make(chan struct{})
+		go func() { nc.Run(ctx); close(done) }()
+		waitFor(t, "n1 linked to h1", func() bool { return first.Link("n1").Connected })
+		if learn {
+			waitFor(t, "n1 linked to h4, which only h1 named", func() bool { return joined.Link("n1").Connected })
+		} else {
+			time.Sleep(500 * time.Millisecond)
+			if joined.Link("n1").Connected || len(nc.Status()) != 1 {
+				t.Fatalf("a node with fixed members dialled %v", nc.Status())
+			}
+		}
+		cancel()
+		<-done
+		ob.Close()
 	}
 }

@@ -807,6 +807,9 @@ func TestFederation(t *testing.T) {
 		}
 	})
 
+	t.Run("a member cut off from one node reaches it through the others, and every member shows the node alike", func(t *testing.T) {
+		checkRelay(t, f)
+	})
 	t.Run("a node cut off from the hub for 2 minutes keeps working, and afterwards the hub equals the node", func(t *testing.T) {
 		checkPartition(t, f, 2*time.Minute)
 	})

@@ -536,3 +536,101 @@ func hubSeeing(t *testing.T, f *federation, nodeID string) *demo.Client {
 	})
 	return found
 }
+
+// checkRelay cuts one node's link to one hub member only: every member
+// still shows the node online (the leader's merged heartbeats) and names
+// the members it is linked to, and the cut-off member serves the node's
+// footage and live view by relaying through a member that has the tunnel.
+func checkRelay(t *testing.T, f *federation) {
+	n := f.m.Nodes[2]
+	nc := f.client(t, n.URL)
+	cams, err := nc.Cameras(ctx(t))
+	if err != nil || len(cams) == 0 {
+		t.Fatalf("node cameras: %v %v", cams, err)
+	}
+	var via demo.HubEntry
+	var vc *demo.Client
+	for _, h := range f.m.Hubs {
+		c, err := demo.NewClient(h.URL, f.m.CAFile)
+		if err != nil {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err = c.Login(lctx, f.m.Users[0].User, f.m.Users[0].Password)
+		cancel()
+		if err == nil {
+			via, vc = h, c
+			break
+		}
+	}
+	if vc == nil {
+		t.Fatal("no hub member answers")
+	}
+	if _, err := demo.SetMemberLink(context.Background(), f.dir, n.NodeID, via.Name, "reset", 0); err != nil {
+		t.Fatal(err)
+	}
+	healed := false
+	defer func() {
+		if !healed {
+			demo.SetMemberLink(context.Background(), f.dir, n.NodeID, via.Name, "up", 0)
+		}
+	}()
+	var linked []string
+	poll(t, 30*time.Second, via.Name+" shows "+n.NodeID+" online through the other members", func() error {
+		hn, err := hubNode(t, vc, n.NodeID)
+		if err != nil {
+			return err
+		}
+		if !hn.Online || hn.Status != "online" || hn.StatusFrom != "cluster" || len(hn.LinkedMembers) == 0 || slices.Contains(hn.LinkedMembers, via.Name) {
+			return fmt.Errorf("status %s (%s) from %q, linked to %v", hn.Status, hn.StatusDetail, hn.StatusFrom, hn.LinkedMembers)
+		}
+		linked = hn.LinkedMembers
+		return nil
+	})
+	// Every live member answers alike.
+	for _, h := range f.m.Hubs {
+		if h.Name == via.Name {
+			continue
+		}
+		c, err := demo.NewClient(h.URL, f.m.CAFile)
+		if err != nil {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err = c.Login(lctx, f.m.Users[0].User, f.m.Users[0].Password)
+		cancel()
+		if err != nil {
+			continue // a member the tests stopped
+		}
+		poll(t, 10*time.Second, h.Name+" shows "+n.NodeID+" as "+via.Name+" does", func() error {
+			hn, err := hubNode(t, c, n.NodeID)
+			if err != nil {
+				return err
+			}
+			if !hn.Online || !slices.Equal(hn.LinkedMembers, linked) {
+				return fmt.Errorf("online %v, linked to %v; %s says %v", hn.Online, hn.LinkedMembers, via.Name, linked)
+			}
+			return nil
+		})
+	}
+	t.Logf("%s cut off from %s only: every member shows it online, linked to %v", n.NodeID, via.Name, linked)
+	// Footage and live view of its cameras through the cut-off member.
+	checkMedia(t, vc, cams[0].ID)
+	checkWhep(t, vc, cams[len(cams)-1].ID)
+	t.Logf("%s relayed %s's playback and live view through %v", via.Name, n.NodeID, linked)
+
+	if _, err := demo.SetMemberLink(context.Background(), f.dir, n.NodeID, via.Name, "up", 0); err != nil {
+		t.Fatal(err)
+	}
+	healed = true
+	poll(t, 60*time.Second, n.NodeID+" linked to "+via.Name+" again", func() error {
+		hn, err := hubNode(t, vc, n.NodeID)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(hn.LinkedMembers, via.Name) {
+			return fmt.Errorf("linked to %v", hn.LinkedMembers)
+		}
+		return nil
+	})
+}

@@ -264,11 +264,12 @@ func runDemo(ctx context.Context, args []string) error {
 		fs := flag.NewFlagSet("demo link", flag.ExitOnError)
 		dir := fs.String("dir", "ronda-demo", "the running demo's directory")
 		delay := fs.Duration("delay", 0, "added latency each way (with up)")
+		member := fs.String("member", "", "only the node's link to this hub member (default: all of them)")
 		fs.Parse(args[1:])
 		if fs.NArg() != 2 {
-			return errors.New("demo link: usage: ronda demo link [--dir ronda-demo] [--delay 200ms] NODE up|down|reset|half-open")
+			return errors.New("demo link: usage: ronda demo link [--dir ronda-demo] [--delay 200ms] [--member h1] NODE up|down|reset|half-open")
 		}
-		st, err := demo.SetLink(ctx, *dir, fs.Arg(0), fs.Arg(1), *delay)
+		st, err := demo.SetMemberLink(ctx, *dir, fs.Arg(0), *member, fs.Arg(1), *delay)
 		if err != nil {
 			return err
 		}

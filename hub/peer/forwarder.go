@@ -126,6 +126,29 @@ func (f *Forwarder) TransferLeadership(ctx context.Context, leaderID, leaderRaft
 	return resp.GetNewLeader(), nil
 }
 
+// ReportLinks sends this member's links report to the leader and returns the
+// leader's view of all members' links.
+func (f *Forwarder) ReportLinks(ctx context.Context, leaderID string, r *rondav1.LinksReport) (*rondav1.LinksView, error) {
+	conn, err := f.Member(leaderID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := rpcv1.NewHubPeerClient(conn).ReportLinks(ctx, &rondav1.ReportLinksRequest{Report: r})
+	if err != nil {
+		return nil, mapError(ctx, leaderID, "", err)
+	}
+	return resp.GetView(), nil
+}
+
+// Member returns the (shared) connection to a member's gRPC server.
+func (f *Forwarder) Member(memberID string) (*grpc.ClientConn, error) {
+	addr, ok := f.resolve(memberID)
+	if !ok {
+		return nil, fmt.Errorf("%w: no gRPC address known for hub member %q", store.ErrLeaderUnreachable, memberID)
+	}
+	return f.conn(addr)
+}
+
 func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -30,6 +30,7 @@ type Server struct {
 	rpcv1.UnimplementedHubPeerServer
 	store *store.Store
 	log   *slog.Logger
+	links func(*rondav1.LinksReport) *rondav1.LinksView
 }
 
 var _ rpcv1.HubPeerServer = (*Server)(nil)
@@ -71,6 +72,24 @@ func (srv *Server) ReadIndex(ctx context.Context, req *rondav1.ReadIndexRequest)
 		return nil, st.Err()
 	}
 	return &rondav1.ReadIndexResponse{Index: index}, nil
+}
+
+// WithLinks sets what the leader does with a member's links report (keep it
+// and answer with every member's) and returns srv.
+func (srv *Server) WithLinks(fn func(*rondav1.LinksReport) *rondav1.LinksView) *Server {
+	srv.links = fn
+	return srv
+}
+
+// ReportLinks takes a member's heartbeat; only the leader answers.
+func (srv *Server) ReportLinks(ctx context.Context, req *rondav1.ReportLinksRequest) (*rondav1.ReportLinksResponse, error) {
+	if !srv.store.IsLeader() {
+		return nil, status.New(codes.FailedPrecondition, store.ErrNotLeader.Error()).Err()
+	}
+	if srv.links == nil || req.GetReport() == nil {
+		return nil, status.Error(codes.Unimplemented, "this member keeps no links book")
+	}
+	return &rondav1.ReportLinksResponse{View: srv.links(req.GetReport())}, nil
 }
 
 // MemberStats returns this member's own raft state.

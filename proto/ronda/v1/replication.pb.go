@@ -1715,6 +1715,296 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+// LinkState is one node's link to one hub member, as that member sees it.
+type LinkState struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	NodeId            string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Connected         bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
+	SinceUnixNano     int64                  `protobuf:"varint,3,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	LastSeenUnixNano  int64                  `protobuf:"varint,4,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
+	DownSinceUnixNano int64                  `protobuf:"varint,5,opt,name=down_since_unix_nano,json=downSinceUnixNano,proto3" json:"down_since_unix_nano,omitempty"`
+	// The node's newest outbox seq, as it last said.
+	LastSeq uint64 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// Tunnel opens within the flapping window.
+	Reconnects    uint32 `protobuf:"varint,7,opt,name=reconnects,proto3" json:"reconnects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkState) Reset() {
+	*x = LinkState{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkState) ProtoMessage() {}
+
+func (x *LinkState) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkState.ProtoReflect.Descriptor instead.
+func (*LinkState) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LinkState) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *LinkState) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *LinkState) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *LinkState) GetLastSeenUnixNano() int64 {
+	if x != nil {
+		return x.LastSeenUnixNano
+	}
+	return 0
+}
+
+func (x *LinkState) GetDownSinceUnixNano() int64 {
+	if x != nil {
+		return x.DownSinceUnixNano
+	}
+	return 0
+}
+
+func (x *LinkState) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *LinkState) GetReconnects() uint32 {
+	if x != nil {
+		return x.Reconnects
+	}
+	return 0
+}
+
+// LinksReport is a member's links to the nodes (its heartbeat to the leader).
+type LinksReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Links         []*LinkState           `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinksReport) Reset() {
+	*x = LinksReport{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinksReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinksReport) ProtoMessage() {}
+
+func (x *LinksReport) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinksReport.ProtoReflect.Descriptor instead.
+func (*LinksReport) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LinksReport) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *LinksReport) GetLinks() []*LinkState {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+// LinksView is the leader's picture of every member's links: the reports
+// younger than a few seconds, its own included.
+type LinksView struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Members       []*LinksReport         `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinksView) Reset() {
+	*x = LinksView{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinksView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinksView) ProtoMessage() {}
+
+func (x *LinksView) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinksView.ProtoReflect.Descriptor instead.
+func (*LinksView) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *LinksView) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *LinksView) GetMembers() []*LinksReport {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type ReportLinksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Report        *LinksReport           `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLinksRequest) Reset() {
+	*x = ReportLinksRequest{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLinksRequest) ProtoMessage() {}
+
+func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLinksRequest.ProtoReflect.Descriptor instead.
+func (*ReportLinksRequest) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ReportLinksRequest) GetReport() *LinksReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+type ReportLinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	View          *LinksView             `protobuf:"bytes,1,opt,name=view,proto3" json:"view,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLinksResponse) Reset() {
+	*x = ReportLinksResponse{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLinksResponse) ProtoMessage() {}
+
+func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLinksResponse.ProtoReflect.Descriptor instead.
+func (*ReportLinksResponse) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReportLinksResponse) GetView() *LinksView {
+	if x != nil {
+		return x.View
+	}
+	return nil
+}
+
 type MemberStatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1723,7 +2013,7 @@ type MemberStatsRequest struct {
 
 func (x *MemberStatsRequest) Reset() {
 	*x = MemberStatsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +2025,7 @@ func (x *MemberStatsRequest) String() string {
 func (*MemberStatsRequest) ProtoMessage() {}
 
 func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +2038,7 @@ func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
 func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
 }
 
 // MemberStatsResponse is a member's own raft view, for `ronda hub members`
@@ -1771,7 +2061,7 @@ type MemberStatsResponse struct {
 
 func (x *MemberStatsResponse) Reset() {
 	*x = MemberStatsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +2073,7 @@ func (x *MemberStatsResponse) String() string {
 func (*MemberStatsResponse) ProtoMessage() {}
 
 func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +2086,7 @@ func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
 func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MemberStatsResponse) GetId() string {
@@ -1872,7 +2162,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +2174,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2187,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -1916,7 +2206,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2218,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2231,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -2084,7 +2374,27 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x10ReadIndexRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x85\x02\n" +
+	"\tLinkState\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1c\n" +
+	"\tconnected\x18\x02 \x01(\bR\tconnected\x12&\n" +
+	"\x0fsince_unix_nano\x18\x03 \x01(\x03R\rsinceUnixNano\x12-\n" +
+	"\x13last_seen_unix_nano\x18\x04 \x01(\x03R\x10lastSeenUnixNano\x12/\n" +
+	"\x14down_since_unix_nano\x18\x05 \x01(\x03R\x11downSinceUnixNano\x12\x19\n" +
+	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\x12\x1e\n" +
+	"\n" +
+	"reconnects\x18\a \x01(\rR\n" +
+	"reconnects\"U\n" +
+	"\vLinksReport\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12)\n" +
+	"\x05links\x18\x02 \x03(\v2\x13.ronda.v1.LinkStateR\x05links\"Y\n" +
+	"\tLinksView\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12/\n" +
+	"\amembers\x18\x02 \x03(\v2\x15.ronda.v1.LinksReportR\amembers\"C\n" +
+	"\x12ReportLinksRequest\x12-\n" +
+	"\x06report\x18\x01 \x01(\v2\x15.ronda.v1.LinksReportR\x06report\">\n" +
+	"\x13ReportLinksResponse\x12'\n" +
+	"\x04view\x18\x01 \x01(\v2\x13.ronda.v1.LinksViewR\x04view\"\x14\n" +
 	"\x12MemberStatsRequest\"\xa1\x02\n" +
 	"\x13MemberStatsResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -2114,7 +2424,7 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_ronda_v1_replication_proto_goTypes = []any{
 	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
@@ -2141,10 +2451,15 @@ var file_ronda_v1_replication_proto_goTypes = []any{
 	(*ApplyResponse)(nil),              // 22: ronda.v1.ApplyResponse
 	(*ReadIndexRequest)(nil),           // 23: ronda.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil),          // 24: ronda.v1.ReadIndexResponse
-	(*MemberStatsRequest)(nil),         // 25: ronda.v1.MemberStatsRequest
-	(*MemberStatsResponse)(nil),        // 26: ronda.v1.MemberStatsResponse
-	(*TransferLeadershipRequest)(nil),  // 27: ronda.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 28: ronda.v1.TransferLeadershipResponse
+	(*LinkState)(nil),                  // 25: ronda.v1.LinkState
+	(*LinksReport)(nil),                // 26: ronda.v1.LinksReport
+	(*LinksView)(nil),                  // 27: ronda.v1.LinksView
+	(*ReportLinksRequest)(nil),         // 28: ronda.v1.ReportLinksRequest
+	(*ReportLinksResponse)(nil),        // 29: ronda.v1.ReportLinksResponse
+	(*MemberStatsRequest)(nil),         // 30: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 31: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 32: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 33: ronda.v1.TransferLeadershipResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
@@ -2158,11 +2473,15 @@ var file_ronda_v1_replication_proto_depIdxs = []int32{
 	5,  // 8: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
 	4,  // 9: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
 	19, // 10: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	25, // 11: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
+	26, // 12: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
+	26, // 13: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
+	27, // 14: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_replication_proto_init() }
@@ -2184,7 +2503,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

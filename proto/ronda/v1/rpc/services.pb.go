@@ -40,12 +40,13 @@ const file_ronda_v1_rpc_services_proto_rawDesc = "" +
 	"WhepDelete\x12\x1b.ronda.v1.WhepDeleteRequest\x1a\x1c.ronda.v1.WhepDeleteResponse\x12@\n" +
 	"\bPlayback\x12\x19.ronda.v1.PlaybackRequest\x1a\x17.ronda.v1.PlaybackChunk0\x01\x12G\n" +
 	"\n" +
-	"Recordings\x12\x1b.ronda.v1.RecordingsRequest\x1a\x1c.ronda.v1.RecordingsResponse2\xb6\x02\n" +
+	"Recordings\x12\x1b.ronda.v1.RecordingsRequest\x1a\x1c.ronda.v1.RecordingsResponse2\x82\x03\n" +
 	"\aHubPeer\x128\n" +
 	"\x05Apply\x12\x16.ronda.v1.ApplyRequest\x1a\x17.ronda.v1.ApplyResponse\x12D\n" +
 	"\tReadIndex\x12\x1a.ronda.v1.ReadIndexRequest\x1a\x1b.ronda.v1.ReadIndexResponse\x12J\n" +
 	"\vMemberStats\x12\x1c.ronda.v1.MemberStatsRequest\x1a\x1d.ronda.v1.MemberStatsResponse\x12_\n" +
-	"\x12TransferLeadership\x12#.ronda.v1.TransferLeadershipRequest\x1a$.ronda.v1.TransferLeadershipResponseB9Z7github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc;rpcv1b\x06proto3"
+	"\x12TransferLeadership\x12#.ronda.v1.TransferLeadershipRequest\x1a$.ronda.v1.TransferLeadershipResponse\x12J\n" +
+	"\vReportLinks\x12\x1c.ronda.v1.ReportLinksRequest\x1a\x1d.ronda.v1.ReportLinksResponseB9Z7github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc;rpcv1b\x06proto3"
 
 var file_ronda_v1_rpc_services_proto_goTypes = []any{
 	(*v1.HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
@@ -58,16 +59,18 @@ var file_ronda_v1_rpc_services_proto_goTypes = []any{
 	(*v1.ReadIndexRequest)(nil),           // 7: ronda.v1.ReadIndexRequest
 	(*v1.MemberStatsRequest)(nil),         // 8: ronda.v1.MemberStatsRequest
 	(*v1.TransferLeadershipRequest)(nil),  // 9: ronda.v1.TransferLeadershipRequest
-	(*v1.HelloResponse)(nil),              // 10: ronda.v1.HelloResponse
-	(*v1.PushResponse)(nil),               // 11: ronda.v1.PushResponse
-	(*v1.WhepResponse)(nil),               // 12: ronda.v1.WhepResponse
-	(*v1.WhepDeleteResponse)(nil),         // 13: ronda.v1.WhepDeleteResponse
-	(*v1.PlaybackChunk)(nil),              // 14: ronda.v1.PlaybackChunk
-	(*v1.RecordingsResponse)(nil),         // 15: ronda.v1.RecordingsResponse
-	(*v1.ApplyResponse)(nil),              // 16: ronda.v1.ApplyResponse
-	(*v1.ReadIndexResponse)(nil),          // 17: ronda.v1.ReadIndexResponse
-	(*v1.MemberStatsResponse)(nil),        // 18: ronda.v1.MemberStatsResponse
-	(*v1.TransferLeadershipResponse)(nil), // 19: ronda.v1.TransferLeadershipResponse
+	(*v1.ReportLinksRequest)(nil),         // 10: ronda.v1.ReportLinksRequest
+	(*v1.HelloResponse)(nil),              // 11: ronda.v1.HelloResponse
+	(*v1.PushResponse)(nil),               // 12: ronda.v1.PushResponse
+	(*v1.WhepResponse)(nil),               // 13: ronda.v1.WhepResponse
+	(*v1.WhepDeleteResponse)(nil),         // 14: ronda.v1.WhepDeleteResponse
+	(*v1.PlaybackChunk)(nil),              // 15: ronda.v1.PlaybackChunk
+	(*v1.RecordingsResponse)(nil),         // 16: ronda.v1.RecordingsResponse
+	(*v1.ApplyResponse)(nil),              // 17: ronda.v1.ApplyResponse
+	(*v1.ReadIndexResponse)(nil),          // 18: ronda.v1.ReadIndexResponse
+	(*v1.MemberStatsResponse)(nil),        // 19: ronda.v1.MemberStatsResponse
+	(*v1.TransferLeadershipResponse)(nil), // 20: ronda.v1.TransferLeadershipResponse
+	(*v1.ReportLinksResponse)(nil),        // 21: ronda.v1.ReportLinksResponse
 }
 var file_ronda_v1_rpc_services_proto_depIdxs = []int32{
 	0,  // 0: ronda.v1.rpc.Replication.Hello:input_type -> ronda.v1.HelloRequest
@@ -80,18 +83,20 @@ var file_ronda_v1_rpc_services_proto_depIdxs = []int32{
 	7,  // 7: ronda.v1.rpc.HubPeer.ReadIndex:input_type -> ronda.v1.ReadIndexRequest
 	8,  // 8: ronda.v1.rpc.HubPeer.MemberStats:input_type -> ronda.v1.MemberStatsRequest
 	9,  // 9: ronda.v1.rpc.HubPeer.TransferLeadership:input_type -> ronda.v1.TransferLeadershipRequest
-	10, // 10: ronda.v1.rpc.Replication.Hello:output_type -> ronda.v1.HelloResponse
-	11, // 11: ronda.v1.rpc.Replication.Push:output_type -> ronda.v1.PushResponse
-	12, // 12: ronda.v1.rpc.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
-	13, // 13: ronda.v1.rpc.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
-	14, // 14: ronda.v1.rpc.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
-	15, // 15: ronda.v1.rpc.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
-	16, // 16: ronda.v1.rpc.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
-	17, // 17: ronda.v1.rpc.HubPeer.ReadIndex:output_type -> ronda.v1.ReadIndexResponse
-	18, // 18: ronda.v1.rpc.HubPeer.MemberStats:output_type -> ronda.v1.MemberStatsResponse
-	19, // 19: ronda.v1.rpc.HubPeer.TransferLeadership:output_type -> ronda.v1.TransferLeadershipResponse
-	10, // [10:20] is the sub-list for method output_type
-	0,  // [0:10] is the sub-list for method input_type
+	10, // 10: ronda.v1.rpc.HubPeer.ReportLinks:input_type -> ronda.v1.ReportLinksRequest
+	11, // 11: ronda.v1.rpc.Replication.Hello:output_type -> ronda.v1.HelloResponse
+	12, // 12: ronda.v1.rpc.Replication.Push:output_type -> ronda.v1.PushResponse
+	13, // 13: ronda.v1.rpc.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
+	14, // 14: ronda.v1.rpc.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
+	15, // 15: ronda.v1.rpc.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
+	16, // 16: ronda.v1.rpc.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
+	17, // 17: ronda.v1.rpc.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
+	18, // 18: ronda.v1.rpc.HubPeer.ReadIndex:output_type -> ronda.v1.ReadIndexResponse
+	19, // 19: ronda.v1.rpc.HubPeer.MemberStats:output_type -> ronda.v1.MemberStatsResponse
+	20, // 20: ronda.v1.rpc.HubPeer.TransferLeadership:output_type -> ronda.v1.TransferLeadershipResponse
+	21, // 21: ronda.v1.rpc.HubPeer.ReportLinks:output_type -> ronda.v1.ReportLinksResponse
+	11, // [11:22] is the sub-list for method output_type
+	0,  // [0:11] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name

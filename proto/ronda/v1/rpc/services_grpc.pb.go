@@ -411,6 +411,7 @@ const (
 	HubPeer_ReadIndex_FullMethodName          = "/ronda.v1.rpc.HubPeer/ReadIndex"
 	HubPeer_MemberStats_FullMethodName        = "/ronda.v1.rpc.HubPeer/MemberStats"
 	HubPeer_TransferLeadership_FullMethodName = "/ronda.v1.rpc.HubPeer/TransferLeadership"
+	HubPeer_ReportLinks_FullMethodName        = "/ronda.v1.rpc.HubPeer/ReportLinks"
 )
 
 // HubPeerClient is the client API for HubPeer service.
@@ -428,6 +429,11 @@ type HubPeerClient interface {
 	MemberStats(ctx context.Context, in *v1.MemberStatsRequest, opts ...grpc.CallOption) (*v1.MemberStatsResponse, error)
 	// TransferLeadership hands leadership over; only the leader answers.
 	TransferLeadership(ctx context.Context, in *v1.TransferLeadershipRequest, opts ...grpc.CallOption) (*v1.TransferLeadershipResponse, error)
+	// ReportLinks is every member's heartbeat to the leader: its links to the
+	// nodes. The leader keeps them in memory (not Raft) and answers with all
+	// members' fresh reports, so every member shows a node's status alike and
+	// knows which member holds a node's tunnel. Only the leader answers.
+	ReportLinks(ctx context.Context, in *v1.ReportLinksRequest, opts ...grpc.CallOption) (*v1.ReportLinksResponse, error)
 }
 
 type hubPeerClient struct {
@@ -478,6 +484,16 @@ func (c *hubPeerClient) TransferLeadership(ctx context.Context, in *v1.TransferL
 	return out, nil
 }
 
+func (c *hubPeerClient) ReportLinks(ctx context.Context, in *v1.ReportLinksRequest, opts ...grpc.CallOption) (*v1.ReportLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ReportLinksResponse)
+	err := c.cc.Invoke(ctx, HubPeer_ReportLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HubPeerServer is the server API for HubPeer service.
 // All implementations must embed UnimplementedHubPeerServer
 // for forward compatibility.
@@ -493,6 +509,11 @@ type HubPeerServer interface {
 	MemberStats(context.Context, *v1.MemberStatsRequest) (*v1.MemberStatsResponse, error)
 	// TransferLeadership hands leadership over; only the leader answers.
 	TransferLeadership(context.Context, *v1.TransferLeadershipRequest) (*v1.TransferLeadershipResponse, error)
+	// ReportLinks is every member's heartbeat to the leader: its links to the
+	// nodes. The leader keeps them in memory (not Raft) and answers with all
+	// members' fresh reports, so every member shows a node's status alike and
+	// knows which member holds a node's tunnel. Only the leader answers.
+	ReportLinks(context.Context, *v1.ReportLinksRequest) (*v1.ReportLinksResponse, error)
 	mustEmbedUnimplementedHubPeerServer()
 }
 
@@ -514,6 +535,9 @@ func (UnimplementedHubPeerServer) MemberStats(context.Context, *v1.MemberStatsRe
 }
 func (UnimplementedHubPeerServer) TransferLeadership(context.Context, *v1.TransferLeadershipRequest) (*v1.TransferLeadershipResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TransferLeadership not implemented")
+}
+func (UnimplementedHubPeerServer) ReportLinks(context.Context, *v1.ReportLinksRequest) (*v1.ReportLinksResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReportLinks not implemented")
 }
 func (UnimplementedHubPeerServer) mustEmbedUnimplementedHubPeerServer() {}
 func (UnimplementedHubPeerServer) testEmbeddedByValue()                 {}
@@ -608,6 +632,24 @@ func _HubPeer_TransferLeadership_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HubPeer_ReportLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.ReportLinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubPeerServer).ReportLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HubPeer_ReportLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubPeerServer).ReportLinks(ctx, req.(*v1.ReportLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HubPeer_ServiceDesc is the grpc.ServiceDesc for HubPeer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -630,6 +672,10 @@ var HubPeer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _HubPeer_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "ReportLinks",
+			Handler:    _HubPeer_ReportLinks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
