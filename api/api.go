@@ -209,6 +209,12 @@ type Hold struct {
 	CreatedBy string    `json:"created_by,omitempty"`
 	// Active is false once Expires has passed (the footage may go).
 	Active bool `json:"active"`
+	// At the hub: the node keeping the footage and where the hold stands —
+	// pending (the node has not applied it yet; it is offline), applied,
+	// failed (Error says why), release_pending, released.
+	NodeID string `json:"node_id,omitempty"`
+	State  string `json:"state,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // HoldRequest is the body of POST /api/v1/cameras/{id}/holds.

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -468,4 +469,72 @@ func (b *backend) Audit(ctx context.Context, q api.AuditQuery) ([]api.AuditRecor
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// PutHold places a hold at the hub (api.HoldStore): it reaches the camera's
+// node as a directive — at once when the node is connected, else when it
+// reconnects — and shows pending until the node has applied it.
+func (b *backend) PutHold(ctx context.Context, cameraID string, req api.HoldRequest, user string) (api.Hold, error) {
+	if _, err := b.camera(cameraID); err != nil {
+		return api.Hold{}, err
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	info := &rondav1.HoldInfo{HoldId: "hub-" + hex.EncodeToString(rnd[:]), CameraId: cameraID, FromUnixNano: req.From.UnixNano(),
+		ToUnixNano: req.To.UnixNano(), Reason: req.Reason, CreatedBy: user}
+	if !req.Expires.IsZero() {
+		info.ExpiresUnixNano = req.Expires.UnixNano()
+	}
+	sh, err := b.h.store.PlaceHold(ctx, info)
+	if err != nil {
+		return api.Hold{}, holdErr(err)
+	}
+	return holdOut(sh, time.Now()), nil
+}
+
+// Holds lists a camera's holds as the hub knows them (api.HoldStore).
+func (b *backend) Holds(ctx context.Context, cameraID string) ([]api.Hold, error) {
+	if _, err := b.camera(cameraID); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var out []api.Hold
+	for _, sh := range b.h.store.Holds(cameraID) {
+		out = append(out, holdOut(sh, now))
+	}
+	return out, nil
+}
+
+// DeleteHold releases a hold, at the hub and then at the node (api.HoldStore).
+func (b *backend) DeleteHold(ctx context.Context, cameraID, holdID string) error {
+	if _, err := b.camera(cameraID); err != nil {
+		return err
+	}
+	_, err := b.h.store.ReleaseHold(ctx, cameraID, holdID, "")
+	return holdErr(err)
+}
+
+func holdErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	case errors.Is(err, store.ErrBadCommand):
+		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	return err
+}
+
+func holdOut(sh *rondav1.StoredHold, now time.Time) api.Hold {
+	h := sh.GetHold()
+	t := func(ns int64) time.Time {
+		if ns == 0 {
+			return time.Time{}
+		}
+		return time.Unix(0, ns).UTC()
+	}
+	out := api.Hold{ID: h.GetHoldId(), CameraID: h.GetCameraId(), From: t(h.GetFromUnixNano()), To: t(h.GetToUnixNano()), Reason: h.GetReason(),
+		Expires: t(h.GetExpiresUnixNano()), Created: t(h.GetCreatedUnixNano()), CreatedBy: h.GetCreatedBy(),
+		NodeID: sh.GetNodeId(), State: sh.GetState(), Error: sh.GetError()}
+	out.Active = sh.GetState() != store.HoldReleased && (out.Expires.IsZero() || out.Expires.After(now))
+	return out
 }

@@ -296,6 +296,13 @@ func (e *hubEnd) AckedSeq(nodeID string) uint64 { return e.h.store.AckedSeq(node
 
 func (e *hubEnd) AuditSeq(nodeID string) uint64 { return e.h.store.AuditSeq(nodeID) }
 
+// MaxDirectivesPerAnswer bounds the directives in one Hello or Push answer.
+const MaxDirectivesPerAnswer = 100
+
+func (e *hubEnd) Directives(nodeID string, after uint64) []*rondav1.Directive {
+	return e.h.store.Directives(nodeID, after, MaxDirectivesPerAnswer)
+}
+
 // Restore prepares this member's empty data dir from a backup (see
 // store.RestoreBackup): run it on every member of the new cluster, each
 // with its own config naming the same members, then start them.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -97,7 +98,11 @@ func (b *backend) Recordings(ctx context.Context, id string, from, to time.Time)
 }
 
 func holdOut(h record.Hold, now time.Time) api.Hold {
-	return api.Hold{ID: strconv.FormatUint(h.ID, 10), CameraID: h.Camera, From: h.From.UTC(), To: h.To.UTC(), Reason: h.Reason,
+	id := strconv.FormatUint(h.ID, 10)
+	if h.Origin != "" {
+		id = h.Origin // placed at the hub: the hub's id
+	}
+	return api.Hold{ID: id, CameraID: h.Camera, From: h.From.UTC(), To: h.To.UTC(), Reason: h.Reason,
 		Expires: h.Expires.UTC(), Created: h.Created.UTC(), CreatedBy: h.By, Active: h.Expires.IsZero() || h.Expires.After(now)}
 }
 
@@ -110,6 +115,7 @@ func (b *backend) PutHold(ctx context.Context, id string, req api.HoldRequest, u
 	if err != nil {
 		return api.Hold{}, err
 	}
+	b.n.reportHold(h, false)
 	return holdOut(h, time.Now()), nil
 }
 
@@ -135,6 +141,9 @@ func (b *backend) DeleteHold(ctx context.Context, id, hold string) error {
 	if _, err := b.camera(id); err != nil {
 		return err
 	}
+	if strings.HasPrefix(hold, "hub-") {
+		return fmt.Errorf("%w: hold %s was placed at the hub (a case or an auditor's hold); release it there", api.ErrForbidden, hold)
+	}
 	n, err := strconv.ParseUint(hold, 10, 64)
 	if err != nil {
 		return fmt.Errorf("%w: hold id %q is not a number; GET …/holds lists them", api.ErrBadRequest, hold)
@@ -144,6 +153,7 @@ func (b *backend) DeleteHold(ctx context.Context, id, hold string) error {
 	} else if err != nil {
 		return err
 	}
+	b.n.reportHold(record.Hold{ID: n, Camera: id}, true)
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +127,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	info := n.info()
 	n.client = replication.NewNodeClient(replication.NodeClientConfig{
 		Members: cfg.Hub.Members, TLS: bundle.ClientTLS(certs.KindHub), Info: info,
-		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"), Resync: n,
+		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"), Resync: n, Directives: n,
 		Keepalive: cfg.Hub.Keepalive, BatchSize: cfg.Hub.PushBatch, MaxBytesPerSecond: cfg.Hub.MaxPushRate, LearnMembers: !cfg.Hub.FixedMembers,
 	})
 	return n, nil
@@ -310,6 +312,76 @@ func (n *Node) resync(auditSeq uint64) (int, error) {
 		after = evs[len(evs)-1].GetAuditSeq()
 	}
 	return count, flush(true)
+}
+
+// holdInfo is a hold as the hub knows it: a local hold's id is
+// "<node id>-<its id here>", a hub hold keeps the hub's id.
+func (n *Node) holdInfo(h record.Hold) *rondav1.HoldInfo {
+	id := h.Origin
+	if id == "" {
+		id = fmt.Sprintf("%s-%d", n.cfg.NodeID, h.ID)
+	}
+	info := &rondav1.HoldInfo{HoldId: id, CameraId: h.Camera, Reason: h.Reason, CreatedBy: h.By}
+	if !h.From.IsZero() {
+		info.FromUnixNano, info.ToUnixNano = h.From.UnixNano(), h.To.UnixNano()
+	}
+	if !h.Expires.IsZero() {
+		info.ExpiresUnixNano = h.Expires.UnixNano()
+	}
+	if !h.Created.IsZero() {
+		info.CreatedUnixNano = h.Created.UnixNano()
+	}
+	return info
+}
+
+// reportHold tells the hub about a hold the node's own staff placed or
+// released (offline too: it waits in the outbox).
+func (n *Node) reportHold(h record.Hold, released bool) {
+	rec := &rondav1.Record{Body: &rondav1.Record_Hold{Hold: &rondav1.HoldChange{Hold: n.holdInfo(h), Released: released}}}
+	if err := n.outbox.Append(rec); err != nil {
+		n.log.Error("outbox append failed; the hub's list of holds misses this change", "camera", h.Camera, "hold", h.ID, "err", err)
+	}
+}
+
+// ApplyDirective applies what the hub tells this node (replication.
+// DirectiveHandler): a hold placed or released centrally. Applying one
+// twice changes nothing.
+func (n *Node) ApplyDirective(d *rondav1.Directive) error {
+	switch body := d.GetBody().(type) {
+	case *rondav1.Directive_Hold:
+		h := body.Hold
+		if _, ok := n.byID[h.GetCameraId()]; !ok {
+			return fmt.Errorf("node %s has no camera %s (any more); the hold cannot keep anything here", n.cfg.NodeID, h.GetCameraId())
+		}
+		rh := record.Hold{Camera: h.GetCameraId(), From: time.Unix(0, h.GetFromUnixNano()), To: time.Unix(0, h.GetToUnixNano()),
+			Reason: h.GetReason(), By: h.GetCreatedBy(), Origin: h.GetHoldId()}
+		if h.GetExpiresUnixNano() != 0 {
+			rh.Expires = time.Unix(0, h.GetExpiresUnixNano())
+		}
+		if h.GetCreatedUnixNano() != 0 {
+			rh.Created = time.Unix(0, h.GetCreatedUnixNano()).UTC()
+		}
+		_, err := n.store.PutHold(rh)
+		if err == nil {
+			n.log.Info("hold placed by the hub", "camera", rh.Camera, "hold", rh.Origin, "from", rh.From, "to", rh.To, "reason", rh.Reason)
+		}
+		return err
+	case *rondav1.Directive_Release:
+		r := body.Release
+		if local, ok := strings.CutPrefix(r.GetHoldId(), n.cfg.NodeID+"-"); ok {
+			id, err := strconv.ParseUint(local, 10, 64)
+			if err != nil {
+				return fmt.Errorf("hold id %q: %v", r.GetHoldId(), err)
+			}
+			if err := n.store.DeleteHold(r.GetCameraId(), id); err != nil && !errors.Is(err, record.ErrNoSuchHold) {
+				return err
+			}
+			return nil
+		}
+		return n.store.DeleteHoldByOrigin(r.GetCameraId(), r.GetHoldId())
+	default:
+		return fmt.Errorf("directive %d has a kind this node does not know; upgrade the node", d.GetSeq())
+	}
 }
 
 // onAudit records an audited API action in the node's audit log, which

@@ -240,6 +240,7 @@ func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rond
 		Members:    s.end.Members(),
 		AckedSeq:   s.end.AckedSeq(req.Node.NodeId),
 		AuditSeq:   s.end.AuditSeq(req.Node.NodeId),
+		Directives: s.end.Directives(req.Node.NodeId, req.GetDirectiveSeq()),
 	}, nil
 }
 
@@ -282,7 +283,7 @@ func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav
 		return &rondav1.PushResponse{AckedSeq: s.end.AckedSeq(req.NodeId), RetryAfterMs: 1000}, nil
 	}
 	s.pushes.WithLabelValues("applied").Inc()
-	return &rondav1.PushResponse{AckedSeq: acked}, nil
+	return &rondav1.PushResponse{AckedSeq: acked, Directives: s.end.Directives(req.NodeId, req.GetDirectiveSeq())}, nil
 }
 
 // String describes the server for logs.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jhump/grpctunnel"
@@ -37,6 +38,9 @@ type NodeClientConfig struct {
 	// answer within a third of it (at most 10 s) is dropped and redialled.
 	// Default KeepaliveTime, at least MinKeepalive.
 	Keepalive time.Duration
+	// Directives applies what the hub tells the node (holds placed or
+	// released centrally); nil: the node takes none.
+	Directives DirectiveHandler
 	// LearnMembers: also dial the members the hub lists in its answer to
 	// Hello that are not in Members (members that joined later).
 	LearnMembers bool
@@ -58,10 +62,13 @@ type NodeClient struct {
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu      sync.Mutex
-	members map[string]*memberConn
-	runCtx  context.Context // Run's, for members learned later
-	runWG   *sync.WaitGroup
+	mu       sync.Mutex
+	members  map[string]*memberConn
+	dirMu    sync.Mutex // one directive batch at a time
+	lastPush atomic.Int64
+
+	runCtx context.Context // Run's, for members learned later
+	runWG  *sync.WaitGroup
 	// resyncedFor is the node's acked seq when it last re-sent its history
 	// to a hub that was behind it (one re-send per regression).
 	resyncedFor uint64
@@ -207,6 +214,47 @@ func (c *NodeClient) runMember(ctx context.Context, addr string) {
 	}
 }
 
+func (c *NodeClient) directiveSeq() uint64 {
+	if ds, ok := c.cfg.Outbox.(interface{ DirectiveSeq() uint64 }); ok {
+		return ds.DirectiveSeq()
+	}
+	return 0
+}
+
+// applyDirectives applies, in order, the directives a member handed over
+// that the node has not applied yet, recording each outcome for the hub.
+func (c *NodeClient) applyDirectives(from string, ds []*rondav1.Directive) {
+	rec, ok := c.cfg.Outbox.(interface {
+		DirectiveSeq() uint64
+		AppendDirectiveResult(seq uint64, errText string) error
+	})
+	if c.cfg.Directives == nil || len(ds) == 0 || !ok {
+		return
+	}
+	c.dirMu.Lock()
+	defer c.dirMu.Unlock()
+	applied := 0
+	for _, d := range ds {
+		if d.GetSeq() <= rec.DirectiveSeq() {
+			continue
+		}
+		msg := ""
+		if err := c.cfg.Directives.ApplyDirective(d); err != nil {
+			msg = err.Error()
+			c.log.Warn("could not apply a hub directive; the hub is told why", "seq", d.GetSeq(), "from", from, "err", err)
+		}
+		if err := rec.AppendDirectiveResult(d.GetSeq(), msg); err != nil {
+			c.log.Error("recording a directive's outcome failed; it is applied again next time", "seq", d.GetSeq(), "err", err)
+			return
+		}
+		applied++
+	}
+	if applied > 0 {
+		c.log.Info("applied hub directives", "count", applied, "from", from)
+		c.Kick()
+	}
+}
+
 // checkBehind re-sends the node's history when the hub has less than it
 // acknowledged before (it was restored from an older backup).
 func (c *NodeClient) checkBehind(addr string, hello *rondav1.HelloResponse) {
@@ -242,7 +290,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	defer conn.Close()
 	client := rpcv1.NewReplicationClient(conn)
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info, LastSeq: c.lastSeq()})
+	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info, LastSeq: c.lastSeq(), DirectiveSeq: c.directiveSeq()})
 	cancel()
 	if err != nil {
 		return false, err
@@ -251,6 +299,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 		c.log.Error("hub acknowledged records this node never wrote", "member", addr, "err", err)
 	}
 	c.checkBehind(addr, hello)
+	c.applyDirectives(addr, hello.Directives)
 	c.learn(addr, hello.Members)
 	srv := grpctunnel.NewReverseTunnelServer(tunnelpb.NewTunnelServiceClient(conn))
 	rpcv1.RegisterNodeControlServer(srv, c.cfg.Control)
@@ -341,16 +390,21 @@ func (c *NodeClient) pushOnce(ctx context.Context, prev string) (more bool, memb
 		pending = s.PendingToSend
 	}
 	recs, err := pending(c.cfg.BatchSize)
-	if err != nil || len(recs) == 0 {
+	if err != nil {
 		return false, member, 0, err
+	}
+	if len(recs) == 0 && time.Since(time.Unix(0, c.lastPush.Load())) < HeartbeatEvery {
+		return false, member, 0, nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req := &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs, LastSeq: c.lastSeq()}
+	req := &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs, LastSeq: c.lastSeq(), DirectiveSeq: c.directiveSeq()}
 	resp, err := client.Push(pctx, req)
 	if err != nil {
 		return false, member, 0, err
 	}
+	c.lastPush.Store(time.Now().UnixNano())
+	c.applyDirectives(member, resp.Directives)
 	if rate := c.cfg.MaxBytesPerSecond; rate > 0 {
 		// Pace the drain: this push's bytes at the capped rate.
 		retry = time.Duration(float64(proto.Size(req)) / float64(rate) * float64(time.Second))

@@ -22,6 +22,7 @@ var (
 	keyLastSeq       = []byte("s")     // last assigned sequence
 	keyAcked         = []byte("a")     // highest acknowledged sequence
 	prefixRecord     = []byte("r")     // r + seq(8, big endian) -> Record
+	keyDirectiveSeq  = []byte("D")     // newest hub directive applied
 	keyAuditSeq      = []byte("A")     // newest audit_seq in the node's audit log
 	keyAuditHead     = []byte("H")     // that event's auditchain.Hash
 	prefixAudit      = []byte("l")     // l + audit_seq(8, big endian) -> AuditEvent (kept after the ack)
@@ -47,6 +48,8 @@ type PebbleOutbox struct {
 	// The node's audit log: newest sequence and its chain hash.
 	auditSeq  uint64
 	auditHead []byte
+	// directiveSeq is the newest hub directive applied.
+	directiveSeq uint64
 }
 
 type openSpan struct {
@@ -93,7 +96,7 @@ func openOutbox(dir string, opts *pebble.Options) (*PebbleOutbox, error) {
 	for _, x := range []struct {
 		k []byte
 		v *uint64
-	}{{keyLastSeq, &o.last}, {keyAcked, &o.acked}} {
+	}{{keyLastSeq, &o.last}, {keyAcked, &o.acked}, {keyDirectiveSeq, &o.directiveSeq}} {
 		v, ok, err := o.get(x.k)
 		if err != nil {
 			db.Close()
@@ -255,6 +258,39 @@ func (o *PebbleOutbox) AppendAudit(e *rondav1.AuditEvent) error {
 	}
 	o.last++
 	o.auditSeq, o.auditHead = e.AuditSeq, head
+	return nil
+}
+
+// DirectiveSeq is the newest hub directive the node applied.
+func (o *PebbleOutbox) DirectiveSeq() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.directiveSeq
+}
+
+// AppendDirectiveResult records that the node applied directive seq (or
+// could not: errText) and queues the outcome for the hub, in one synced
+// write, so a directive is reported exactly once and never applied again
+// after a restart.
+func (o *PebbleOutbox) AppendDirectiveResult(seq uint64, errText string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rec, err := proto.Marshal(&rondav1.Record{Seq: o.last + 1, Body: &rondav1.Record_DirectiveResult{DirectiveResult: &rondav1.DirectiveResult{Seq: seq, Error: errText}}})
+	if err != nil {
+		return err
+	}
+	b := o.db.NewBatch()
+	defer b.Close()
+	for _, kv := range [][2][]byte{{recordKey(o.last + 1), rec}, {keyLastSeq, u64(o.last + 1)}, {keyDirectiveSeq, u64(max(seq, o.directiveSeq))}} {
+		if err := b.Set(kv[0], kv[1], nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("outbox: directive result: %w", err)
+	}
+	o.last++
+	o.directiveSeq = max(seq, o.directiveSeq)
 	return nil
 }
 

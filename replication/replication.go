@@ -45,6 +45,10 @@ const (
 	MinKeepalive = 10 * time.Second
 )
 
+// HeartbeatEvery: a node with nothing to push sends an empty push this
+// often — its heartbeat, which also fetches new directives.
+const HeartbeatEvery = 5 * time.Second
+
 // keepaliveTimeout is how long a ping may go unanswered: a third of the
 // interval, at most KeepaliveTimeout.
 func keepaliveTimeout(every time.Duration) time.Duration {
@@ -64,6 +68,15 @@ type HubEnd interface {
 	AckedSeq(nodeID string) uint64
 	// AuditSeq returns the newest of the node's audit events committed.
 	AuditSeq(nodeID string) uint64
+	// Directives returns the node's directives after seq (a bounded batch).
+	Directives(nodeID string, after uint64) []*rondav1.Directive
+}
+
+// DirectiveHandler is implemented by a node: it applies what the hub tells
+// it (a hold placed or released centrally). Applying a directive twice must
+// change nothing; an error is reported to the hub as the outcome.
+type DirectiveHandler interface {
+	ApplyDirective(d *rondav1.Directive) error
 }
 
 // Resyncer is implemented by a node that can re-send its history (what it

@@ -3,9 +3,11 @@ package replication
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -22,12 +24,13 @@ import (
 )
 
 type fakeHub struct {
-	mu       sync.Mutex
-	applied  map[string]uint64
-	records  map[string][]*rondav1.Record
-	maxBatch int
-	pushes   int
-	members  []string
+	mu         sync.Mutex
+	applied    map[string]uint64
+	records    map[string][]*rondav1.Record
+	maxBatch   int
+	pushes     int
+	members    []string
+	directives []*rondav1.Directive
 }
 
 func (f *fakeHub) MemberID() string  { return "h1" }
@@ -38,6 +41,18 @@ func (f *fakeHub) AckedSeq(n string) uint64 {
 	return f.applied[n]
 }
 func (f *fakeHub) AuditSeq(n string) uint64 { return 0 }
+
+func (f *fakeHub) Directives(n string, after uint64) []*rondav1.Directive {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*rondav1.Directive
+	for _, d := range f.directives {
+		if d.Seq > after {
+			out = append(out, d)
+		}
+	}
+	return out
+}
 
 func (f *fakeHub) Push(_ context.Context, n string, recs []*rondav1.Record) (uint64, error) {
 	f.mu.Lock()
@@ -541,5 +556,99 @@ func TestNodeDialsMembersTheHubAnnounces(t *testing.T) {
 		cancel()
 		<-done
 		ob.Close()
+	}
+}
+
+type directiveRecorder struct {
+	mu      sync.Mutex
+	applied []uint64
+}
+
+func (d *directiveRecorder) ApplyDirective(x *rondav1.Directive) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.applied = append(d.applied, x.Seq)
+	if x.GetRelease() != nil {
+		return errors.New("no such hold here")
+	}
+	return nil
+}
+
+// Directives waiting at the hub reach the node in the answer to Hello, a
+// later one in the answer to a heartbeat (a push without records); each is
+// applied once, in order, and its outcome goes back to the hub as a record,
+// also across a restart of the node.
+func TestDirectivesReachTheNodeOnceWithTheirOutcome(t *testing.T) {
+	dir := t.TempDir()
+	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
+	hubB := issue(t, ca, filepath.Join(dir, "h1"), certs.Identity{Kind: certs.KindHub, Member: "h1"})
+	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	hold := func(seq uint64) *rondav1.Directive {
+		return &rondav1.Directive{Seq: seq, Body: &rondav1.Directive_Hold{Hold: &rondav1.HoldInfo{HoldId: fmt.Sprintf("hub-%d", seq), CameraId: "3171011001-cam1"}}}
+	}
+	hub := &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}, directives: []*rondav1.Directive{hold(1), hold(2)}}
+	hs := NewHubServer(hub, slogDiscard(), nil)
+	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(hubB.ServerTLS(certs.KindNode, certs.KindHub))))...)
+	hs.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	defer g.Stop()
+	run := func(rec *directiveRecorder, until func() bool) {
+		ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ob.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		nc := NewNodeClient(NodeClientConfig{Members: []string{lis.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub), Directives: rec,
+			Info: &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard(),
+			PushInterval: 100 * time.Millisecond})
+		done := make(chan struct{})
+		go func() { nc.Run(ctx); close(done) }()
+		waitFor(t, "the node to apply the directives and report them", until)
+		cancel()
+		<-done
+	}
+	results := func() []string {
+		hub.mu.Lock()
+		defer hub.mu.Unlock()
+		var out []string
+		for _, r := range hub.records["n1"] {
+			if dr := r.GetDirectiveResult(); dr != nil {
+				out = append(out, fmt.Sprintf("%d:%s", dr.Seq, dr.Error))
+			}
+		}
+		return out
+	}
+	first := &directiveRecorder{}
+	run(first, func() bool {
+		if len(results()) == 2 {
+			// A release arrives while the node is connected: the next
+			// heartbeat brings it.
+			hub.mu.Lock()
+			if len(hub.directives) == 2 {
+				hub.directives = append(hub.directives, &rondav1.Directive{Seq: 3, Body: &rondav1.Directive_Release{Release: &rondav1.HoldRelease{HoldId: "hub-1"}}})
+			}
+			hub.mu.Unlock()
+		}
+		return len(results()) == 3
+	})
+	if got := results(); !slices.Equal(got, []string{"1:", "2:", "3:no such hold here"}) {
+		t.Fatalf("outcomes at the hub %v", got)
+	}
+	// Restarted, the node is handed the same directives again (say the hub
+	// had not committed its results yet): none is applied twice.
+	again := &directiveRecorder{}
+	restart := time.Now()
+	run(again, func() bool { l := hs.Link("n1"); return l.Connected && l.Since.After(restart) }) // past Hello
+	time.Sleep(300 * time.Millisecond)
+	if !slices.Equal(first.applied, []uint64{1, 2, 3}) || len(again.applied) != 0 {
+		t.Fatalf("applied %v, then after a restart %v; want 1 2 3 once", first.applied, again.applied)
 	}
 }

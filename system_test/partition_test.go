@@ -127,6 +127,13 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 	}
 	t.Logf("after %.0f s cut off, %d records wait in %s's outbox", time.Since(cut).Seconds(), last-acked, n.NodeID)
 
+	// An auditor places a hold at the hub on the cut-off node's camera: it
+	// waits as pending until the node is back.
+	held := placeHubHold(t, hub, cams[0].ID, cut)
+	if held.State != "pending" || held.NodeID != n.NodeID {
+		t.Fatalf("a hold placed at the hub for an offline node: %+v; want pending for %s", held, n.NodeID)
+	}
+
 	healAt := time.Now()
 	if _, err := demo.SetLink(context.Background(), f.dir, n.NodeID, "up", 0); err != nil {
 		t.Fatal(err)
@@ -157,6 +164,43 @@ func checkPartition(t *testing.T, f *federation, outage time.Duration) {
 		t.Fatalf("audit events logged at %s while cut off: %v; want its staff's login, live view and playback", n.NodeID, offline)
 	}
 	t.Logf("audit events logged offline and now at the hub: %v", offline)
+
+	// The hold reached the node when it reconnected; released at the hub, it
+	// is gone from the node too.
+	poll(t, 30*time.Second, "the hub hold applied at "+n.NodeID, func() error {
+		h, err := findHold(t, hub, cams[0].ID, held.ID)
+		if err != nil {
+			return err
+		}
+		if h.State != "applied" {
+			return fmt.Errorf("state %s %s", h.State, h.Error)
+		}
+		at, err := findHold(t, nc, cams[0].ID, held.ID)
+		if err != nil {
+			return fmt.Errorf("at the node: %w", err)
+		}
+		if !at.From.Equal(held.From) || !at.To.Equal(held.To) || at.Reason != held.Reason || !at.Active {
+			return fmt.Errorf("at the node %+v, at the hub %+v", at, held)
+		}
+		return nil
+	})
+	if _, err := hub.Do(ctx(t), "DELETE", "/api/v1/cameras/"+cams[0].ID+"/holds/"+held.ID, nil, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 30*time.Second, "the hub hold released at "+n.NodeID, func() error {
+		h, err := findHold(t, hub, cams[0].ID, held.ID)
+		if err != nil {
+			return err
+		}
+		if h.State != "released" {
+			return fmt.Errorf("state %s", h.State)
+		}
+		if _, err := findHold(t, nc, cams[0].ID, held.ID); err == nil {
+			return fmt.Errorf("the node still holds %s", held.ID)
+		}
+		return nil
+	})
+	t.Logf("a hold placed at the hub while %s was cut off was pending, applied when it came back, and released on both", n.NodeID)
 
 	from, to := cut.Add(-10*time.Second), healAt.Add(-2*time.Second)
 	hubEqualsNode(t, nc, hub, n.NodeID, cams, from, to)
@@ -633,4 +677,28 @@ func checkRelay(t *testing.T, f *federation) {
 		}
 		return nil
 	})
+}
+
+func placeHubHold(t *testing.T, hub *demo.Client, cam string, from time.Time) api.Hold {
+	t.Helper()
+	body := fmt.Sprintf(`{"from":%q,"to":%q,"reason":"JAKI-2026-0777"}`, from.Add(-time.Minute).UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339))
+	var h api.Hold
+	if _, err := hub.Do(ctx(t), "POST", "/api/v1/cameras/"+cam+"/holds", strings.NewReader(body), "application/json", &h); err != nil {
+		t.Fatalf("place a hold at the hub: %v", err)
+	}
+	return h
+}
+
+func findHold(t *testing.T, c *demo.Client, cam, id string) (api.Hold, error) {
+	t.Helper()
+	var list struct{ Holds []api.Hold }
+	if _, err := c.Do(ctx(t), "GET", "/api/v1/cameras/"+cam+"/holds", nil, "", &list); err != nil {
+		return api.Hold{}, err
+	}
+	for _, h := range list.Holds {
+		if h.ID == id {
+			return h, nil
+		}
+	}
+	return api.Hold{}, fmt.Errorf("no hold %s on %s", id, cam)
 }

@@ -295,6 +295,10 @@ func applyRecord(b *pebble.Batch, node *rondav1.StoredNode, rec *rondav1.Record,
 		return addGapEvent(b, nodeID, body.Gap, rec.GetSeq(), log)
 	case *rondav1.Record_Audit:
 		return addAudit(b, node, body.Audit, now, rec.GetSeq(), log)
+	case *rondav1.Record_DirectiveResult:
+		return applyDirectiveResult(b, node, body.DirectiveResult, log)
+	case *rondav1.Record_Hold:
+		return applyHoldChange(b, node, body.Hold, rec.GetSeq(), log)
 	default:
 		log.Debug("skipping outbox record without a body", "node", nodeID, "seq", rec.GetSeq())
 		return nil

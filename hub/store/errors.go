@@ -27,6 +27,9 @@ var (
 	// ErrBadCommand means the command could not be decoded or failed validation.
 	ErrBadCommand = errors.New("hub/store: malformed FSM command")
 
+	// ErrNotFound means a record asked for (a hold) does not exist.
+	ErrNotFound = errors.New("hub/store: not found")
+
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("hub/store: store is closed")
 

@@ -18,6 +18,8 @@ package store
 //	p/<member id>                -> rondav1.HubMember: a member joined or removed by an operator
 //	                                (or removed by autopilot); the initial members have none
 //	u/<node id> NUL <audit seq>  -> rondav1.StoredAuditEvent (audit seq: uint64 big-endian), since v3
+//	h/<camera id> NUL <hold id>  -> rondav1.StoredHold, since v3
+//	d/<node id> NUL <seq>        -> rondav1.Directive not yet applied by the node (seq: uint64 big-endian), since v3
 //
 // Bump SchemaVersion whenever the layout or the meaning of a value changes; an
 // FSM refuses to open (and Restore refuses snapshots of) another version,
@@ -39,7 +41,7 @@ import (
 const SchemaVersion uint32 = 3
 
 // upgradableFrom are older schema versions this binary opens as they are:
-// v2 -> v3 added u/ (audit events).
+// v2 -> v3 added u/ (audit events), h/ (holds) and d/ (directives).
 var upgradableFrom = map[uint32]bool{2: true}
 
 // maxIDLen bounds node and camera identifiers that become part of keys.
@@ -56,6 +58,8 @@ var (
 	prefixArea       = []byte("a/")
 	prefixMember     = []byte("p/")
 	prefixAudit      = []byte("u/")
+	prefixHold       = []byte("h/")
+	prefixDirective  = []byte("d/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -277,8 +278,18 @@ func (s *Store) PutHold(h Hold) (Hold, error) {
 	if h.Reason == "" {
 		return h, fmt.Errorf("record: a hold needs a reason (e.g. a report or case number)")
 	}
+	if h.Origin != "" {
+		// Placed at the hub: once, however often the directive arrives.
+		if hs, err := s.Holds(h.Camera); err != nil {
+			return h, err
+		} else if i := slices.IndexFunc(hs, func(x Hold) bool { return x.Origin == h.Origin }); i >= 0 {
+			return hs[i], nil
+		}
+	}
 	h.ID = uint64(s.opts.Now().UnixNano())
-	h.Created = s.opts.Now().UTC()
+	if h.Created.IsZero() {
+		h.Created = s.opts.Now().UTC()
+	}
 	raw, _ := json.Marshal(h)
 	return h, s.db.Set(holdKey(h.Camera, h.ID), raw, pebble.Sync)
 }
@@ -307,6 +318,21 @@ func (s *Store) Holds(cameraID string) ([]Hold, error) {
 
 // ErrNoSuchHold says a hold to release does not exist.
 var ErrNoSuchHold = errors.New("no such hold on this camera; GET …/holds lists them")
+
+// DeleteHoldByOrigin releases the hold the hub placed as origin; releasing
+// one that is not there (released before) is not an error.
+func (s *Store) DeleteHoldByOrigin(cameraID, origin string) error {
+	hs, err := s.Holds(cameraID)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if h.Origin == origin {
+			return s.db.Delete(holdKey(cameraID, h.ID), pebble.Sync)
+		}
+	}
+	return nil
+}
 
 // DeleteHold releases a hold.
 func (s *Store) DeleteHold(cameraID string, id uint64) error {

@@ -70,6 +70,9 @@ type Hold struct {
 	Expires time.Time `json:"expires"`
 	Created time.Time `json:"created"`
 	By      string    `json:"by,omitempty"` // who placed it
+	// Origin is the hub's id of a hold placed centrally ("hub-..."); empty
+	// for a hold placed at this node.
+	Origin string `json:"origin,omitempty"`
 }
 
 // Segment statuses.

@@ -98,8 +98,11 @@ type StoredNode struct {
 	// and that event's AuditHash.
 	AuditSeq        uint64 `protobuf:"varint,5,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
 	AuditHeadSha256 []byte `protobuf:"bytes,6,opt,name=audit_head_sha256,json=auditHeadSha256,proto3" json:"audit_head_sha256,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Directives: the newest one written for the node, the newest it applied.
+	DirectiveSeq     uint64 `protobuf:"varint,7,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
+	DirectiveApplied uint64 `protobuf:"varint,8,opt,name=directive_applied,json=directiveApplied,proto3" json:"directive_applied,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StoredNode) Reset() {
@@ -174,6 +177,180 @@ func (x *StoredNode) GetAuditHeadSha256() []byte {
 	return nil
 }
 
+func (x *StoredNode) GetDirectiveSeq() uint64 {
+	if x != nil {
+		return x.DirectiveSeq
+	}
+	return 0
+}
+
+func (x *StoredNode) GetDirectiveApplied() uint64 {
+	if x != nil {
+		return x.DirectiveApplied
+	}
+	return 0
+}
+
+// StoredHold is a hold as the hub knows it: placed at the hub (delivered
+// to the node as a directive) or at the node (reported by it).
+type StoredHold struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Hold   *HoldInfo              `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// pending (the node has not applied it yet: its footage is kept anyway,
+	// the node's retention learns of it when it does), applied, failed
+	// (error says why), released (release_pending until the node applied it).
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// The directive that placed it at the node (hub holds).
+	DirectiveSeq  uint64 `protobuf:"varint,5,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
+	ReleasedBy    string `protobuf:"bytes,6,opt,name=released_by,json=releasedBy,proto3" json:"released_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredHold) Reset() {
+	*x = StoredHold{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredHold) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredHold) ProtoMessage() {}
+
+func (x *StoredHold) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredHold.ProtoReflect.Descriptor instead.
+func (*StoredHold) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StoredHold) GetHold() *HoldInfo {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+func (x *StoredHold) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StoredHold) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StoredHold) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *StoredHold) GetDirectiveSeq() uint64 {
+	if x != nil {
+		return x.DirectiveSeq
+	}
+	return 0
+}
+
+func (x *StoredHold) GetReleasedBy() string {
+	if x != nil {
+		return x.ReleasedBy
+	}
+	return ""
+}
+
+// HoldCommand places or releases a hold at the hub (CommandHold). hold_id is
+// chosen by the member proposing it, so a retried command applies once.
+type HoldCommand struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Hold             *HoldInfo              `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	Release          bool                   `protobuf:"varint,2,opt,name=release,proto3" json:"release,omitempty"`
+	ReleasedBy       string                 `protobuf:"bytes,3,opt,name=released_by,json=releasedBy,proto3" json:"released_by,omitempty"`
+	ProposedUnixNano int64                  `protobuf:"varint,4,opt,name=proposed_unix_nano,json=proposedUnixNano,proto3" json:"proposed_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *HoldCommand) Reset() {
+	*x = HoldCommand{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldCommand) ProtoMessage() {}
+
+func (x *HoldCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldCommand.ProtoReflect.Descriptor instead.
+func (*HoldCommand) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HoldCommand) GetHold() *HoldInfo {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+func (x *HoldCommand) GetRelease() bool {
+	if x != nil {
+		return x.Release
+	}
+	return false
+}
+
+func (x *HoldCommand) GetReleasedBy() string {
+	if x != nil {
+		return x.ReleasedBy
+	}
+	return ""
+}
+
+func (x *HoldCommand) GetProposedUnixNano() int64 {
+	if x != nil {
+		return x.ProposedUnixNano
+	}
+	return 0
+}
+
 // StoredAuditEvent is a node's audit event as the hub committed it.
 type StoredAuditEvent struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -190,7 +367,7 @@ type StoredAuditEvent struct {
 
 func (x *StoredAuditEvent) Reset() {
 	*x = StoredAuditEvent{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +379,7 @@ func (x *StoredAuditEvent) String() string {
 func (*StoredAuditEvent) ProtoMessage() {}
 
 func (x *StoredAuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[2]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +392,7 @@ func (x *StoredAuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredAuditEvent.ProtoReflect.Descriptor instead.
 func (*StoredAuditEvent) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{2}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StoredAuditEvent) GetNodeId() string {
@@ -258,7 +435,7 @@ type StoredCamera struct {
 
 func (x *StoredCamera) Reset() {
 	*x = StoredCamera{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +447,7 @@ func (x *StoredCamera) String() string {
 func (*StoredCamera) ProtoMessage() {}
 
 func (x *StoredCamera) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[3]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +460,7 @@ func (x *StoredCamera) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCamera.ProtoReflect.Descriptor instead.
 func (*StoredCamera) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{3}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StoredCamera) GetCamera() *Camera {
@@ -331,7 +508,7 @@ type StoredCoverage struct {
 
 func (x *StoredCoverage) Reset() {
 	*x = StoredCoverage{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +520,7 @@ func (x *StoredCoverage) String() string {
 func (*StoredCoverage) ProtoMessage() {}
 
 func (x *StoredCoverage) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[4]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +533,7 @@ func (x *StoredCoverage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCoverage.ProtoReflect.Descriptor instead.
 func (*StoredCoverage) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{4}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StoredCoverage) GetSpans() []*Span {
@@ -406,7 +583,7 @@ type CommandBatch struct {
 
 func (x *CommandBatch) Reset() {
 	*x = CommandBatch{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +595,7 @@ func (x *CommandBatch) String() string {
 func (*CommandBatch) ProtoMessage() {}
 
 func (x *CommandBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[5]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +608,7 @@ func (x *CommandBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandBatch.ProtoReflect.Descriptor instead.
 func (*CommandBatch) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{5}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CommandBatch) GetCommands() [][]byte {
@@ -463,7 +640,7 @@ type HubMember struct {
 
 func (x *HubMember) Reset() {
 	*x = HubMember{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +652,7 @@ func (x *HubMember) String() string {
 func (*HubMember) ProtoMessage() {}
 
 func (x *HubMember) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[6]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +665,7 @@ func (x *HubMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubMember.ProtoReflect.Descriptor instead.
 func (*HubMember) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{6}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HubMember) GetId() string {
@@ -556,7 +733,7 @@ type Area struct {
 
 func (x *Area) Reset() {
 	*x = Area{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +745,7 @@ func (x *Area) String() string {
 func (*Area) ProtoMessage() {}
 
 func (x *Area) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[7]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +758,7 @@ func (x *Area) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Area.ProtoReflect.Descriptor instead.
 func (*Area) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{7}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Area) GetCode() string {
@@ -640,7 +817,7 @@ type AreaSeed struct {
 
 func (x *AreaSeed) Reset() {
 	*x = AreaSeed{}
-	mi := &file_ronda_v1_fsm_proto_msgTypes[8]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +829,7 @@ func (x *AreaSeed) String() string {
 func (*AreaSeed) ProtoMessage() {}
 
 func (x *AreaSeed) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_fsm_proto_msgTypes[8]
+	mi := &file_ronda_v1_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +842,7 @@ func (x *AreaSeed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AreaSeed.ProtoReflect.Descriptor instead.
 func (*AreaSeed) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{8}
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AreaSeed) GetVersion() string {
@@ -697,7 +874,7 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\vNodeRecords\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
 	"\arecords\x18\x02 \x03(\v2\x10.ronda.v1.RecordR\arecords\x12,\n" +
-	"\x12proposed_unix_nano\x18\x03 \x01(\x03R\x10proposedUnixNano\"\xfc\x01\n" +
+	"\x12proposed_unix_nano\x18\x03 \x01(\x03R\x10proposedUnixNano\"\xce\x02\n" +
 	"\n" +
 	"StoredNode\x12&\n" +
 	"\x04info\x18\x01 \x01(\v2\x12.ronda.v1.NodeInfoR\x04info\x12\x1f\n" +
@@ -706,7 +883,24 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\x14registered_unix_nano\x18\x03 \x01(\x03R\x12registeredUnixNano\x12*\n" +
 	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\x12\x1b\n" +
 	"\taudit_seq\x18\x05 \x01(\x04R\bauditSeq\x12*\n" +
-	"\x11audit_head_sha256\x18\x06 \x01(\fR\x0fauditHeadSha256\"\xa8\x01\n" +
+	"\x11audit_head_sha256\x18\x06 \x01(\fR\x0fauditHeadSha256\x12#\n" +
+	"\rdirective_seq\x18\a \x01(\x04R\fdirectiveSeq\x12+\n" +
+	"\x11directive_applied\x18\b \x01(\x04R\x10directiveApplied\"\xbf\x01\n" +
+	"\n" +
+	"StoredHold\x12&\n" +
+	"\x04hold\x18\x01 \x01(\v2\x12.ronda.v1.HoldInfoR\x04hold\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12#\n" +
+	"\rdirective_seq\x18\x05 \x01(\x04R\fdirectiveSeq\x12\x1f\n" +
+	"\vreleased_by\x18\x06 \x01(\tR\n" +
+	"releasedBy\"\x9e\x01\n" +
+	"\vHoldCommand\x12&\n" +
+	"\x04hold\x18\x01 \x01(\v2\x12.ronda.v1.HoldInfoR\x04hold\x12\x18\n" +
+	"\arelease\x18\x02 \x01(\bR\arelease\x12\x1f\n" +
+	"\vreleased_by\x18\x03 \x01(\tR\n" +
+	"releasedBy\x12,\n" +
+	"\x12proposed_unix_nano\x18\x04 \x01(\x03R\x10proposedUnixNano\"\xa8\x01\n" +
 	"\x10StoredAuditEvent\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
 	"\x05event\x18\x02 \x01(\v2\x14.ronda.v1.AuditEventR\x05event\x12.\n" +
@@ -758,37 +952,42 @@ func file_ronda_v1_fsm_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_fsm_proto_rawDescData
 }
 
-var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*NodeRecords)(nil),      // 0: ronda.v1.NodeRecords
 	(*StoredNode)(nil),       // 1: ronda.v1.StoredNode
-	(*StoredAuditEvent)(nil), // 2: ronda.v1.StoredAuditEvent
-	(*StoredCamera)(nil),     // 3: ronda.v1.StoredCamera
-	(*StoredCoverage)(nil),   // 4: ronda.v1.StoredCoverage
-	(*CommandBatch)(nil),     // 5: ronda.v1.CommandBatch
-	(*HubMember)(nil),        // 6: ronda.v1.HubMember
-	(*Area)(nil),             // 7: ronda.v1.Area
-	(*AreaSeed)(nil),         // 8: ronda.v1.AreaSeed
-	(*Record)(nil),           // 9: ronda.v1.Record
-	(*NodeInfo)(nil),         // 10: ronda.v1.NodeInfo
-	(*AuditEvent)(nil),       // 11: ronda.v1.AuditEvent
-	(*Camera)(nil),           // 12: ronda.v1.Camera
-	(*Span)(nil),             // 13: ronda.v1.Span
-	(*GapEvent)(nil),         // 14: ronda.v1.GapEvent
+	(*StoredHold)(nil),       // 2: ronda.v1.StoredHold
+	(*HoldCommand)(nil),      // 3: ronda.v1.HoldCommand
+	(*StoredAuditEvent)(nil), // 4: ronda.v1.StoredAuditEvent
+	(*StoredCamera)(nil),     // 5: ronda.v1.StoredCamera
+	(*StoredCoverage)(nil),   // 6: ronda.v1.StoredCoverage
+	(*CommandBatch)(nil),     // 7: ronda.v1.CommandBatch
+	(*HubMember)(nil),        // 8: ronda.v1.HubMember
+	(*Area)(nil),             // 9: ronda.v1.Area
+	(*AreaSeed)(nil),         // 10: ronda.v1.AreaSeed
+	(*Record)(nil),           // 11: ronda.v1.Record
+	(*NodeInfo)(nil),         // 12: ronda.v1.NodeInfo
+	(*HoldInfo)(nil),         // 13: ronda.v1.HoldInfo
+	(*AuditEvent)(nil),       // 14: ronda.v1.AuditEvent
+	(*Camera)(nil),           // 15: ronda.v1.Camera
+	(*Span)(nil),             // 16: ronda.v1.Span
+	(*GapEvent)(nil),         // 17: ronda.v1.GapEvent
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
-	9,  // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
-	10, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
-	11, // 2: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
-	12, // 3: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
-	13, // 4: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
-	14, // 5: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
-	7,  // 6: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	11, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
+	12, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
+	13, // 2: ronda.v1.StoredHold.hold:type_name -> ronda.v1.HoldInfo
+	13, // 3: ronda.v1.HoldCommand.hold:type_name -> ronda.v1.HoldInfo
+	14, // 4: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
+	15, // 5: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
+	16, // 6: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
+	17, // 7: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
+	9,  // 8: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_fsm_proto_init() }
@@ -803,7 +1002,7 @@ func file_ronda_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_fsm_proto_rawDesc), len(file_ronda_v1_fsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -31,7 +31,9 @@ type HelloRequest struct {
 	Capability uint32                 `protobuf:"varint,1,opt,name=capability,proto3" json:"capability,omitempty"`
 	Node       *NodeInfo              `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
 	// The node's newest outbox sequence: the hub shows how far behind it is.
-	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastSeq uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// The newest directive the node applied.
+	DirectiveSeq  uint64 `protobuf:"varint,4,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -87,6 +89,13 @@ func (x *HelloRequest) GetLastSeq() uint64 {
 	return 0
 }
 
+func (x *HelloRequest) GetDirectiveSeq() uint64 {
+	if x != nil {
+		return x.DirectiveSeq
+	}
+	return 0
+}
+
 type HelloResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Capability uint32                 `protobuf:"varint,1,opt,name=capability,proto3" json:"capability,omitempty"`
@@ -98,7 +107,9 @@ type HelloResponse struct {
 	// The newest of this node's audit events the hub holds (its audit_seq).
 	// A hub restored from an older backup answers with less than the node
 	// knows it acknowledged; the node then re-sends its history.
-	AuditSeq      uint64 `protobuf:"varint,5,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	AuditSeq uint64 `protobuf:"varint,5,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	// Directives after the node's directive_seq, oldest first (a bounded batch).
+	Directives    []*Directive `protobuf:"bytes,6,rep,name=directives,proto3" json:"directives,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +177,13 @@ func (x *HelloResponse) GetAuditSeq() uint64 {
 		return x.AuditSeq
 	}
 	return 0
+}
+
+func (x *HelloResponse) GetDirectives() []*Directive {
+	if x != nil {
+		return x.Directives
+	}
+	return nil
 }
 
 type NodeInfo struct {
@@ -446,6 +464,8 @@ type Record struct {
 	//	*Record_Segment
 	//	*Record_Gap
 	//	*Record_Audit
+	//	*Record_DirectiveResult
+	//	*Record_Hold
 	Body          isRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -549,6 +569,24 @@ func (x *Record) GetAudit() *AuditEvent {
 	return nil
 }
 
+func (x *Record) GetDirectiveResult() *DirectiveResult {
+	if x != nil {
+		if x, ok := x.Body.(*Record_DirectiveResult); ok {
+			return x.DirectiveResult
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetHold() *HoldChange {
+	if x != nil {
+		if x, ok := x.Body.(*Record_Hold); ok {
+			return x.Hold
+		}
+	}
+	return nil
+}
+
 type isRecord_Body interface {
 	isRecord_Body()
 }
@@ -577,6 +615,14 @@ type Record_Audit struct {
 	Audit *AuditEvent `protobuf:"bytes,7,opt,name=audit,proto3,oneof"`
 }
 
+type Record_DirectiveResult struct {
+	DirectiveResult *DirectiveResult `protobuf:"bytes,8,opt,name=directive_result,json=directiveResult,proto3,oneof"`
+}
+
+type Record_Hold struct {
+	Hold *HoldChange `protobuf:"bytes,9,opt,name=hold,proto3,oneof"`
+}
+
 func (*Record_Registration) isRecord_Body() {}
 
 func (*Record_Cameras) isRecord_Body() {}
@@ -588,6 +634,385 @@ func (*Record_Segment) isRecord_Body() {}
 func (*Record_Gap) isRecord_Body() {}
 
 func (*Record_Audit) isRecord_Body() {}
+
+func (*Record_DirectiveResult) isRecord_Body() {}
+
+func (*Record_Hold) isRecord_Body() {}
+
+// Directive is something the hub tells one node to do. Directives are
+// numbered per node (seq 1, 2, 3, ...), kept in the hub's Raft state, and
+// handed to the node in answers to Hello and Push until the node says it
+// applied them (directive_seq in its requests, a DirectiveResult record
+// with the outcome). Applying one twice changes nothing.
+type Directive struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Seq             uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,2,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// Types that are valid to be assigned to Body:
+	//
+	//	*Directive_Hold
+	//	*Directive_Release
+	Body          isDirective_Body `protobuf_oneof:"body"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Directive) Reset() {
+	*x = Directive{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Directive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Directive) ProtoMessage() {}
+
+func (x *Directive) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Directive.ProtoReflect.Descriptor instead.
+func (*Directive) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Directive) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Directive) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *Directive) GetBody() isDirective_Body {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *Directive) GetHold() *HoldInfo {
+	if x != nil {
+		if x, ok := x.Body.(*Directive_Hold); ok {
+			return x.Hold
+		}
+	}
+	return nil
+}
+
+func (x *Directive) GetRelease() *HoldRelease {
+	if x != nil {
+		if x, ok := x.Body.(*Directive_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
+type isDirective_Body interface {
+	isDirective_Body()
+}
+
+type Directive_Hold struct {
+	Hold *HoldInfo `protobuf:"bytes,3,opt,name=hold,proto3,oneof"`
+}
+
+type Directive_Release struct {
+	Release *HoldRelease `protobuf:"bytes,4,opt,name=release,proto3,oneof"`
+}
+
+func (*Directive_Hold) isDirective_Body() {}
+
+func (*Directive_Release) isDirective_Body() {}
+
+// HoldInfo is a hold as the hub and the node exchange it: keep [from, to)
+// of a camera from retention, until expires (0: until released).
+type HoldInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Placed at the hub: "hub-..." (the same id at the node); placed at the
+	// node: "<node id>-<the node's hold id>".
+	HoldId          string `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	CameraId        string `protobuf:"bytes,2,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	FromUnixNano    int64  `protobuf:"varint,3,opt,name=from_unix_nano,json=fromUnixNano,proto3" json:"from_unix_nano,omitempty"`
+	ToUnixNano      int64  `protobuf:"varint,4,opt,name=to_unix_nano,json=toUnixNano,proto3" json:"to_unix_nano,omitempty"`
+	Reason          string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	ExpiresUnixNano int64  `protobuf:"varint,6,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	CreatedBy       string `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedUnixNano int64  `protobuf:"varint,8,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HoldInfo) Reset() {
+	*x = HoldInfo{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldInfo) ProtoMessage() {}
+
+func (x *HoldInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldInfo.ProtoReflect.Descriptor instead.
+func (*HoldInfo) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HoldInfo) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *HoldInfo) GetCameraId() string {
+	if x != nil {
+		return x.CameraId
+	}
+	return ""
+}
+
+func (x *HoldInfo) GetFromUnixNano() int64 {
+	if x != nil {
+		return x.FromUnixNano
+	}
+	return 0
+}
+
+func (x *HoldInfo) GetToUnixNano() int64 {
+	if x != nil {
+		return x.ToUnixNano
+	}
+	return 0
+}
+
+func (x *HoldInfo) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HoldInfo) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *HoldInfo) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *HoldInfo) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+type HoldRelease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	CameraId      string                 `protobuf:"bytes,2,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	ReleasedBy    string                 `protobuf:"bytes,3,opt,name=released_by,json=releasedBy,proto3" json:"released_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldRelease) Reset() {
+	*x = HoldRelease{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldRelease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldRelease) ProtoMessage() {}
+
+func (x *HoldRelease) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldRelease.ProtoReflect.Descriptor instead.
+func (*HoldRelease) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HoldRelease) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *HoldRelease) GetCameraId() string {
+	if x != nil {
+		return x.CameraId
+	}
+	return ""
+}
+
+func (x *HoldRelease) GetReleasedBy() string {
+	if x != nil {
+		return x.ReleasedBy
+	}
+	return ""
+}
+
+// DirectiveResult is the node's outcome of a directive: applied, or why not.
+type DirectiveResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Empty: applied.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectiveResult) Reset() {
+	*x = DirectiveResult{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectiveResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectiveResult) ProtoMessage() {}
+
+func (x *DirectiveResult) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectiveResult.ProtoReflect.Descriptor instead.
+func (*DirectiveResult) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DirectiveResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *DirectiveResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// HoldChange is a hold placed or released at the node itself (by its own
+// staff, offline too), so the hub's list of holds is complete.
+type HoldChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hold          *HoldInfo              `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	Released      bool                   `protobuf:"varint,2,opt,name=released,proto3" json:"released,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldChange) Reset() {
+	*x = HoldChange{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldChange) ProtoMessage() {}
+
+func (x *HoldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldChange.ProtoReflect.Descriptor instead.
+func (*HoldChange) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HoldChange) GetHold() *HoldInfo {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+func (x *HoldChange) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
 
 // AuditEvent is one audited action taken at a node: who did what, to which
 // camera and time range, from where, why, and how it ended. The node keeps
@@ -619,7 +1044,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +1056,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +1069,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AuditEvent) GetAuditSeq() uint64 {
@@ -741,7 +1166,7 @@ type SegmentManifest struct {
 
 func (x *SegmentManifest) Reset() {
 	*x = SegmentManifest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +1178,7 @@ func (x *SegmentManifest) String() string {
 func (*SegmentManifest) ProtoMessage() {}
 
 func (x *SegmentManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +1191,7 @@ func (x *SegmentManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentManifest.ProtoReflect.Descriptor instead.
 func (*SegmentManifest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SegmentManifest) GetCameraId() string {
@@ -825,7 +1250,7 @@ type GapEvent struct {
 
 func (x *GapEvent) Reset() {
 	*x = GapEvent{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1262,7 @@ func (x *GapEvent) String() string {
 func (*GapEvent) ProtoMessage() {}
 
 func (x *GapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1275,7 @@ func (x *GapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GapEvent.ProtoReflect.Descriptor instead.
 func (*GapEvent) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GapEvent) GetCameraId() string {
@@ -890,7 +1315,7 @@ type CameraInventory struct {
 
 func (x *CameraInventory) Reset() {
 	*x = CameraInventory{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1327,7 @@ func (x *CameraInventory) String() string {
 func (*CameraInventory) ProtoMessage() {}
 
 func (x *CameraInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1340,7 @@ func (x *CameraInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CameraInventory.ProtoReflect.Descriptor instead.
 func (*CameraInventory) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CameraInventory) GetCameras() []*Camera {
@@ -930,14 +1355,17 @@ type PushRequest struct {
 	NodeId  string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Records []*Record              `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
 	// The node's newest outbox sequence (records may still be waiting).
-	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastSeq uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// The newest directive the node applied. A push without records is the
+	// node's heartbeat: it asks for new directives.
+	DirectiveSeq  uint64 `protobuf:"varint,4,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1377,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1390,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PushRequest) GetNodeId() string {
@@ -986,18 +1414,27 @@ func (x *PushRequest) GetLastSeq() uint64 {
 	return 0
 }
 
+func (x *PushRequest) GetDirectiveSeq() uint64 {
+	if x != nil {
+		return x.DirectiveSeq
+	}
+	return 0
+}
+
 type PushResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	AckedSeq uint64                 `protobuf:"varint,1,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
 	// Non-zero when the hub sheds load: retry after this many milliseconds.
-	RetryAfterMs  int64 `protobuf:"varint,2,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	RetryAfterMs int64 `protobuf:"varint,2,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	// Directives after the node's directive_seq, oldest first (a bounded batch).
+	Directives    []*Directive `protobuf:"bytes,3,rep,name=directives,proto3" json:"directives,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1446,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1459,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PushResponse) GetAckedSeq() uint64 {
@@ -1039,6 +1476,13 @@ func (x *PushResponse) GetRetryAfterMs() int64 {
 	return 0
 }
 
+func (x *PushResponse) GetDirectives() []*Directive {
+	if x != nil {
+		return x.Directives
+	}
+	return nil
+}
+
 type WhepRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CameraId      string                 `protobuf:"bytes,1,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
@@ -1050,7 +1494,7 @@ type WhepRequest struct {
 
 func (x *WhepRequest) Reset() {
 	*x = WhepRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1506,7 @@ func (x *WhepRequest) String() string {
 func (*WhepRequest) ProtoMessage() {}
 
 func (x *WhepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1519,7 @@ func (x *WhepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepRequest.ProtoReflect.Descriptor instead.
 func (*WhepRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WhepRequest) GetCameraId() string {
@@ -1109,7 +1553,7 @@ type WhepResponse struct {
 
 func (x *WhepResponse) Reset() {
 	*x = WhepResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1565,7 @@ func (x *WhepResponse) String() string {
 func (*WhepResponse) ProtoMessage() {}
 
 func (x *WhepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1578,7 @@ func (x *WhepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepResponse.ProtoReflect.Descriptor instead.
 func (*WhepResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WhepResponse) GetAnswerSdp() string {
@@ -1160,7 +1604,7 @@ type WhepDeleteRequest struct {
 
 func (x *WhepDeleteRequest) Reset() {
 	*x = WhepDeleteRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1616,7 @@ func (x *WhepDeleteRequest) String() string {
 func (*WhepDeleteRequest) ProtoMessage() {}
 
 func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1629,7 @@ func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteRequest.ProtoReflect.Descriptor instead.
 func (*WhepDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WhepDeleteRequest) GetSessionId() string {
@@ -1203,7 +1647,7 @@ type WhepDeleteResponse struct {
 
 func (x *WhepDeleteResponse) Reset() {
 	*x = WhepDeleteResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1659,7 @@ func (x *WhepDeleteResponse) String() string {
 func (*WhepDeleteResponse) ProtoMessage() {}
 
 func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1672,7 @@ func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteResponse.ProtoReflect.Descriptor instead.
 func (*WhepDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
 }
 
 type PlaybackRequest struct {
@@ -1243,7 +1687,7 @@ type PlaybackRequest struct {
 
 func (x *PlaybackRequest) Reset() {
 	*x = PlaybackRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1699,7 @@ func (x *PlaybackRequest) String() string {
 func (*PlaybackRequest) ProtoMessage() {}
 
 func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1712,7 @@ func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackRequest.ProtoReflect.Descriptor instead.
 func (*PlaybackRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PlaybackRequest) GetCameraId() string {
@@ -1308,7 +1752,7 @@ type PlaybackChunk struct {
 
 func (x *PlaybackChunk) Reset() {
 	*x = PlaybackChunk{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1764,7 @@ func (x *PlaybackChunk) String() string {
 func (*PlaybackChunk) ProtoMessage() {}
 
 func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1777,7 @@ func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackChunk.ProtoReflect.Descriptor instead.
 func (*PlaybackChunk) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlaybackChunk) GetData() []byte {
@@ -1354,7 +1798,7 @@ type RecordingsRequest struct {
 
 func (x *RecordingsRequest) Reset() {
 	*x = RecordingsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1810,7 @@ func (x *RecordingsRequest) String() string {
 func (*RecordingsRequest) ProtoMessage() {}
 
 func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1823,7 @@ func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsRequest.ProtoReflect.Descriptor instead.
 func (*RecordingsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RecordingsRequest) GetCameraId() string {
@@ -1418,7 +1862,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1874,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1887,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Gap) GetStartUnixNano() int64 {
@@ -1484,7 +1928,7 @@ type RecordingsResponse struct {
 
 func (x *RecordingsResponse) Reset() {
 	*x = RecordingsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1940,7 @@ func (x *RecordingsResponse) String() string {
 func (*RecordingsResponse) ProtoMessage() {}
 
 func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1953,7 @@ func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsResponse.ProtoReflect.Descriptor instead.
 func (*RecordingsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RecordingsResponse) GetSpans() []*Span {
@@ -1536,7 +1980,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1992,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +2005,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1582,7 +2026,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +2038,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +2051,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -1636,7 +2080,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +2092,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +2105,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReadIndexRequest) GetLinearizable() bool {
@@ -1680,7 +2124,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +2136,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +2149,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1733,7 +2177,7 @@ type LinkState struct {
 
 func (x *LinkState) Reset() {
 	*x = LinkState{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +2189,7 @@ func (x *LinkState) String() string {
 func (*LinkState) ProtoMessage() {}
 
 func (x *LinkState) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +2202,7 @@ func (x *LinkState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkState.ProtoReflect.Descriptor instead.
 func (*LinkState) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LinkState) GetNodeId() string {
@@ -1821,7 +2265,7 @@ type LinksReport struct {
 
 func (x *LinksReport) Reset() {
 	*x = LinksReport{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +2277,7 @@ func (x *LinksReport) String() string {
 func (*LinksReport) ProtoMessage() {}
 
 func (x *LinksReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +2290,7 @@ func (x *LinksReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksReport.ProtoReflect.Descriptor instead.
 func (*LinksReport) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LinksReport) GetMemberId() string {
@@ -1875,7 +2319,7 @@ type LinksView struct {
 
 func (x *LinksView) Reset() {
 	*x = LinksView{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2331,7 @@ func (x *LinksView) String() string {
 func (*LinksView) ProtoMessage() {}
 
 func (x *LinksView) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2344,7 @@ func (x *LinksView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksView.ProtoReflect.Descriptor instead.
 func (*LinksView) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LinksView) GetLeaderId() string {
@@ -1926,7 +2370,7 @@ type ReportLinksRequest struct {
 
 func (x *ReportLinksRequest) Reset() {
 	*x = ReportLinksRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2382,7 @@ func (x *ReportLinksRequest) String() string {
 func (*ReportLinksRequest) ProtoMessage() {}
 
 func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2395,7 @@ func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksRequest.ProtoReflect.Descriptor instead.
 func (*ReportLinksRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReportLinksRequest) GetReport() *LinksReport {
@@ -1970,7 +2414,7 @@ type ReportLinksResponse struct {
 
 func (x *ReportLinksResponse) Reset() {
 	*x = ReportLinksResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2426,7 @@ func (x *ReportLinksResponse) String() string {
 func (*ReportLinksResponse) ProtoMessage() {}
 
 func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2439,7 @@ func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksResponse.ProtoReflect.Descriptor instead.
 func (*ReportLinksResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReportLinksResponse) GetView() *LinksView {
@@ -2013,7 +2457,7 @@ type MemberStatsRequest struct {
 
 func (x *MemberStatsRequest) Reset() {
 	*x = MemberStatsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2469,7 @@ func (x *MemberStatsRequest) String() string {
 func (*MemberStatsRequest) ProtoMessage() {}
 
 func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2482,7 @@ func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
 func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{35}
 }
 
 // MemberStatsResponse is a member's own raft view, for `ronda hub members`
@@ -2061,7 +2505,7 @@ type MemberStatsResponse struct {
 
 func (x *MemberStatsResponse) Reset() {
 	*x = MemberStatsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2517,7 @@ func (x *MemberStatsResponse) String() string {
 func (*MemberStatsResponse) ProtoMessage() {}
 
 func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2530,7 @@ func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
 func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MemberStatsResponse) GetId() string {
@@ -2162,7 +2606,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2618,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2631,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -2206,7 +2650,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2662,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2675,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -2245,13 +2689,14 @@ var File_ronda_v1_replication_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\n" +
-	"\x1aronda/v1/replication.proto\x12\bronda.v1\"q\n" +
+	"\x1aronda/v1/replication.proto\x12\bronda.v1\"\x96\x01\n" +
 	"\fHelloRequest\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\rR\n" +
 	"capability\x12&\n" +
 	"\x04node\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoR\x04node\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\xa0\x01\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12#\n" +
+	"\rdirective_seq\x18\x04 \x01(\x04R\fdirectiveSeq\"\xd5\x01\n" +
 	"\rHelloResponse\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\rR\n" +
@@ -2259,7 +2704,10 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x18\n" +
 	"\amembers\x18\x03 \x03(\tR\amembers\x12\x1b\n" +
 	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq\x12\x1b\n" +
-	"\taudit_seq\x18\x05 \x01(\x04R\bauditSeq\"}\n" +
+	"\taudit_seq\x18\x05 \x01(\x04R\bauditSeq\x123\n" +
+	"\n" +
+	"directives\x18\x06 \x03(\v2\x13.ronda.v1.DirectiveR\n" +
+	"directives\"}\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12%\n" +
 	"\x0ekelurahan_code\x18\x02 \x01(\tR\rkelurahanCode\x12\x17\n" +
@@ -2282,7 +2730,7 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x04Span\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12&\n" +
 	"\x0fstart_unix_nano\x18\x02 \x01(\x03R\rstartUnixNano\x12\"\n" +
-	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\xc6\x02\n" +
+	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\xba\x03\n" +
 	"\x06Record\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x128\n" +
 	"\fregistration\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoH\x00R\fregistration\x125\n" +
@@ -2290,8 +2738,39 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x04span\x18\x04 \x01(\v2\x0e.ronda.v1.SpanH\x00R\x04span\x125\n" +
 	"\asegment\x18\x05 \x01(\v2\x19.ronda.v1.SegmentManifestH\x00R\asegment\x12&\n" +
 	"\x03gap\x18\x06 \x01(\v2\x12.ronda.v1.GapEventH\x00R\x03gap\x12,\n" +
-	"\x05audit\x18\a \x01(\v2\x14.ronda.v1.AuditEventH\x00R\x05auditB\x06\n" +
-	"\x04body\"\xc7\x02\n" +
+	"\x05audit\x18\a \x01(\v2\x14.ronda.v1.AuditEventH\x00R\x05audit\x12F\n" +
+	"\x10directive_result\x18\b \x01(\v2\x19.ronda.v1.DirectiveResultH\x00R\x0fdirectiveResult\x12*\n" +
+	"\x04hold\x18\t \x01(\v2\x14.ronda.v1.HoldChangeH\x00R\x04holdB\x06\n" +
+	"\x04body\"\xae\x01\n" +
+	"\tDirective\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
+	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\x12(\n" +
+	"\x04hold\x18\x03 \x01(\v2\x12.ronda.v1.HoldInfoH\x00R\x04hold\x121\n" +
+	"\arelease\x18\x04 \x01(\v2\x15.ronda.v1.HoldReleaseH\x00R\areleaseB\x06\n" +
+	"\x04body\"\x97\x02\n" +
+	"\bHoldInfo\x12\x17\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x1b\n" +
+	"\tcamera_id\x18\x02 \x01(\tR\bcameraId\x12$\n" +
+	"\x0efrom_unix_nano\x18\x03 \x01(\x03R\ffromUnixNano\x12 \n" +
+	"\fto_unix_nano\x18\x04 \x01(\x03R\n" +
+	"toUnixNano\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12*\n" +
+	"\x11expires_unix_nano\x18\x06 \x01(\x03R\x0fexpiresUnixNano\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\x12*\n" +
+	"\x11created_unix_nano\x18\b \x01(\x03R\x0fcreatedUnixNano\"d\n" +
+	"\vHoldRelease\x12\x17\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x1b\n" +
+	"\tcamera_id\x18\x02 \x01(\tR\bcameraId\x12\x1f\n" +
+	"\vreleased_by\x18\x03 \x01(\tR\n" +
+	"releasedBy\"9\n" +
+	"\x0fDirectiveResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"P\n" +
+	"\n" +
+	"HoldChange\x12&\n" +
+	"\x04hold\x18\x01 \x01(\v2\x12.ronda.v1.HoldInfoR\x04hold\x12\x1a\n" +
+	"\breleased\x18\x02 \x01(\bR\breleased\"\xc7\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x1b\n" +
 	"\taudit_seq\x18\x01 \x01(\x04R\bauditSeq\x12 \n" +
@@ -2324,14 +2803,18 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\"=\n" +
 	"\x0fCameraInventory\x12*\n" +
-	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"m\n" +
+	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"\x92\x01\n" +
 	"\vPushRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
 	"\arecords\x18\x02 \x03(\v2\x10.ronda.v1.RecordR\arecords\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"Q\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12#\n" +
+	"\rdirective_seq\x18\x04 \x01(\x04R\fdirectiveSeq\"\x86\x01\n" +
 	"\fPushResponse\x12\x1b\n" +
 	"\tacked_seq\x18\x01 \x01(\x04R\backedSeq\x12$\n" +
-	"\x0eretry_after_ms\x18\x02 \x01(\x03R\fretryAfterMs\"[\n" +
+	"\x0eretry_after_ms\x18\x02 \x01(\x03R\fretryAfterMs\x123\n" +
+	"\n" +
+	"directives\x18\x03 \x03(\v2\x13.ronda.v1.DirectiveR\n" +
+	"directives\"[\n" +
 	"\vWhepRequest\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12\x1b\n" +
 	"\toffer_sdp\x18\x02 \x01(\tR\bofferSdp\x12\x12\n" +
@@ -2424,7 +2907,7 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_ronda_v1_replication_proto_goTypes = []any{
 	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
@@ -2432,56 +2915,68 @@ var file_ronda_v1_replication_proto_goTypes = []any{
 	(*Camera)(nil),                     // 3: ronda.v1.Camera
 	(*Span)(nil),                       // 4: ronda.v1.Span
 	(*Record)(nil),                     // 5: ronda.v1.Record
-	(*AuditEvent)(nil),                 // 6: ronda.v1.AuditEvent
-	(*SegmentManifest)(nil),            // 7: ronda.v1.SegmentManifest
-	(*GapEvent)(nil),                   // 8: ronda.v1.GapEvent
-	(*CameraInventory)(nil),            // 9: ronda.v1.CameraInventory
-	(*PushRequest)(nil),                // 10: ronda.v1.PushRequest
-	(*PushResponse)(nil),               // 11: ronda.v1.PushResponse
-	(*WhepRequest)(nil),                // 12: ronda.v1.WhepRequest
-	(*WhepResponse)(nil),               // 13: ronda.v1.WhepResponse
-	(*WhepDeleteRequest)(nil),          // 14: ronda.v1.WhepDeleteRequest
-	(*WhepDeleteResponse)(nil),         // 15: ronda.v1.WhepDeleteResponse
-	(*PlaybackRequest)(nil),            // 16: ronda.v1.PlaybackRequest
-	(*PlaybackChunk)(nil),              // 17: ronda.v1.PlaybackChunk
-	(*RecordingsRequest)(nil),          // 18: ronda.v1.RecordingsRequest
-	(*Gap)(nil),                        // 19: ronda.v1.Gap
-	(*RecordingsResponse)(nil),         // 20: ronda.v1.RecordingsResponse
-	(*ApplyRequest)(nil),               // 21: ronda.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 22: ronda.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 23: ronda.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 24: ronda.v1.ReadIndexResponse
-	(*LinkState)(nil),                  // 25: ronda.v1.LinkState
-	(*LinksReport)(nil),                // 26: ronda.v1.LinksReport
-	(*LinksView)(nil),                  // 27: ronda.v1.LinksView
-	(*ReportLinksRequest)(nil),         // 28: ronda.v1.ReportLinksRequest
-	(*ReportLinksResponse)(nil),        // 29: ronda.v1.ReportLinksResponse
-	(*MemberStatsRequest)(nil),         // 30: ronda.v1.MemberStatsRequest
-	(*MemberStatsResponse)(nil),        // 31: ronda.v1.MemberStatsResponse
-	(*TransferLeadershipRequest)(nil),  // 32: ronda.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 33: ronda.v1.TransferLeadershipResponse
+	(*Directive)(nil),                  // 6: ronda.v1.Directive
+	(*HoldInfo)(nil),                   // 7: ronda.v1.HoldInfo
+	(*HoldRelease)(nil),                // 8: ronda.v1.HoldRelease
+	(*DirectiveResult)(nil),            // 9: ronda.v1.DirectiveResult
+	(*HoldChange)(nil),                 // 10: ronda.v1.HoldChange
+	(*AuditEvent)(nil),                 // 11: ronda.v1.AuditEvent
+	(*SegmentManifest)(nil),            // 12: ronda.v1.SegmentManifest
+	(*GapEvent)(nil),                   // 13: ronda.v1.GapEvent
+	(*CameraInventory)(nil),            // 14: ronda.v1.CameraInventory
+	(*PushRequest)(nil),                // 15: ronda.v1.PushRequest
+	(*PushResponse)(nil),               // 16: ronda.v1.PushResponse
+	(*WhepRequest)(nil),                // 17: ronda.v1.WhepRequest
+	(*WhepResponse)(nil),               // 18: ronda.v1.WhepResponse
+	(*WhepDeleteRequest)(nil),          // 19: ronda.v1.WhepDeleteRequest
+	(*WhepDeleteResponse)(nil),         // 20: ronda.v1.WhepDeleteResponse
+	(*PlaybackRequest)(nil),            // 21: ronda.v1.PlaybackRequest
+	(*PlaybackChunk)(nil),              // 22: ronda.v1.PlaybackChunk
+	(*RecordingsRequest)(nil),          // 23: ronda.v1.RecordingsRequest
+	(*Gap)(nil),                        // 24: ronda.v1.Gap
+	(*RecordingsResponse)(nil),         // 25: ronda.v1.RecordingsResponse
+	(*ApplyRequest)(nil),               // 26: ronda.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 27: ronda.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 28: ronda.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 29: ronda.v1.ReadIndexResponse
+	(*LinkState)(nil),                  // 30: ronda.v1.LinkState
+	(*LinksReport)(nil),                // 31: ronda.v1.LinksReport
+	(*LinksView)(nil),                  // 32: ronda.v1.LinksView
+	(*ReportLinksRequest)(nil),         // 33: ronda.v1.ReportLinksRequest
+	(*ReportLinksResponse)(nil),        // 34: ronda.v1.ReportLinksResponse
+	(*MemberStatsRequest)(nil),         // 35: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 36: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 37: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 38: ronda.v1.TransferLeadershipResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
-	2,  // 1: ronda.v1.Record.registration:type_name -> ronda.v1.NodeInfo
-	9,  // 2: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
-	4,  // 3: ronda.v1.Record.span:type_name -> ronda.v1.Span
-	7,  // 4: ronda.v1.Record.segment:type_name -> ronda.v1.SegmentManifest
-	8,  // 5: ronda.v1.Record.gap:type_name -> ronda.v1.GapEvent
-	6,  // 6: ronda.v1.Record.audit:type_name -> ronda.v1.AuditEvent
-	3,  // 7: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
-	5,  // 8: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
-	4,  // 9: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
-	19, // 10: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
-	25, // 11: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
-	26, // 12: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
-	26, // 13: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
-	27, // 14: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	6,  // 1: ronda.v1.HelloResponse.directives:type_name -> ronda.v1.Directive
+	2,  // 2: ronda.v1.Record.registration:type_name -> ronda.v1.NodeInfo
+	14, // 3: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
+	4,  // 4: ronda.v1.Record.span:type_name -> ronda.v1.Span
+	12, // 5: ronda.v1.Record.segment:type_name -> ronda.v1.SegmentManifest
+	13, // 6: ronda.v1.Record.gap:type_name -> ronda.v1.GapEvent
+	11, // 7: ronda.v1.Record.audit:type_name -> ronda.v1.AuditEvent
+	9,  // 8: ronda.v1.Record.directive_result:type_name -> ronda.v1.DirectiveResult
+	10, // 9: ronda.v1.Record.hold:type_name -> ronda.v1.HoldChange
+	7,  // 10: ronda.v1.Directive.hold:type_name -> ronda.v1.HoldInfo
+	8,  // 11: ronda.v1.Directive.release:type_name -> ronda.v1.HoldRelease
+	7,  // 12: ronda.v1.HoldChange.hold:type_name -> ronda.v1.HoldInfo
+	3,  // 13: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
+	5,  // 14: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
+	6,  // 15: ronda.v1.PushResponse.directives:type_name -> ronda.v1.Directive
+	4,  // 16: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
+	24, // 17: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
+	30, // 18: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
+	31, // 19: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
+	31, // 20: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
+	32, // 21: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_replication_proto_init() }
@@ -2496,6 +2991,12 @@ func file_ronda_v1_replication_proto_init() {
 		(*Record_Segment)(nil),
 		(*Record_Gap)(nil),
 		(*Record_Audit)(nil),
+		(*Record_DirectiveResult)(nil),
+		(*Record_Hold)(nil),
+	}
+	file_ronda_v1_replication_proto_msgTypes[6].OneofWrappers = []any{
+		(*Directive_Hold)(nil),
+		(*Directive_Release)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2503,7 +3004,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
