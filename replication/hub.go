@@ -73,7 +73,7 @@ func NewHubServer(end HubEnd, log *slog.Logger, now func() time.Time) *HubServer
 	s := &HubServer{end: end, log: log, now: now, links: map[string]*link{},
 		inflight: make(chan struct{}, DefaultMaxInflightPushes),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ronda_replication_pushes_total",
-			Help: "Node pushes by outcome: applied, shed (hub busy: retry after), failed (not committed: retry after)."}, []string{"outcome"})}
+			Help: "Node pushes by outcome: applied, shed (hub busy: retry after), failed (not committed: retry after), canceled (the node went away mid-push)."}, []string{"outcome"})}
 	s.tunnels = grpctunnel.NewTunnelServiceHandler(grpctunnel.TunnelServiceHandlerOptions{
 		NoReverseTunnels:     false,
 		AffinityKey:          func(ch grpctunnel.TunnelChannel) any { return nodeKey(ch.Context()) },
@@ -277,6 +277,11 @@ func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	acked, err := s.end.Push(ctx, req.NodeId, req.Records)
+	if err != nil && ctx.Err() != nil {
+		// The node gave up (its link went down, it stopped): nobody to answer.
+		s.pushes.WithLabelValues("canceled").Inc()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	if err != nil {
 		s.pushes.WithLabelValues("failed").Inc()
 		s.log.Warn("push failed", "node", req.NodeId, "records", len(req.Records), "err", err)

@@ -81,6 +81,7 @@ func main() {
 	backlog := flag.Duration("backlog", time.Hour, "recording each node queues while its links are down")
 	stormMax := flag.Duration("storm-timeout", 10*time.Minute, "give up on the storm after this")
 	batch := flag.Int("push-batch", 500, "records per push (hub.push_batch)")
+	keep := flag.Bool("keep", false, "keep the working directory (hub logs) and print its path")
 	inflight := flag.Int("max-inflight", 0, "hub node_max_inflight_pushes (0: the hub's default)")
 	flag.StringVar(&profileDir, "profile", "", "save each member's heap profile (mid-storm and after it) and a CPU profile of the storm into this directory")
 	flag.Parse()
@@ -90,8 +91,10 @@ func main() {
 	dir, err := os.MkdirTemp("", "replbench-")
 	bu.Check(err)
 	defer func() {
-		if !failed {
+		if !failed && !*keep {
 			os.RemoveAll(dir)
+		} else {
+			fmt.Println("kept", dir)
 		}
 	}()
 	fmt.Printf("replbench: %d nodes x %d cameras (%d cameras) against 3 hub members, %d cores, push batch %d\n",
@@ -401,7 +404,8 @@ func (h *hub) pushes() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%.0f applied, %.0f shed with retry-after (busy), %.0f failed (retried)", sum["applied"], sum["shed"], sum["failed"])
+	return fmt.Sprintf("%.0f applied, %.0f shed with retry-after (busy), %.0f failed (retried), %.0f canceled by their node (the outage began mid-push)",
+		sum["applied"], sum["shed"], sum["failed"], sum["canceled"])
 }
 
 // alive fails the bench if a member exited: every number assumes three.
