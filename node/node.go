@@ -26,6 +26,7 @@ import (
 	"github.com/ronda-jakarta/ronda/auth"
 	"github.com/ronda-jakarta/ronda/certs"
 	"github.com/ronda-jakarta/ronda/internal/auditchain"
+	"github.com/ronda-jakarta/ronda/internal/manifest"
 	"github.com/ronda-jakarta/ronda/kelurahan"
 	"github.com/ronda-jakarta/ronda/node/ingest"
 	"github.com/ronda-jakarta/ronda/node/live"
@@ -237,20 +238,18 @@ func (n *Node) onSegment(seg record.SegmentInfo) {
 // registration and inventory, every camera's recorded spans, segment
 // manifests and gap events as the index holds them, and its audit events
 // after auditSeq (the originals, so the hub's chain continues). The hub
-// folds what it already has only once. It runs in the background.
+// folds what it already has only once. The history goes into the outbox
+// ahead of what the node queued since it started (a segment recovered at
+// start must not overtake the earlier segments of its day).
 func (n *Node) Resync(hubAcked, auditSeq uint64) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		start := time.Now()
-		count, err := n.resync(auditSeq)
-		if err != nil {
-			n.log.Error("re-sending history to the hub failed; restart the node to try again", "err", err, "records", count)
-			return
-		}
-		n.log.Info("history queued for the hub", "records", count, "took", time.Since(start).Round(time.Millisecond))
-		n.client.Kick()
-	}()
+	start := time.Now()
+	count, err := n.resync(auditSeq)
+	if err != nil {
+		n.log.Error("re-sending history to the hub failed; restart the node to try again", "err", err, "records", count)
+		return
+	}
+	n.log.Info("history queued for the hub", "records", count, "took", time.Since(start).Round(time.Millisecond))
+	n.client.Kick()
 }
 
 func (n *Node) resync(auditSeq uint64) (int, error) {
@@ -261,7 +260,7 @@ func (n *Node) resync(auditSeq uint64) (int, error) {
 			return nil
 		}
 		count += len(batch)
-		err := n.outbox.Append(batch...)
+		err := n.outbox.InsertBeforeUnsent(batch...)
 		batch = batch[:0]
 		return err
 	}
@@ -286,14 +285,29 @@ func (n *Node) resync(auditSeq uint64) (int, error) {
 				return count, err
 			}
 		}
+		// Segments go as one manifest per camera-day (the hub may already
+		// hold some of them, maybe out of order: it adopts a fuller day).
+		var days []*rondav1.SegmentDay
 		err = n.store.History(c.id, func(seg record.SegmentInfo) error {
-			return add(&rondav1.Record{Body: &rondav1.Record_Segment{Segment: &rondav1.SegmentManifest{CameraId: seg.Camera, SegmentId: seg.ID,
-				StartUnixNano: seg.Start.UnixNano(), EndUnixNano: seg.End.UnixNano(), Bytes: seg.Bytes, Sha256: seg.SHA256}}})
+			day := seg.Start.UTC().Truncate(24 * time.Hour).UnixNano()
+			if len(days) == 0 || days[len(days)-1].DayUnixNano != day {
+				days = append(days, &rondav1.SegmentDay{CameraId: c.id, DayUnixNano: day})
+			}
+			d := days[len(days)-1]
+			d.ManifestSha256 = manifest.Chain(d.ManifestSha256, seg.ID, seg.Start.UnixNano(), seg.End.UnixNano(), seg.Bytes, seg.SHA256)
+			d.Segments++
+			d.LastSegmentId = seg.ID
+			return nil
 		}, func(e record.Event) error {
 			return add(&rondav1.Record{Body: &rondav1.Record_Gap{Gap: &rondav1.GapEvent{CameraId: e.Camera, AtUnixNano: e.At.UnixNano(), Reason: e.Reason, Detail: e.Detail}}})
 		})
 		if err != nil {
 			return count, err
+		}
+		for _, d := range days {
+			if err := add(&rondav1.Record{Body: &rondav1.Record_SegmentDay{SegmentDay: d}}); err != nil {
+				return count, err
+			}
 		}
 	}
 	for after := auditSeq; ; {

@@ -62,9 +62,13 @@ type NodeClient struct {
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu       sync.Mutex
-	members  map[string]*memberConn
-	dirMu    sync.Mutex // one directive batch at a time
+	mu      sync.Mutex
+	members map[string]*memberConn
+	dirMu   sync.Mutex // one directive batch at a time
+	// pushGate: a re-send of history (write lock) and reading records for a
+	// push (read lock) exclude each other, so nothing queued since the
+	// start leaves before the history goes in ahead of it.
+	pushGate sync.RWMutex
 	lastPush atomic.Int64
 
 	runCtx context.Context // Run's, for members learned later
@@ -274,6 +278,8 @@ func (c *NodeClient) checkBehind(addr string, hello *rondav1.HelloResponse) {
 	}
 	c.log.Warn("the hub has lost records it acknowledged (restored from an older backup?); re-sending this node's history",
 		"member", addr, "hub_acked", hello.AckedSeq, "node_acked", acked, "hub_audit_seq", hello.AuditSeq)
+	c.pushGate.Lock()
+	defer c.pushGate.Unlock()
 	c.cfg.Resync.Resync(hello.AckedSeq, hello.AuditSeq)
 }
 
@@ -389,7 +395,9 @@ func (c *NodeClient) pushOnce(ctx context.Context, prev string) (more bool, memb
 	}); ok {
 		pending = s.PendingToSend
 	}
+	c.pushGate.RLock()
 	recs, err := pending(c.cfg.BatchSize)
+	c.pushGate.RUnlock()
 	if err != nil {
 		return false, member, 0, err
 	}

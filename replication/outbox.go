@@ -299,20 +299,73 @@ func auditKey(seq uint64) []byte { return append([]byte{prefixAudit[0]}, u64(seq
 // AuditEvents returns up to n events of the node's audit log with
 // audit_seq > after, oldest first.
 func (o *PebbleOutbox) AuditEvents(after uint64, n int) ([]*rondav1.AuditEvent, error) {
-	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: auditKey(after + 1), UpperBound: auditKeyUpper})
+	return readProtos(o.db, auditKey(after+1), auditKeyUpper, n, func() *rondav1.AuditEvent { return new(rondav1.AuditEvent) }, "audit event")
+}
+
+// readProtos decodes up to n values of the keys in [lo, hi), in key order.
+func readProtos[T proto.Message](db *pebble.DB, lo, hi []byte, n int, newT func() T, what string) ([]T, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	var out []*rondav1.AuditEvent
+	var out []T
 	for ok := it.First(); ok && len(out) < n; ok = it.Next() {
-		e := &rondav1.AuditEvent{}
-		if err := proto.Unmarshal(it.Value(), e); err != nil {
-			return nil, fmt.Errorf("outbox: audit event %x is corrupt: %w", it.Key(), err)
+		m := newT()
+		if err := proto.Unmarshal(it.Value(), m); err != nil {
+			return nil, fmt.Errorf("outbox: %s %x is corrupt: %w", what, it.Key(), err)
 		}
-		out = append(out, e)
+		out = append(out, m)
 	}
 	return out, it.Error()
+}
+
+// InsertBeforeUnsent stores records ahead of every record not yet handed to
+// a push: those are renumbered after them (they never left the node, so
+// their numbers are free to change). A node re-sending its history to a hub
+// that lost it uses it, so the history reaches the hub before anything the
+// node queued since it started (a segment recovered at start must not
+// overtake the earlier segments of its day).
+func (o *PebbleOutbox) InsertBeforeUnsent(recs ...*rondav1.Record) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	boundary := max(o.sent, o.acked)
+	tail, err := readProtos(o.db, recordKey(boundary+1), recordKeyUpper, int(o.last-boundary)+1, func() *rondav1.Record { return new(rondav1.Record) }, "record")
+	if err != nil {
+		return err
+	}
+	b := o.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(recordKey(boundary+1), recordKeyUpper, nil); err != nil {
+		return err
+	}
+	seq := boundary
+	shift := uint64(len(recs))
+	for _, r := range append(append([]*rondav1.Record(nil), recs...), tail...) {
+		seq++
+		r.Seq = seq
+		raw, err := proto.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := b.Set(recordKey(seq), raw, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(keyLastSeq, u64(seq), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("outbox: insert: %w", err)
+	}
+	o.last = seq
+	for cam, os := range o.open {
+		if os.seq > boundary {
+			os.seq += shift
+			o.open[cam] = os
+		}
+	}
+	return nil
 }
 
 // PendingToSend is Pending for a push about to leave: in the same critical
@@ -342,21 +395,7 @@ func (o *PebbleOutbox) Pending(n int) ([]*rondav1.Record, error) {
 }
 
 func (o *PebbleOutbox) pendingLocked(n int) ([]*rondav1.Record, error) {
-	from := recordKey(o.acked + 1)
-	it, err := o.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: recordKeyUpper})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var out []*rondav1.Record
-	for ok := it.First(); ok && len(out) < n; ok = it.Next() {
-		r := &rondav1.Record{}
-		if err := proto.Unmarshal(it.Value(), r); err != nil {
-			return nil, fmt.Errorf("outbox: record %x is corrupt: %w", it.Key(), err)
-		}
-		out = append(out, r)
-	}
-	return out, it.Error()
+	return readProtos(o.db, recordKey(o.acked+1), recordKeyUpper, n, func() *rondav1.Record { return new(rondav1.Record) }, "record")
 }
 
 // Ack implements Outbox.

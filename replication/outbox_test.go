@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -139,5 +141,53 @@ func TestOutboxAuditLogChainsQueuesAndKeepsEvents(t *testing.T) {
 	}
 	if recs, _ := o.Pending(10); len(recs) != 1 || recs[0].Seq != 4 || recs[0].GetAudit().GetUser() != "budi" {
 		t.Fatalf("pending after restart: %v", recs)
+	}
+}
+
+// A re-sent history goes in ahead of every record not yet handed to a push;
+// those keep their order after it, and coalescing still extends the right
+// record.
+func TestOutboxInsertsHistoryBeforeUnsentRecords(t *testing.T) {
+	o, err := OpenOutbox(t.TempDir(), slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(o.Append(spanR("a", 0, 2), spanR("b", 0, 2)))
+	if recs, err := o.PendingToSend(10); err != nil || len(recs) != 2 {
+		t.Fatalf("sent %v %v", recs, err) // 1 and 2 may have left the node
+	}
+	must(o.AppendCoalescing(spanR("a", 10, 12)))                                                                                   // 3
+	must(o.Append(&rondav1.Record{Body: &rondav1.Record_Segment{Segment: &rondav1.SegmentManifest{CameraId: "a", SegmentId: 9}}})) // 4
+	must(o.InsertBeforeUnsent(
+		&rondav1.Record{Body: &rondav1.Record_Segment{Segment: &rondav1.SegmentManifest{CameraId: "a", SegmentId: 7}}},
+		&rondav1.Record{Body: &rondav1.Record_Segment{Segment: &rondav1.SegmentManifest{CameraId: "a", SegmentId: 8}}}))
+	must(o.AppendCoalescing(spanR("a", 12, 14))) // extends the unsent span, now record 5
+	recs, err := o.Pending(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		switch {
+		case r.GetSegment() != nil:
+			got = append(got, fmt.Sprintf("%d:seg%d", r.Seq, r.GetSegment().GetSegmentId()))
+		case r.GetSpan() != nil:
+			sp := r.GetSpan()
+			got = append(got, fmt.Sprintf("%d:%s[%d,%d)", r.Seq, sp.CameraId, sp.StartUnixNano/int64(time.Second), sp.EndUnixNano/int64(time.Second)))
+		}
+	}
+	want := []string{"1:a[0,2)", "2:b[0,2)", "3:seg7", "4:seg8", "5:a[10,14)", "6:seg9"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("outbox %v, want %v", got, want)
+	}
+	if last, _ := o.Stats(); last != 6 {
+		t.Fatalf("last seq %d, want 6", last)
 	}
 }

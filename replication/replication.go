@@ -81,7 +81,9 @@ type DirectiveHandler interface {
 
 // Resyncer is implemented by a node that can re-send its history (what it
 // recorded, its audit events after auditSeq) to a hub that has lost records
-// it had acknowledged — one restored from an older backup.
+// it had acknowledged — one restored from an older backup. Resync queues the
+// history ahead of the records not yet pushed (PebbleOutbox.
+// InsertBeforeUnsent) before it returns; no push reads the outbox meanwhile.
 type Resyncer interface {
 	Resync(hubAcked, auditSeq uint64)
 }

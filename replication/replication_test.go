@@ -97,6 +97,55 @@ func issue(t *testing.T, ca *certs.CA, dir string, id certs.Identity) *certs.Bun
 	return b
 }
 
+// testPKI is a city CA in a test's temp dir.
+type testPKI struct {
+	t   *testing.T
+	dir string
+	ca  *certs.CA
+}
+
+func newPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := certs.LoadCA(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testPKI{t: t, dir: dir, ca: ca}
+}
+
+func (p *testPKI) hub(name string) *certs.Bundle {
+	return issue(p.t, p.ca, filepath.Join(p.dir, name), certs.Identity{Kind: certs.KindHub, Member: name})
+}
+
+func (p *testPKI) node(id, kelurahan string) *certs.Bundle {
+	return issue(p.t, p.ca, filepath.Join(p.dir, id), certs.Identity{Kind: certs.KindNode, Kelurahan: kelurahan, NodeID: id})
+}
+
+// serveHub serves a member's node-facing gRPC (mutual TLS, relay handler)
+// on loopback with end behind it; start begins serving (connections queue
+// until then), and the server stops with the test.
+func (p *testPKI) serveHub(name string, end HubEnd) (hs *HubServer, addr string, start func()) {
+	b := p.hub(name)
+	hs = NewHubServer(end, slogDiscard(), nil)
+	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(b.ServerTLS(certs.KindNode, certs.KindHub))),
+		grpc.UnknownServiceHandler(hs.RelayHandler()))...)
+	hs.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(g.Stop)
+	return hs, lis.Addr().String(), func() { go g.Serve(lis) }
+}
+
+func newFakeHub() *fakeHub {
+	return &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -239,23 +288,12 @@ func TestLinkFlappingAndDownSince(t *testing.T) {
 // A backlog drains in pushes of at most BatchSize records, paced to the
 // byte rate cap, every record applied once and in order.
 func TestBacklogDrainsInBatchesAtTheCappedRate(t *testing.T) {
-	dir := t.TempDir()
-	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
-	hubB := issue(t, ca, filepath.Join(dir, "h1"), certs.Identity{Kind: certs.KindHub, Member: "h1"})
-	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
-	hub := &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}
-	hs := NewHubServer(hub, slogDiscard(), nil)
-	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(hubB.ServerTLS(certs.KindNode, certs.KindHub))))...)
-	hs.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	defer g.Stop()
+	pki := newPKI(t)
+	dir := pki.dir
+	nodeB := pki.node("n1", "31.71.01.1001")
+	hub := newFakeHub()
+	_, addr, serve := pki.serveHub("h1", hub)
+	serve()
 
 	ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
 	if err != nil {
@@ -274,7 +312,7 @@ func TestBacklogDrainsInBatchesAtTheCappedRate(t *testing.T) {
 	info := &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nc := NewNodeClient(NodeClientConfig{Members: []string{lis.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub),
+	nc := NewNodeClient(NodeClientConfig{Members: []string{addr}, TLS: nodeB.ClientTLS(certs.KindHub),
 		Info: info, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard(), PushInterval: 50 * time.Millisecond,
 		BatchSize: batch, MaxBytesPerSecond: rate})
 	start := time.Now()
@@ -365,28 +403,14 @@ func (r *resyncRecorder) Resync(hubAcked, auditSeq uint64) {
 // acknowledged (a hub restored from an older backup) makes the node re-send
 // its history, once.
 func TestNodeResendsHistoryToAHubBehindIt(t *testing.T) {
-	dir := t.TempDir()
-	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
-	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
-	serve := func(name string, hub HubEnd) (net.Listener, func()) {
-		b := issue(t, ca, filepath.Join(dir, name), certs.Identity{Kind: certs.KindHub, Member: name})
-		hs := NewHubServer(hub, slogDiscard(), nil)
-		g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(b.ServerTLS(certs.KindNode, certs.KindHub))))...)
-		hs.Register(g)
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(g.Stop)
-		return lis, func() { go g.Serve(lis) }
-	}
-	current := &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}
-	restored := &fakeHub{applied: map[string]uint64{"n1": 2}, records: map[string][]*rondav1.Record{}}
-	lisA, startA := serve("h1", current)
-	lisB, startB := serve("h2", restored) // accepts connections, answers nothing yet
+	pki := newPKI(t)
+	dir := pki.dir
+	nodeB := pki.node("n1", "31.71.01.1001")
+	current := newFakeHub()
+	restored := newFakeHub()
+	restored.applied["n1"] = 2
+	_, addrA, startA := pki.serveHub("h1", current)
+	_, addrB, startB := pki.serveHub("h2", restored) // accepts connections, answers nothing yet
 	startA()
 
 	ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
@@ -402,7 +426,7 @@ func TestNodeResendsHistoryToAHubBehindIt(t *testing.T) {
 	rs := &resyncRecorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nc := NewNodeClient(NodeClientConfig{Members: []string{lisA.Addr().String(), lisB.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub),
+	nc := NewNodeClient(NodeClientConfig{Members: []string{addrA, addrB}, TLS: nodeB.ClientTLS(certs.KindHub),
 		Info: &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard(),
 		PushInterval: 50 * time.Millisecond, Resync: rs, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	go nc.Run(ctx)
@@ -427,24 +451,12 @@ func TestNodeResendsHistoryToAHubBehindIt(t *testing.T) {
 // back as the node gave them; only hub members may relay, and a node this
 // member has no tunnel to is Unavailable.
 func TestMemberRelaysNodeControlCallsOverItsTunnel(t *testing.T) {
-	dir := t.TempDir()
-	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
-	h1 := issue(t, ca, filepath.Join(dir, "h1"), certs.Identity{Kind: certs.KindHub, Member: "h1"})
-	h2 := issue(t, ca, filepath.Join(dir, "h2"), certs.Identity{Kind: certs.KindHub, Member: "h2"})
-	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
-	hs := NewHubServer(&fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}}, slogDiscard(), nil)
-	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(h1.ServerTLS(certs.KindNode, certs.KindHub))),
-		grpc.UnknownServiceHandler(hs.RelayHandler()))...)
-	hs.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	defer g.Stop()
+	pki := newPKI(t)
+	dir := pki.dir
+	h2 := pki.hub("h2")
+	nodeB := pki.node("n1", "31.71.01.1001")
+	hs, addr, start := pki.serveHub("h1", newFakeHub())
+	start()
 	ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
 	if err != nil {
 		t.Fatal(err)
@@ -452,14 +464,14 @@ func TestMemberRelaysNodeControlCallsOverItsTunnel(t *testing.T) {
 	defer ob.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nc := NewNodeClient(NodeClientConfig{Members: []string{lis.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub),
+	nc := NewNodeClient(NodeClientConfig{Members: []string{addr}, TLS: nodeB.ClientTLS(certs.KindHub),
 		Info: &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard()})
 	go nc.Run(ctx)
 	waitFor(t, "n1's tunnel to h1", func() bool { return hs.Link("n1").Connected })
 
 	dial := func(b *certs.Bundle) *grpc.ClientConn {
 		tlsc := b.ClientTLS(certs.KindHub)
-		c, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsc)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,7 +511,7 @@ func TestMemberRelaysNodeControlCallsOverItsTunnel(t *testing.T) {
 		t.Fatalf("relay to an unconnected node: %v, want Unavailable", err)
 	}
 	// A node certificate may not use the relay (nor reach another node).
-	asNode, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(nodeB.ClientTLS(certs.KindHub))))
+	asNode, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(nodeB.ClientTLS(certs.KindHub))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,28 +525,15 @@ func TestMemberRelaysNodeControlCallsOverItsTunnel(t *testing.T) {
 // joined later), unless its members are fixed.
 func TestNodeDialsMembersTheHubAnnounces(t *testing.T) {
 	for _, learn := range []bool{true, false} {
-		dir := t.TempDir()
-		if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
-			t.Fatal(err)
-		}
-		ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
-		nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
-		serve := func(name string, hub HubEnd) (*HubServer, string) {
-			b := issue(t, ca, filepath.Join(dir, name), certs.Identity{Kind: certs.KindHub, Member: name})
-			hs := NewHubServer(hub, slogDiscard(), nil)
-			g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(b.ServerTLS(certs.KindNode, certs.KindHub))))...)
-			hs.Register(g)
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go g.Serve(lis)
-			t.Cleanup(g.Stop)
-			return hs, lis.Addr().String()
-		}
-		joined, joinedAddr := serve("h4", &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}})
-		first, firstAddr := serve("h1", &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}})
-		first.end.(*fakeHub).members = []string{firstAddr, joinedAddr}
+		pki := newPKI(t)
+		dir := pki.dir
+		nodeB := pki.node("n1", "31.71.01.1001")
+		joined, joinedAddr, startJoined := pki.serveHub("h4", newFakeHub())
+		firstEnd := newFakeHub()
+		first, firstAddr, startFirst := pki.serveHub("h1", firstEnd)
+		firstEnd.members = []string{firstAddr, joinedAddr}
+		startJoined()
+		startFirst()
 		ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
 		if err != nil {
 			t.Fatal(err)
@@ -579,26 +578,16 @@ func (d *directiveRecorder) ApplyDirective(x *rondav1.Directive) error {
 // applied once, in order, and its outcome goes back to the hub as a record,
 // also across a restart of the node.
 func TestDirectivesReachTheNodeOnceWithTheirOutcome(t *testing.T) {
-	dir := t.TempDir()
-	if err := certs.InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := certs.LoadCA(filepath.Join(dir, "ca"))
-	hubB := issue(t, ca, filepath.Join(dir, "h1"), certs.Identity{Kind: certs.KindHub, Member: "h1"})
-	nodeB := issue(t, ca, filepath.Join(dir, "n1"), certs.Identity{Kind: certs.KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	pki := newPKI(t)
+	dir := pki.dir
+	nodeB := pki.node("n1", "31.71.01.1001")
 	hold := func(seq uint64) *rondav1.Directive {
 		return &rondav1.Directive{Seq: seq, Body: &rondav1.Directive_Hold{Hold: &rondav1.HoldInfo{HoldId: fmt.Sprintf("hub-%d", seq), CameraId: "3171011001-cam1"}}}
 	}
-	hub := &fakeHub{applied: map[string]uint64{}, records: map[string][]*rondav1.Record{}, directives: []*rondav1.Directive{hold(1), hold(2)}}
-	hs := NewHubServer(hub, slogDiscard(), nil)
-	g := grpc.NewServer(append(GRPCServerOptions(0), grpc.Creds(credentials.NewTLS(hubB.ServerTLS(certs.KindNode, certs.KindHub))))...)
-	hs.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	defer g.Stop()
+	hub := newFakeHub()
+	hub.directives = []*rondav1.Directive{hold(1), hold(2)}
+	hs, addr, start := pki.serveHub("h1", hub)
+	start()
 	run := func(rec *directiveRecorder, until func() bool) {
 		ob, err := OpenOutbox(filepath.Join(dir, "outbox"), slogDiscard())
 		if err != nil {
@@ -606,7 +595,7 @@ func TestDirectivesReachTheNodeOnceWithTheirOutcome(t *testing.T) {
 		}
 		defer ob.Close()
 		ctx, cancel := context.WithCancel(context.Background())
-		nc := NewNodeClient(NodeClientConfig{Members: []string{lis.Addr().String()}, TLS: nodeB.ClientTLS(certs.KindHub), Directives: rec,
+		nc := NewNodeClient(NodeClientConfig{Members: []string{addr}, TLS: nodeB.ClientTLS(certs.KindHub), Directives: rec,
 			Info: &rondav1.NodeInfo{NodeId: "n1", KelurahanCode: "31.71.01.1001"}, Control: fakeControl{}, Outbox: ob, Logger: slogDiscard(),
 			PushInterval: 100 * time.Millisecond})
 		done := make(chan struct{})

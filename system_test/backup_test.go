@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/demo"
 	"github.com/ronda-jakarta/ronda/hub"
+	"github.com/ronda-jakarta/ronda/node"
 )
 
 func freePort(t *testing.T) string {
@@ -49,10 +51,11 @@ func runRonda(t *testing.T, args ...string) string {
 // catalog is the backup's, key for key: a backup of the new cluster is
 // byte-identical to the first, and the API answers the same cameras, nodes
 // and searches as the backup's source did for the same window.
-func checkBackupRestore(t *testing.T, f *federation) {
+func checkBackupRestore(t *testing.T, f *federation, outer *testing.T) {
 	m := f.m
 	work := t.TempDir()
 	backup := filepath.Join(work, "city.backup")
+	backupAt := time.Now()
 	out := runRonda(t, "hub", "backup", "--demo", f.dir, backup)
 	t.Logf("%s", strings.TrimSpace(out))
 	if !strings.Contains(out, "checksum ok") {
@@ -213,6 +216,136 @@ func checkBackupRestore(t *testing.T, f *federation) {
 	if _, err := restored.Do(ctx(t), "GET", "/api/v1/search?"+url.Values{"tag": {"school"}}.Encode(), nil, "", &res); err != nil || res.Total != len(m.Nodes) {
 		t.Fatalf("search on the restored cluster: %+v %v", res, err)
 	}
+
+	checkResyncToRestoredHub(t, f, outer, work, backupAt, list, restored)
+}
+
+// checkResyncToRestoredHub: the restored cluster lacks what nodes sent
+// after the backup, which the nodes have dropped from their outboxes. A
+// node that meets it notices the hub is behind what it acknowledged and
+// re-sends its history; the restored hub then equals the node. The node
+// here is a copy of n2 (stopped cleanly, its data copied, restarted), so
+// the demo's own n2 goes on with the demo's hub.
+func checkResyncToRestoredHub(t *testing.T, f *federation, outer *testing.T, work string, backupAt time.Time, members []hub.Member, restored *demo.Client) {
+	n := f.m.Nodes[1]
+	time.Sleep(65 * time.Second) // n2 records and reports past the backup
+	proc, err := os.FindProcess(n.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop %s: %v", n.NodeID, err)
+	}
+	poll(t, 30*time.Second, n.NodeID+" stopped", func() error {
+		if err := syscall.Kill(n.PID, 0); err == nil {
+			return fmt.Errorf("pid %d still running", n.PID)
+		}
+		return nil
+	})
+	stoppedAt := time.Now()
+	cfg, err := node.LoadConfig(filepath.Join(f.dir, n.NodeID, "node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyDir := filepath.Join(work, "n2-copy", "data")
+	err = os.MkdirAll(filepath.Dir(copyDir), 0o700)
+	if err == nil {
+		var out []byte
+		if out, err = exec.Command("cp", "-a", cfg.DataDir, copyDir).CombinedOutput(); err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+	}
+	// The demo's n2 goes on either way.
+	restartProcess(t, outer, f, n.NodeID, "node", "--config", filepath.Join(f.dir, n.NodeID, "node.yaml"))
+	if err != nil {
+		t.Fatalf("copy %s's data: %v", n.NodeID, err)
+	}
+
+	// What the restored hub lost: n2's footage between the backup and the stop.
+	var n2cam string
+	for _, c := range f.m.Cameras {
+		if c.Kelurahan == n.Kelurahan {
+			n2cam = c.ID
+			break
+		}
+	}
+	lost := func() float64 {
+		rec, err := restored.Recordings(ctx(t), n2cam, backupAt.Add(3*time.Second), stoppedAt.Add(-3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.RecordedSeconds
+	}
+	if s := lost(); s > 2 {
+		t.Fatalf("the restored hub already has %.1f s of %s after the backup; the test needs a hub that is behind", s, n2cam)
+	}
+
+	cfg.DataDir = copyDir
+	cfg.HTTP.Listen = freePort(t)
+	cfg.HTTP.PublicURL = ""
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Live.UDP = udp.LocalAddr().String()
+	udp.Close()
+	cfg.Hub.Members = nil
+	for _, mb := range members {
+		cfg.Hub.Members = append(cfg.Hub.Members, mb.GRPC)
+	}
+	cfg.Hub.FixedMembers = true
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(work, "n2-copy", "node.yaml")
+	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(work, "n2-copy.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Getenv("RONDA_BIN"), "node", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			raw, _ := os.ReadFile(logf.Name())
+			t.Logf("---- n2 copy log\n%s", tail(string(raw), 40))
+		}
+	})
+	var nc *demo.Client
+	poll(t, 30*time.Second, "the copy of "+n.NodeID+" up", func() error {
+		c, err := demo.NewClient("https://"+cfg.HTTP.Listen, f.m.CAFile)
+		if err != nil {
+			return err
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := c.Login(lctx, f.m.Users[0].User, f.m.Users[0].Password); err != nil {
+			return err
+		}
+		nc = c
+		return nil
+	})
+	cams, err := nc.Cameras(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before the re-send the restored hub lacks n2's footage after the backup.
+	drained(t, nc, restored, n.NodeID, 90*time.Second)
+	hubEqualsNode(t, nc, restored, n.NodeID, cams, backupAt.Add(-time.Minute), stoppedAt.Add(-3*time.Second))
+	if s, want := lost(), stoppedAt.Sub(backupAt).Seconds()-8; s < want {
+		t.Fatalf("after the re-send the restored hub has %.1f s of %s after the backup, want about %.0f s", s, n2cam, want)
+	}
+	t.Logf("the restored hub was behind %s by what it recorded in the %.0f s after the backup; the node re-sent its history and the hub equals it",
+		n.NodeID, stoppedAt.Sub(backupAt).Seconds())
 }
 
 func writePassword(t *testing.T, dir, pw string) string {

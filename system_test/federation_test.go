@@ -638,15 +638,15 @@ func TestFederation(t *testing.T) {
 		}
 	})
 
-	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog", func(t *testing.T) {
-		checkBackupRestore(t, f)
+	outer := t
+	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog, and a node re-sends what it lost", func(t *testing.T) {
+		checkBackupRestore(t, f, outer)
 	})
 
 	t.Run("an operator joins a 4th member, hands it the leadership and removes it", func(t *testing.T) {
 		checkMembership(t, f)
 	})
 
-	outer := t
 	t.Run("killing the Raft leader leaves the API working through the other two", func(t *testing.T) {
 		cl, err := hub.Cluster(ctx(t))
 		if err != nil {

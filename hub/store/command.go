@@ -299,6 +299,8 @@ func applyRecord(b *pebble.Batch, node *rondav1.StoredNode, rec *rondav1.Record,
 		return applyDirectiveResult(b, node, body.DirectiveResult, log)
 	case *rondav1.Record_Hold:
 		return applyHoldChange(b, node, body.Hold, rec.GetSeq(), log)
+	case *rondav1.Record_SegmentDay:
+		return addSegmentDay(b, nodeID, body.SegmentDay, rec.GetSeq(), log)
 	default:
 		log.Debug("skipping outbox record without a body", "node", nodeID, "seq", rec.GetSeq())
 		return nil

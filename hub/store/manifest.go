@@ -7,6 +7,7 @@ package store
 // the events that explain the day's gaps.
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"log/slog"
@@ -55,6 +56,38 @@ func addSegment(b *pebble.Batch, nodeID string, m *rondav1.SegmentManifest, seq 
 	cov.Segments++
 	cov.LastSegmentId = m.GetSegmentId()
 	return putProto(b, key, &cov)
+}
+
+// addSegmentDay adopts a node's re-sent day manifest when the hub holds
+// fewer of the day's segments (records lost with a restore from an older
+// backup, or folded out of order while the node re-sent them). A summary
+// with no more segments than the hub holds never replaces it: a node cannot
+// shrink or rewrite a day after the fact.
+func addSegmentDay(b *pebble.Batch, nodeID string, m *rondav1.SegmentDay, seq uint64, log *slog.Logger) error {
+	camID := m.GetCameraId()
+	if validID("camera", camID) != nil || len(m.GetManifestSha256()) != sha256.Size || m.GetSegments() == 0 {
+		log.Warn("skipping malformed day manifest", "node", nodeID, "seq", seq)
+		return nil
+	}
+	if owned, err := ownedBy(b, camID, nodeID, seq, "day manifest", log); err != nil || !owned {
+		return err
+	}
+	key := coverageDayKey(camID, dayOf(m.GetDayUnixNano()))
+	var cov rondav1.StoredCoverage
+	if _, err := getProto(b, key, &cov); err != nil {
+		return err
+	}
+	switch {
+	case m.GetSegments() > cov.GetSegments():
+		log.Info("day manifest taken from the node's history", "node", nodeID, "camera", camID, "segments_before", cov.GetSegments(), "segments", m.GetSegments())
+		cov.ManifestSha256, cov.Segments = m.GetManifestSha256(), m.GetSegments()
+		cov.LastSegmentId = max(cov.GetLastSegmentId(), m.GetLastSegmentId())
+		return putProto(b, key, &cov)
+	case m.GetSegments() < cov.GetSegments() || !bytes.Equal(m.GetManifestSha256(), cov.GetManifestSha256()):
+		log.Warn("a node's day manifest differs from the hub's record; the hub's is kept", "node", nodeID, "camera", camID,
+			"hub_segments", cov.GetSegments(), "node_segments", m.GetSegments())
+	}
+	return nil
 }
 
 func addGapEvent(b *pebble.Batch, nodeID string, e *rondav1.GapEvent, seq uint64, log *slog.Logger) error {

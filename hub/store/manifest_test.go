@@ -77,3 +77,33 @@ func TestCoverageKeepsManifestChainAndGapEvents(t *testing.T) {
 }
 
 func timeAt(s int64) time.Time { return time.Unix(s, 0).UTC() }
+
+// A node re-sending its history sends each day's manifest whole: the hub
+// adopts it when it holds fewer of the day's segments (here it got segment
+// 8 before 7), and never lets a node shrink or rewrite a day it holds.
+func TestDayManifestFromANodesHistory(t *testing.T) {
+	f := newTestFSM(t, t.TempDir())
+	s := &Store{fsm: f, log: testLogger()}
+	const day = 20000 * 86400
+	applyAt(t, f, 1, nodeCmd(t, "n1", 1, regRec(1, "n1", "31.71.01.1001"), camsRec(2, "c1"),
+		segRec(3, "c1", 8, day+160, day+200, "segment eight"))) // 7 was lost with the old cluster
+	m7 := segRec(0, "c1", 7, day+100, day+160, "segment seven").GetSegment()
+	m8 := segRec(0, "c1", 8, day+160, day+200, "segment eight").GetSegment()
+	full := ChainSegment(ChainSegment(nil, m7), m8)
+	dayRec := func(seq uint64, n uint32, sum []byte) *rondav1.Record {
+		return &rondav1.Record{Seq: seq, Body: &rondav1.Record_SegmentDay{SegmentDay: &rondav1.SegmentDay{CameraId: "c1",
+			DayUnixNano: day * sec, Segments: n, ManifestSha256: sum, LastSegmentId: 8}}}
+	}
+	applyAt(t, f, 2, nodeCmd(t, "n1", 2, dayRec(4, 2, full)))
+	from, to := timeAt(day), timeAt(day+86400)
+	if days, _ := s.CoverageDetail("c1", from, to); len(days) != 1 || days[0].Segments != 2 || !bytes.Equal(days[0].SHA256, full) {
+		t.Fatalf("after the node's day manifest: %+v, want 2 segments and %x", days, full)
+	}
+	// Segment 8 reported again afterwards is not folded twice.
+	applyAt(t, f, 3, nodeCmd(t, "n1", 3, segRec(5, "c1", 8, day+160, day+200, "segment eight")))
+	// A smaller or different day (a node rewriting history) is refused.
+	applyAt(t, f, 4, nodeCmd(t, "n1", 4, dayRec(6, 1, ChainSegment(nil, m8)), dayRec(7, 2, ChainSegment(ChainSegment(nil, m8), m7))))
+	if days, _ := s.CoverageDetail("c1", from, to); len(days) != 1 || days[0].Segments != 2 || !bytes.Equal(days[0].SHA256, full) {
+		t.Fatalf("after a shrinking and a rewritten day: %+v, want it unchanged", days)
+	}
+}

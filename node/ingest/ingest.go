@@ -143,7 +143,11 @@ func (c *Camera) setState(state, reason string) {
 func (c *Camera) Run(ctx context.Context) {
 	attempt := 0
 	for ctx.Err() == nil {
-		c.setState(StateConnecting, "")
+		if attempt == 0 {
+			// Retrying after a failure keeps "failing" and its reason until
+			// a connection works: an operator sees why, not a flicker.
+			c.setState(StateConnecting, "")
+		}
 		started := c.cfg.Now()
 		streamed, err := c.session(ctx)
 		if ctx.Err() != nil {

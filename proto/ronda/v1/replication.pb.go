@@ -466,6 +466,7 @@ type Record struct {
 	//	*Record_Audit
 	//	*Record_DirectiveResult
 	//	*Record_Hold
+	//	*Record_SegmentDay
 	Body          isRecord_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -587,6 +588,15 @@ func (x *Record) GetHold() *HoldChange {
 	return nil
 }
 
+func (x *Record) GetSegmentDay() *SegmentDay {
+	if x != nil {
+		if x, ok := x.Body.(*Record_SegmentDay); ok {
+			return x.SegmentDay
+		}
+	}
+	return nil
+}
+
 type isRecord_Body interface {
 	isRecord_Body()
 }
@@ -623,6 +633,10 @@ type Record_Hold struct {
 	Hold *HoldChange `protobuf:"bytes,9,opt,name=hold,proto3,oneof"`
 }
 
+type Record_SegmentDay struct {
+	SegmentDay *SegmentDay `protobuf:"bytes,10,opt,name=segment_day,json=segmentDay,proto3,oneof"`
+}
+
 func (*Record_Registration) isRecord_Body() {}
 
 func (*Record_Cameras) isRecord_Body() {}
@@ -638,6 +652,90 @@ func (*Record_Audit) isRecord_Body() {}
 func (*Record_DirectiveResult) isRecord_Body() {}
 
 func (*Record_Hold) isRecord_Body() {}
+
+func (*Record_SegmentDay) isRecord_Body() {}
+
+// SegmentDay is a camera-day's segment manifest as the node's index holds
+// it: sent instead of the day's segments when a node re-sends its history
+// to a hub that lost records. The hub adopts it when it has fewer of the
+// day's segments (it lost some, or got them out of order); it never lets a
+// node shrink or rewrite a day it holds completely.
+type SegmentDay struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CameraId string                 `protobuf:"bytes,1,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	// The UTC day: its midnight in Unix nanoseconds.
+	DayUnixNano    int64  `protobuf:"varint,2,opt,name=day_unix_nano,json=dayUnixNano,proto3" json:"day_unix_nano,omitempty"`
+	Segments       uint32 `protobuf:"varint,3,opt,name=segments,proto3" json:"segments,omitempty"`
+	ManifestSha256 []byte `protobuf:"bytes,4,opt,name=manifest_sha256,json=manifestSha256,proto3" json:"manifest_sha256,omitempty"`
+	LastSegmentId  uint64 `protobuf:"varint,5,opt,name=last_segment_id,json=lastSegmentId,proto3" json:"last_segment_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SegmentDay) Reset() {
+	*x = SegmentDay{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SegmentDay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SegmentDay) ProtoMessage() {}
+
+func (x *SegmentDay) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SegmentDay.ProtoReflect.Descriptor instead.
+func (*SegmentDay) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SegmentDay) GetCameraId() string {
+	if x != nil {
+		return x.CameraId
+	}
+	return ""
+}
+
+func (x *SegmentDay) GetDayUnixNano() int64 {
+	if x != nil {
+		return x.DayUnixNano
+	}
+	return 0
+}
+
+func (x *SegmentDay) GetSegments() uint32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *SegmentDay) GetManifestSha256() []byte {
+	if x != nil {
+		return x.ManifestSha256
+	}
+	return nil
+}
+
+func (x *SegmentDay) GetLastSegmentId() uint64 {
+	if x != nil {
+		return x.LastSegmentId
+	}
+	return 0
+}
 
 // Directive is something the hub tells one node to do. Directives are
 // numbered per node (seq 1, 2, 3, ...), kept in the hub's Raft state, and
@@ -659,7 +757,7 @@ type Directive struct {
 
 func (x *Directive) Reset() {
 	*x = Directive{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +769,7 @@ func (x *Directive) String() string {
 func (*Directive) ProtoMessage() {}
 
 func (x *Directive) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[6]
+	mi := &file_ronda_v1_replication_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +782,7 @@ func (x *Directive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Directive.ProtoReflect.Descriptor instead.
 func (*Directive) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{6}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Directive) GetSeq() uint64 {
@@ -762,7 +860,7 @@ type HoldInfo struct {
 
 func (x *HoldInfo) Reset() {
 	*x = HoldInfo{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +872,7 @@ func (x *HoldInfo) String() string {
 func (*HoldInfo) ProtoMessage() {}
 
 func (x *HoldInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[7]
+	mi := &file_ronda_v1_replication_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +885,7 @@ func (x *HoldInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldInfo.ProtoReflect.Descriptor instead.
 func (*HoldInfo) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{7}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HoldInfo) GetHoldId() string {
@@ -857,7 +955,7 @@ type HoldRelease struct {
 
 func (x *HoldRelease) Reset() {
 	*x = HoldRelease{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +967,7 @@ func (x *HoldRelease) String() string {
 func (*HoldRelease) ProtoMessage() {}
 
 func (x *HoldRelease) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[8]
+	mi := &file_ronda_v1_replication_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +980,7 @@ func (x *HoldRelease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldRelease.ProtoReflect.Descriptor instead.
 func (*HoldRelease) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{8}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HoldRelease) GetHoldId() string {
@@ -918,7 +1016,7 @@ type DirectiveResult struct {
 
 func (x *DirectiveResult) Reset() {
 	*x = DirectiveResult{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1028,7 @@ func (x *DirectiveResult) String() string {
 func (*DirectiveResult) ProtoMessage() {}
 
 func (x *DirectiveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[9]
+	mi := &file_ronda_v1_replication_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1041,7 @@ func (x *DirectiveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectiveResult.ProtoReflect.Descriptor instead.
 func (*DirectiveResult) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{9}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DirectiveResult) GetSeq() uint64 {
@@ -972,7 +1070,7 @@ type HoldChange struct {
 
 func (x *HoldChange) Reset() {
 	*x = HoldChange{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1082,7 @@ func (x *HoldChange) String() string {
 func (*HoldChange) ProtoMessage() {}
 
 func (x *HoldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[10]
+	mi := &file_ronda_v1_replication_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1095,7 @@ func (x *HoldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldChange.ProtoReflect.Descriptor instead.
 func (*HoldChange) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{10}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HoldChange) GetHold() *HoldInfo {
@@ -1044,7 +1142,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1154,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[11]
+	mi := &file_ronda_v1_replication_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1167,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{11}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuditEvent) GetAuditSeq() uint64 {
@@ -1166,7 +1264,7 @@ type SegmentManifest struct {
 
 func (x *SegmentManifest) Reset() {
 	*x = SegmentManifest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1276,7 @@ func (x *SegmentManifest) String() string {
 func (*SegmentManifest) ProtoMessage() {}
 
 func (x *SegmentManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[12]
+	mi := &file_ronda_v1_replication_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1289,7 @@ func (x *SegmentManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentManifest.ProtoReflect.Descriptor instead.
 func (*SegmentManifest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{12}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SegmentManifest) GetCameraId() string {
@@ -1250,7 +1348,7 @@ type GapEvent struct {
 
 func (x *GapEvent) Reset() {
 	*x = GapEvent{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1360,7 @@ func (x *GapEvent) String() string {
 func (*GapEvent) ProtoMessage() {}
 
 func (x *GapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[13]
+	mi := &file_ronda_v1_replication_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1373,7 @@ func (x *GapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GapEvent.ProtoReflect.Descriptor instead.
 func (*GapEvent) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{13}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GapEvent) GetCameraId() string {
@@ -1315,7 +1413,7 @@ type CameraInventory struct {
 
 func (x *CameraInventory) Reset() {
 	*x = CameraInventory{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1425,7 @@ func (x *CameraInventory) String() string {
 func (*CameraInventory) ProtoMessage() {}
 
 func (x *CameraInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[14]
+	mi := &file_ronda_v1_replication_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1438,7 @@ func (x *CameraInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CameraInventory.ProtoReflect.Descriptor instead.
 func (*CameraInventory) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{14}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CameraInventory) GetCameras() []*Camera {
@@ -1365,7 +1463,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1475,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[15]
+	mi := &file_ronda_v1_replication_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1488,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{15}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PushRequest) GetNodeId() string {
@@ -1434,7 +1532,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1544,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[16]
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1557,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{16}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PushResponse) GetAckedSeq() uint64 {
@@ -1494,7 +1592,7 @@ type WhepRequest struct {
 
 func (x *WhepRequest) Reset() {
 	*x = WhepRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1604,7 @@ func (x *WhepRequest) String() string {
 func (*WhepRequest) ProtoMessage() {}
 
 func (x *WhepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1617,7 @@ func (x *WhepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepRequest.ProtoReflect.Descriptor instead.
 func (*WhepRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WhepRequest) GetCameraId() string {
@@ -1553,7 +1651,7 @@ type WhepResponse struct {
 
 func (x *WhepResponse) Reset() {
 	*x = WhepResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1663,7 @@ func (x *WhepResponse) String() string {
 func (*WhepResponse) ProtoMessage() {}
 
 func (x *WhepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1676,7 @@ func (x *WhepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepResponse.ProtoReflect.Descriptor instead.
 func (*WhepResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WhepResponse) GetAnswerSdp() string {
@@ -1604,7 +1702,7 @@ type WhepDeleteRequest struct {
 
 func (x *WhepDeleteRequest) Reset() {
 	*x = WhepDeleteRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1714,7 @@ func (x *WhepDeleteRequest) String() string {
 func (*WhepDeleteRequest) ProtoMessage() {}
 
 func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1727,7 @@ func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteRequest.ProtoReflect.Descriptor instead.
 func (*WhepDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WhepDeleteRequest) GetSessionId() string {
@@ -1647,7 +1745,7 @@ type WhepDeleteResponse struct {
 
 func (x *WhepDeleteResponse) Reset() {
 	*x = WhepDeleteResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1757,7 @@ func (x *WhepDeleteResponse) String() string {
 func (*WhepDeleteResponse) ProtoMessage() {}
 
 func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1770,7 @@ func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteResponse.ProtoReflect.Descriptor instead.
 func (*WhepDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
 }
 
 type PlaybackRequest struct {
@@ -1687,7 +1785,7 @@ type PlaybackRequest struct {
 
 func (x *PlaybackRequest) Reset() {
 	*x = PlaybackRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1797,7 @@ func (x *PlaybackRequest) String() string {
 func (*PlaybackRequest) ProtoMessage() {}
 
 func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1810,7 @@ func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackRequest.ProtoReflect.Descriptor instead.
 func (*PlaybackRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlaybackRequest) GetCameraId() string {
@@ -1752,7 +1850,7 @@ type PlaybackChunk struct {
 
 func (x *PlaybackChunk) Reset() {
 	*x = PlaybackChunk{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1862,7 @@ func (x *PlaybackChunk) String() string {
 func (*PlaybackChunk) ProtoMessage() {}
 
 func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1875,7 @@ func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackChunk.ProtoReflect.Descriptor instead.
 func (*PlaybackChunk) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PlaybackChunk) GetData() []byte {
@@ -1798,7 +1896,7 @@ type RecordingsRequest struct {
 
 func (x *RecordingsRequest) Reset() {
 	*x = RecordingsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1908,7 @@ func (x *RecordingsRequest) String() string {
 func (*RecordingsRequest) ProtoMessage() {}
 
 func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1921,7 @@ func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsRequest.ProtoReflect.Descriptor instead.
 func (*RecordingsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RecordingsRequest) GetCameraId() string {
@@ -1862,7 +1960,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +1972,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +1985,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Gap) GetStartUnixNano() int64 {
@@ -1928,7 +2026,7 @@ type RecordingsResponse struct {
 
 func (x *RecordingsResponse) Reset() {
 	*x = RecordingsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2038,7 @@ func (x *RecordingsResponse) String() string {
 func (*RecordingsResponse) ProtoMessage() {}
 
 func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2051,7 @@ func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsResponse.ProtoReflect.Descriptor instead.
 func (*RecordingsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RecordingsResponse) GetSpans() []*Span {
@@ -1980,7 +2078,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2090,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2103,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2026,7 +2124,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2136,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2149,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -2080,7 +2178,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2190,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2203,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReadIndexRequest) GetLinearizable() bool {
@@ -2124,7 +2222,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2234,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2247,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2177,7 +2275,7 @@ type LinkState struct {
 
 func (x *LinkState) Reset() {
 	*x = LinkState{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2287,7 @@ func (x *LinkState) String() string {
 func (*LinkState) ProtoMessage() {}
 
 func (x *LinkState) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2300,7 @@ func (x *LinkState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkState.ProtoReflect.Descriptor instead.
 func (*LinkState) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LinkState) GetNodeId() string {
@@ -2265,7 +2363,7 @@ type LinksReport struct {
 
 func (x *LinksReport) Reset() {
 	*x = LinksReport{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2375,7 @@ func (x *LinksReport) String() string {
 func (*LinksReport) ProtoMessage() {}
 
 func (x *LinksReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2388,7 @@ func (x *LinksReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksReport.ProtoReflect.Descriptor instead.
 func (*LinksReport) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LinksReport) GetMemberId() string {
@@ -2319,7 +2417,7 @@ type LinksView struct {
 
 func (x *LinksView) Reset() {
 	*x = LinksView{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2429,7 @@ func (x *LinksView) String() string {
 func (*LinksView) ProtoMessage() {}
 
 func (x *LinksView) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2442,7 @@ func (x *LinksView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksView.ProtoReflect.Descriptor instead.
 func (*LinksView) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LinksView) GetLeaderId() string {
@@ -2370,7 +2468,7 @@ type ReportLinksRequest struct {
 
 func (x *ReportLinksRequest) Reset() {
 	*x = ReportLinksRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2480,7 @@ func (x *ReportLinksRequest) String() string {
 func (*ReportLinksRequest) ProtoMessage() {}
 
 func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2493,7 @@ func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksRequest.ProtoReflect.Descriptor instead.
 func (*ReportLinksRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReportLinksRequest) GetReport() *LinksReport {
@@ -2414,7 +2512,7 @@ type ReportLinksResponse struct {
 
 func (x *ReportLinksResponse) Reset() {
 	*x = ReportLinksResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[34]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2524,7 @@ func (x *ReportLinksResponse) String() string {
 func (*ReportLinksResponse) ProtoMessage() {}
 
 func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[34]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2537,7 @@ func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksResponse.ProtoReflect.Descriptor instead.
 func (*ReportLinksResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{34}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReportLinksResponse) GetView() *LinksView {
@@ -2457,7 +2555,7 @@ type MemberStatsRequest struct {
 
 func (x *MemberStatsRequest) Reset() {
 	*x = MemberStatsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[35]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2567,7 @@ func (x *MemberStatsRequest) String() string {
 func (*MemberStatsRequest) ProtoMessage() {}
 
 func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[35]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2580,7 @@ func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
 func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{35}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{36}
 }
 
 // MemberStatsResponse is a member's own raft view, for `ronda hub members`
@@ -2505,7 +2603,7 @@ type MemberStatsResponse struct {
 
 func (x *MemberStatsResponse) Reset() {
 	*x = MemberStatsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[36]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2615,7 @@ func (x *MemberStatsResponse) String() string {
 func (*MemberStatsResponse) ProtoMessage() {}
 
 func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[36]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2628,7 @@ func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
 func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{36}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MemberStatsResponse) GetId() string {
@@ -2606,7 +2704,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[37]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2716,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[37]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2729,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{37}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -2650,7 +2748,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[38]
+	mi := &file_ronda_v1_replication_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2760,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[38]
+	mi := &file_ronda_v1_replication_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2773,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{38}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -2730,7 +2828,7 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x04Span\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12&\n" +
 	"\x0fstart_unix_nano\x18\x02 \x01(\x03R\rstartUnixNano\x12\"\n" +
-	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\xba\x03\n" +
+	"\rend_unix_nano\x18\x03 \x01(\x03R\vendUnixNano\"\xf3\x03\n" +
 	"\x06Record\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x128\n" +
 	"\fregistration\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoH\x00R\fregistration\x125\n" +
@@ -2740,8 +2838,18 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x03gap\x18\x06 \x01(\v2\x12.ronda.v1.GapEventH\x00R\x03gap\x12,\n" +
 	"\x05audit\x18\a \x01(\v2\x14.ronda.v1.AuditEventH\x00R\x05audit\x12F\n" +
 	"\x10directive_result\x18\b \x01(\v2\x19.ronda.v1.DirectiveResultH\x00R\x0fdirectiveResult\x12*\n" +
-	"\x04hold\x18\t \x01(\v2\x14.ronda.v1.HoldChangeH\x00R\x04holdB\x06\n" +
-	"\x04body\"\xae\x01\n" +
+	"\x04hold\x18\t \x01(\v2\x14.ronda.v1.HoldChangeH\x00R\x04hold\x127\n" +
+	"\vsegment_day\x18\n" +
+	" \x01(\v2\x14.ronda.v1.SegmentDayH\x00R\n" +
+	"segmentDayB\x06\n" +
+	"\x04body\"\xba\x01\n" +
+	"\n" +
+	"SegmentDay\x12\x1b\n" +
+	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12\"\n" +
+	"\rday_unix_nano\x18\x02 \x01(\x03R\vdayUnixNano\x12\x1a\n" +
+	"\bsegments\x18\x03 \x01(\rR\bsegments\x12'\n" +
+	"\x0fmanifest_sha256\x18\x04 \x01(\fR\x0emanifestSha256\x12&\n" +
+	"\x0flast_segment_id\x18\x05 \x01(\x04R\rlastSegmentId\"\xae\x01\n" +
 	"\tDirective\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\x12(\n" +
@@ -2907,7 +3015,7 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_ronda_v1_replication_proto_goTypes = []any{
 	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
@@ -2915,68 +3023,70 @@ var file_ronda_v1_replication_proto_goTypes = []any{
 	(*Camera)(nil),                     // 3: ronda.v1.Camera
 	(*Span)(nil),                       // 4: ronda.v1.Span
 	(*Record)(nil),                     // 5: ronda.v1.Record
-	(*Directive)(nil),                  // 6: ronda.v1.Directive
-	(*HoldInfo)(nil),                   // 7: ronda.v1.HoldInfo
-	(*HoldRelease)(nil),                // 8: ronda.v1.HoldRelease
-	(*DirectiveResult)(nil),            // 9: ronda.v1.DirectiveResult
-	(*HoldChange)(nil),                 // 10: ronda.v1.HoldChange
-	(*AuditEvent)(nil),                 // 11: ronda.v1.AuditEvent
-	(*SegmentManifest)(nil),            // 12: ronda.v1.SegmentManifest
-	(*GapEvent)(nil),                   // 13: ronda.v1.GapEvent
-	(*CameraInventory)(nil),            // 14: ronda.v1.CameraInventory
-	(*PushRequest)(nil),                // 15: ronda.v1.PushRequest
-	(*PushResponse)(nil),               // 16: ronda.v1.PushResponse
-	(*WhepRequest)(nil),                // 17: ronda.v1.WhepRequest
-	(*WhepResponse)(nil),               // 18: ronda.v1.WhepResponse
-	(*WhepDeleteRequest)(nil),          // 19: ronda.v1.WhepDeleteRequest
-	(*WhepDeleteResponse)(nil),         // 20: ronda.v1.WhepDeleteResponse
-	(*PlaybackRequest)(nil),            // 21: ronda.v1.PlaybackRequest
-	(*PlaybackChunk)(nil),              // 22: ronda.v1.PlaybackChunk
-	(*RecordingsRequest)(nil),          // 23: ronda.v1.RecordingsRequest
-	(*Gap)(nil),                        // 24: ronda.v1.Gap
-	(*RecordingsResponse)(nil),         // 25: ronda.v1.RecordingsResponse
-	(*ApplyRequest)(nil),               // 26: ronda.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 27: ronda.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 28: ronda.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 29: ronda.v1.ReadIndexResponse
-	(*LinkState)(nil),                  // 30: ronda.v1.LinkState
-	(*LinksReport)(nil),                // 31: ronda.v1.LinksReport
-	(*LinksView)(nil),                  // 32: ronda.v1.LinksView
-	(*ReportLinksRequest)(nil),         // 33: ronda.v1.ReportLinksRequest
-	(*ReportLinksResponse)(nil),        // 34: ronda.v1.ReportLinksResponse
-	(*MemberStatsRequest)(nil),         // 35: ronda.v1.MemberStatsRequest
-	(*MemberStatsResponse)(nil),        // 36: ronda.v1.MemberStatsResponse
-	(*TransferLeadershipRequest)(nil),  // 37: ronda.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 38: ronda.v1.TransferLeadershipResponse
+	(*SegmentDay)(nil),                 // 6: ronda.v1.SegmentDay
+	(*Directive)(nil),                  // 7: ronda.v1.Directive
+	(*HoldInfo)(nil),                   // 8: ronda.v1.HoldInfo
+	(*HoldRelease)(nil),                // 9: ronda.v1.HoldRelease
+	(*DirectiveResult)(nil),            // 10: ronda.v1.DirectiveResult
+	(*HoldChange)(nil),                 // 11: ronda.v1.HoldChange
+	(*AuditEvent)(nil),                 // 12: ronda.v1.AuditEvent
+	(*SegmentManifest)(nil),            // 13: ronda.v1.SegmentManifest
+	(*GapEvent)(nil),                   // 14: ronda.v1.GapEvent
+	(*CameraInventory)(nil),            // 15: ronda.v1.CameraInventory
+	(*PushRequest)(nil),                // 16: ronda.v1.PushRequest
+	(*PushResponse)(nil),               // 17: ronda.v1.PushResponse
+	(*WhepRequest)(nil),                // 18: ronda.v1.WhepRequest
+	(*WhepResponse)(nil),               // 19: ronda.v1.WhepResponse
+	(*WhepDeleteRequest)(nil),          // 20: ronda.v1.WhepDeleteRequest
+	(*WhepDeleteResponse)(nil),         // 21: ronda.v1.WhepDeleteResponse
+	(*PlaybackRequest)(nil),            // 22: ronda.v1.PlaybackRequest
+	(*PlaybackChunk)(nil),              // 23: ronda.v1.PlaybackChunk
+	(*RecordingsRequest)(nil),          // 24: ronda.v1.RecordingsRequest
+	(*Gap)(nil),                        // 25: ronda.v1.Gap
+	(*RecordingsResponse)(nil),         // 26: ronda.v1.RecordingsResponse
+	(*ApplyRequest)(nil),               // 27: ronda.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 28: ronda.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 29: ronda.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 30: ronda.v1.ReadIndexResponse
+	(*LinkState)(nil),                  // 31: ronda.v1.LinkState
+	(*LinksReport)(nil),                // 32: ronda.v1.LinksReport
+	(*LinksView)(nil),                  // 33: ronda.v1.LinksView
+	(*ReportLinksRequest)(nil),         // 34: ronda.v1.ReportLinksRequest
+	(*ReportLinksResponse)(nil),        // 35: ronda.v1.ReportLinksResponse
+	(*MemberStatsRequest)(nil),         // 36: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 37: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 38: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 39: ronda.v1.TransferLeadershipResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
-	6,  // 1: ronda.v1.HelloResponse.directives:type_name -> ronda.v1.Directive
+	7,  // 1: ronda.v1.HelloResponse.directives:type_name -> ronda.v1.Directive
 	2,  // 2: ronda.v1.Record.registration:type_name -> ronda.v1.NodeInfo
-	14, // 3: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
+	15, // 3: ronda.v1.Record.cameras:type_name -> ronda.v1.CameraInventory
 	4,  // 4: ronda.v1.Record.span:type_name -> ronda.v1.Span
-	12, // 5: ronda.v1.Record.segment:type_name -> ronda.v1.SegmentManifest
-	13, // 6: ronda.v1.Record.gap:type_name -> ronda.v1.GapEvent
-	11, // 7: ronda.v1.Record.audit:type_name -> ronda.v1.AuditEvent
-	9,  // 8: ronda.v1.Record.directive_result:type_name -> ronda.v1.DirectiveResult
-	10, // 9: ronda.v1.Record.hold:type_name -> ronda.v1.HoldChange
-	7,  // 10: ronda.v1.Directive.hold:type_name -> ronda.v1.HoldInfo
-	8,  // 11: ronda.v1.Directive.release:type_name -> ronda.v1.HoldRelease
-	7,  // 12: ronda.v1.HoldChange.hold:type_name -> ronda.v1.HoldInfo
-	3,  // 13: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
-	5,  // 14: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
-	6,  // 15: ronda.v1.PushResponse.directives:type_name -> ronda.v1.Directive
-	4,  // 16: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
-	24, // 17: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
-	30, // 18: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
-	31, // 19: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
-	31, // 20: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
-	32, // 21: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	13, // 5: ronda.v1.Record.segment:type_name -> ronda.v1.SegmentManifest
+	14, // 6: ronda.v1.Record.gap:type_name -> ronda.v1.GapEvent
+	12, // 7: ronda.v1.Record.audit:type_name -> ronda.v1.AuditEvent
+	10, // 8: ronda.v1.Record.directive_result:type_name -> ronda.v1.DirectiveResult
+	11, // 9: ronda.v1.Record.hold:type_name -> ronda.v1.HoldChange
+	6,  // 10: ronda.v1.Record.segment_day:type_name -> ronda.v1.SegmentDay
+	8,  // 11: ronda.v1.Directive.hold:type_name -> ronda.v1.HoldInfo
+	9,  // 12: ronda.v1.Directive.release:type_name -> ronda.v1.HoldRelease
+	8,  // 13: ronda.v1.HoldChange.hold:type_name -> ronda.v1.HoldInfo
+	3,  // 14: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
+	5,  // 15: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
+	7,  // 16: ronda.v1.PushResponse.directives:type_name -> ronda.v1.Directive
+	4,  // 17: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
+	25, // 18: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
+	31, // 19: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
+	32, // 20: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
+	32, // 21: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
+	33, // 22: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_replication_proto_init() }
@@ -2993,8 +3103,9 @@ func file_ronda_v1_replication_proto_init() {
 		(*Record_Audit)(nil),
 		(*Record_DirectiveResult)(nil),
 		(*Record_Hold)(nil),
+		(*Record_SegmentDay)(nil),
 	}
-	file_ronda_v1_replication_proto_msgTypes[6].OneofWrappers = []any{
+	file_ronda_v1_replication_proto_msgTypes[7].OneofWrappers = []any{
 		(*Directive_Hold)(nil),
 		(*Directive_Release)(nil),
 	}
@@ -3004,7 +3115,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
