@@ -78,12 +78,15 @@ proto-check: tools
 ##   BenchmarkLeaderFailover: leader killed -> next committed write, default raft timeouts, 10 kills.
 ##   BenchmarkSnapshotRestore: snapshot and restore of the 30,000-camera x 90-day FSM vs copying its files.
 ##   replbench: 267 simulated nodes x 110 cameras vs 3 hub members: steady-state lag, reconnect storm of 1-hour backlogs.
+##   livebench: live view in Chromium: time to first frame (GOP cache vs none, at the node and through the hub),
+##     glass-to-glass latency (vs ffmpeg decoding the camera directly), fan-out to 50 and 200 WebRTC viewers.
 ##   seek: playback time-to-first-byte, random 1-minute ranges out of 30 days x 110 cameras of index (warm and cold cache).
 bench: build deps
 	$(GO) run ./bench/recordbench -ronda $(BIN) -streams 10,50,110 -duration 60s -warmup 10s
 	$(GO) run ./bench/crashbench -ronda $(BIN) -kills 20
 	$(GO) run ./bench/diskfullbench -ronda $(BIN)
 	$(GO) run ./bench/replbench -ronda $(BIN)
+	$(GO) run ./bench/livebench -ronda $(BIN)
 	$(GO) test ./node/record -run '^$$' -bench BenchmarkPlaybackSeek -benchtime 300x -timeout 60m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkCatalogQuery -benchtime 200x -timeout 30m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkSpanIngest -benchtime 1x -timeout 10m -v

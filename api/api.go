@@ -55,6 +55,18 @@ type Camera struct {
 	Recording     bool          `json:"recording"` // footage durable within the last 30 s
 	RecordedUntil *time.Time    `json:"recorded_until,omitempty"`
 	Health        *CameraHealth `json:"health,omitempty"` // served by the node that pulls the camera
+	// SubStream is the camera's lower-resolution stream for grids (live
+	// view only, not recorded), when it has one; at its node.
+	SubStream *StreamState `json:"sub_stream,omitempty"`
+}
+
+// StreamState is the state of one of a camera's streams.
+type StreamState struct {
+	State  string `json:"state"` // connecting | streaming | failing
+	Reason string `json:"reason,omitempty"`
+	Codec  string `json:"codec,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
 }
 
 // CameraHealth is a camera's live stream health as its node measures it.
@@ -66,6 +78,10 @@ type CameraHealth struct {
 	Reconnects   int        `json:"reconnects"`
 	ClockSteps   int        `json:"clock_steps"` // times the camera's clock jumped (timeline kept continuous)
 	StateSince   time.Time  `json:"state_since"`
+	LiveViewers  int        `json:"live_viewers"`
+	// LiveWarning says why live view of this camera may look wrong
+	// (B-frames), and what to change.
+	LiveWarning string `json:"live_warning,omitempty"`
 }
 
 // Span is a recorded interval.
@@ -139,6 +155,72 @@ type Export struct {
 	ManifestURL string    `json:"manifest_url"`
 }
 
+// WhepOffer is a WHEP POST.
+type WhepOffer struct {
+	CameraID string
+	SDP      string
+	User     string
+	// NoGOPCache (?gop_cache=0) starts at the camera's next keyframe instead
+	// of the cached GOP: for comparing time to first frame.
+	NoGOPCache bool
+	// Stream (?stream=main|sub): a grid asks for the sub stream; a camera
+	// without one serves its main stream.
+	Stream string
+	// ICEServers the node may use for a relay candidate of its own (the
+	// hub member's TURN server; set by the hub, not by clients).
+	ICEServers []ICEServer
+}
+
+// WhepAnswer is the answer to a WHEP offer.
+type WhepAnswer struct {
+	SDP     string
+	Session string
+	Stream  string // the stream served: main or sub (Ronda-Stream header)
+	// Warning tells the viewer about a camera problem that affects live view
+	// (B-frames), sent as the Ronda-Warning header.
+	Warning string
+}
+
+// LiveSession describes one live-view session (GET /api/v1/whep/{session}).
+type LiveSession struct {
+	Session  string `json:"session"`
+	CameraID string `json:"camera_id"`
+	Stream   string `json:"stream"` // main | sub
+	State    string `json:"state"`  // connecting | connected
+	// Path says how media flows: "direct" (browser <-> node) or "turn"
+	// (through a TURN relay, e.g. the hub's); empty until ICE has chosen.
+	Path        string    `json:"path,omitempty"`
+	Offered     time.Time `json:"offered"`
+	ConnectMS   int64     `json:"connect_ms,omitempty"`
+	FirstFrame  int64     `json:"first_frame_ms,omitempty"`
+	StartedFrom string    `json:"started_from,omitempty"` // gop_cache | keyframe
+	Packets     int64     `json:"packets"`
+	Bytes       int64     `json:"bytes"`
+	Dropped     int64     `json:"dropped_frames"`
+	PLIs        int64     `json:"pli"`
+	GOPReplays  int64     `json:"gop_replays"`
+	// NodeID is the node serving it (set by the hub).
+	NodeID string `json:"node_id,omitempty"`
+	// NodeCandidates: the kinds of ICE candidate the node offered: host,
+	// and relay when it allocated one on the hub's TURN server.
+	NodeCandidates []string `json:"node_candidates,omitempty"`
+}
+
+// ICEServer is a STUN or TURN server a browser may use for live view
+// (RTCIceServer). TURN credentials are short-lived.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ICEServerProvider is implemented by a Backend that offers browsers ICE
+// servers (the hub's embedded TURN server): GET /api/v1/live/ice-servers,
+// and Link headers on the WHEP answer (RFC 9725).
+type ICEServerProvider interface {
+	ICEServers(ctx context.Context, user string) []ICEServer
+}
+
 // MaxExportRange bounds one export.
 const MaxExportRange = 24 * time.Hour
 
@@ -153,10 +235,15 @@ type Backend interface {
 	// Playback writes fragmented MP4 of [from,to) to w. An error returned
 	// before anything was written becomes a JSON error response.
 	Playback(ctx context.Context, w io.Writer, cameraID string, from, to time.Time, user string) error
-	// Whep answers a WHEP offer; sessionID names the session for DELETE.
 	// (A Backend that also implements RangePlayback serves media.mp4 with
 	// a known length and HTTP Range.)
-	Whep(ctx context.Context, cameraID, offerSDP, user string) (answerSDP, sessionID string, err error)
+	// Whep answers a WHEP offer; the answer's Session names it for PATCH,
+	// GET and DELETE.
+	Whep(ctx context.Context, offer WhepOffer) (WhepAnswer, error)
+	// WhepPatch applies a trickle ICE fragment (RFC 8840) to a session.
+	WhepPatch(ctx context.Context, sessionID, fragment string) error
+	// WhepSession describes a session: state, media path, counters.
+	WhepSession(ctx context.Context, sessionID string) (LiveSession, error)
 	WhepDelete(ctx context.Context, sessionID string) error
 	// Cluster describes the hub's Raft cluster (ErrNotFound on a node).
 	Cluster(ctx context.Context) (any, error)

@@ -18,6 +18,8 @@ var (
 	ErrUnavailable  = errors.New("unavailable")
 	ErrThrottled    = errors.New("too many requests")
 	ErrNotImpl      = errors.New("not available here")
+	// ErrUnsupportedMediaType: the request body has the wrong Content-Type.
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
 )
 
 // statusOf is the one table from errors to HTTP statuses.
@@ -33,6 +35,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrThrottled), errors.Is(err, auth.ErrThrottled):
 		return http.StatusTooManyRequests
+	case errors.Is(err, ErrUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ErrNotImpl):
 		return http.StatusNotImplemented
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -82,7 +82,10 @@ func New(opts Options) *Server {
 	s.handle("GET /api/v1/cameras/{id}/media.mp4", s.media, true)
 	s.handle("GET /api/v1/cameras/{id}/completeness", s.completeness, true)
 	s.handle("POST /api/v1/cameras/{id}/whep", s.whep, true)
+	s.handle("PATCH /api/v1/whep/{session}", s.whepPatch, true)
+	s.handle("GET /api/v1/whep/{session}", s.whepSession, true)
 	s.handle("DELETE /api/v1/whep/{session}", s.whepDelete, true)
+	s.handle("GET /api/v1/live/ice-servers", s.iceServers, true)
 	s.handle("GET /api/v1/cameras/{id}/holds", s.holds, true)
 	s.handle("POST /api/v1/cameras/{id}/holds", s.putHold, true)
 	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
@@ -427,16 +430,76 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: empty SDP offer", ErrBadRequest))
 		return
 	}
-	answer, session, err := s.opts.Backend.Whep(r.Context(), id, string(offer), userOf(r.Context()).user)
+	req := WhepOffer{CameraID: id, SDP: string(offer), User: userOf(r.Context()).user}
+	switch v := r.URL.Query().Get("gop_cache"); v {
+	case "", "1", "true":
+	case "0", "false":
+		req.NoGOPCache = true
+	default:
+		writeError(w, fmt.Errorf("%w: gop_cache must be 0 or 1 (got %q)", ErrBadRequest, v))
+		return
+	}
+	switch req.Stream = r.URL.Query().Get("stream"); req.Stream {
+	case "", "main", "sub":
+	default:
+		writeError(w, fmt.Errorf("%w: stream must be main or sub (got %q)", ErrBadRequest, req.Stream))
+		return
+	}
+	ans, err := s.opts.Backend.Whep(r.Context(), req)
 	s.audit(r, "live", id, time.Time{}, time.Time{}, err)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	if p, ok := s.opts.Backend.(ICEServerProvider); ok {
+		for _, srv := range p.ICEServers(r.Context(), req.User) {
+			for _, u := range srv.URLs {
+				link := "<" + u + ">; rel=\"ice-server\""
+				if srv.Username != "" {
+					link += "; username=" + strconv.Quote(srv.Username) + "; credential=" + strconv.Quote(srv.Credential) + "; credential-type=\"password\""
+				}
+				w.Header().Add("Link", link)
+			}
+		}
+	}
+	if ans.Warning != "" {
+		w.Header().Set("Ronda-Warning", ans.Warning)
+	}
+	if ans.Stream != "" {
+		w.Header().Set("Ronda-Stream", ans.Stream)
+	}
 	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", "/api/v1/whep/"+session)
+	w.Header().Set("Location", "/api/v1/whep/"+ans.Session)
+	w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
 	w.WriteHeader(http.StatusCreated)
-	_, _ = io.WriteString(w, answer)
+	_, _ = io.WriteString(w, ans.SDP)
+}
+
+// whepPatch takes trickled ICE candidates (RFC 9725 / RFC 8840).
+func (s *Server) whepPatch(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/trickle-ice-sdpfrag") {
+		writeError(w, fmt.Errorf("%w: a WHEP PATCH needs Content-Type application/trickle-ice-sdpfrag (got %q)", ErrUnsupportedMediaType, ct))
+		return
+	}
+	frag, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: reading the fragment: %v", ErrBadRequest, err))
+		return
+	}
+	if err := s.opts.Backend.WhepPatch(r.Context(), r.PathValue("session"), string(frag)); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) whepSession(w http.ResponseWriter, r *http.Request) {
+	info, err := s.opts.Backend.WhepSession(r.Context(), r.PathValue("session"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request) {
@@ -445,6 +508,14 @@ func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) iceServers(w http.ResponseWriter, r *http.Request) {
+	out := []ICEServer{}
+	if p, ok := s.opts.Backend.(ICEServerProvider); ok {
+		out = append(out, p.ICEServers(r.Context(), userOf(r.Context()).user)...)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ice_servers": out})
 }
 
 func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {

@@ -36,13 +36,41 @@ func (fakeBackend) Playback(_ context.Context, w io.Writer, id string, from, to 
 	_, err := w.Write([]byte("ftypmp4"))
 	return err
 }
-func (fakeBackend) Whep(_ context.Context, id, offer, _ string) (string, string, error) {
-	if id == "offline" {
-		return "", "", fmt.Errorf("%w: node offline", ErrUnavailable)
+func (fakeBackend) Whep(_ context.Context, o WhepOffer) (WhepAnswer, error) {
+	switch o.CameraID {
+	case "offline":
+		return WhepAnswer{}, fmt.Errorf("%w: node offline", ErrUnavailable)
+	case "nocache":
+		if !o.NoGOPCache {
+			return WhepAnswer{}, fmt.Errorf("%w: gop_cache=0 was not passed on", ErrBadRequest)
+		}
+	case "bframes":
+		return WhepAnswer{SDP: "v=0 answer", Session: "s2", Warning: "the camera sends B-frames"}, nil
 	}
-	return "v=0 answer", "s1", nil
+	if o.Stream == "sub" {
+		return WhepAnswer{SDP: "v=0 answer", Session: "s3", Stream: "sub"}, nil
+	}
+	return WhepAnswer{SDP: "v=0 answer", Session: "s1"}, nil
+}
+func (fakeBackend) WhepPatch(_ context.Context, session, frag string) error {
+	if session != "s1" {
+		return fmt.Errorf("%w: no such live session", ErrNotFound)
+	}
+	if !strings.Contains(frag, "a=candidate:") {
+		return fmt.Errorf("%w: no candidate", ErrBadRequest)
+	}
+	return nil
+}
+func (fakeBackend) WhepSession(_ context.Context, session string) (LiveSession, error) {
+	if session != "s1" {
+		return LiveSession{}, fmt.Errorf("%w: no such live session", ErrNotFound)
+	}
+	return LiveSession{Session: "s1", CameraID: "3171011001-cam1", State: "connected", Path: "turn"}, nil
 }
 func (fakeBackend) WhepDelete(context.Context, string) error { return nil }
+func (fakeBackend) ICEServers(_ context.Context, user string) []ICEServer {
+	return []ICEServer{{URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "123:" + user, Credential: "c"}}
+}
 func (fakeBackend) Cluster(context.Context) (any, error) {
 	return nil, fmt.Errorf("%w: a node has no cluster", ErrNotFound)
 }
@@ -125,6 +153,16 @@ func TestAPI(t *testing.T) {
 		{"whep", "POST", cam + "/whep", "v=0 offer", "application/sdp", token, 201, "answer"},
 		{"whep wrong type", "POST", cam + "/whep", "v=0", "text/plain", token, 400, "application/sdp"},
 		{"whep node offline", "POST", "/api/v1/cameras/offline/whep", "v=0", "application/sdp", token, 503, "node offline"},
+		{"whep without the GOP cache", "POST", "/api/v1/cameras/nocache/whep?gop_cache=0", "v=0", "application/sdp", token, 201, "answer"},
+		{"whep sub stream", "POST", cam + "/whep?stream=sub", "v=0", "application/sdp", token, 201, "answer"},
+		{"whep bad stream", "POST", cam + "/whep?stream=hd", "v=0", "application/sdp", token, 400, "stream must be main or sub"},
+		{"whep bad gop_cache", "POST", cam + "/whep?gop_cache=maybe", "v=0", "application/sdp", token, 400, "gop_cache must be 0 or 1"},
+		{"whep b-frames warning", "POST", "/api/v1/cameras/bframes/whep", "v=0", "application/sdp", token, 201, "answer"},
+		{"whep trickle", "PATCH", "/api/v1/whep/s1", "a=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n", "application/trickle-ice-sdpfrag", token, 204, ""},
+		{"whep trickle wrong type", "PATCH", "/api/v1/whep/s1", "a=candidate:x", "application/sdp", token, 415, "trickle-ice-sdpfrag"},
+		{"whep trickle unknown session", "PATCH", "/api/v1/whep/zz", "a=candidate:x", "application/trickle-ice-sdpfrag", token, 404, "no such live session"},
+		{"whep session", "GET", "/api/v1/whep/s1", "", "", token, 200, `"path": "turn"`},
+		{"ice servers", "GET", "/api/v1/live/ice-servers", "", "", token, 200, `"username": "123:op"`},
 		{"whep delete", "DELETE", "/api/v1/whep/s1", "", "", token, 200, ""},
 		{"cluster on node", "GET", "/api/v1/cluster", "", "", token, 404, "no cluster"},
 		{"unknown path", "GET", "/api/v1/nope", "", "", token, 404, "no API call"},
@@ -168,8 +206,20 @@ func TestAPI(t *testing.T) {
 			if c.status >= 400 && resp.Header.Get("Content-Type") != "application/json" && c.path != "/metrics" {
 				t.Fatalf("error answered as %q, want application/json", resp.Header.Get("Content-Type"))
 			}
-			if c.name == "whep" && resp.Header.Get("Location") != "/api/v1/whep/s1" {
-				t.Fatalf("WHEP Location %q", resp.Header.Get("Location"))
+			if c.name == "whep" {
+				// RFC 9725: the session's URL, trickle accepted, ICE servers as Link headers.
+				if resp.Header.Get("Location") != "/api/v1/whep/s1" || resp.Header.Get("Accept-Patch") != "application/trickle-ice-sdpfrag" {
+					t.Fatalf("WHEP Location %q, Accept-Patch %q", resp.Header.Get("Location"), resp.Header.Get("Accept-Patch"))
+				}
+				if l := resp.Header.Get("Link"); l != `<turn:127.0.0.1:3478?transport=udp>; rel="ice-server"; username="123:op"; credential="c"; credential-type="password"` {
+					t.Fatalf("WHEP Link header %q", l)
+				}
+			}
+			if c.name == "whep sub stream" && resp.Header.Get("Ronda-Stream") != "sub" {
+				t.Fatalf("Ronda-Stream %q for a sub-stream session", resp.Header.Get("Ronda-Stream"))
+			}
+			if c.name == "whep b-frames warning" && !strings.Contains(resp.Header.Get("Ronda-Warning"), "B-frames") {
+				t.Fatalf("no Ronda-Warning header for a camera with B-frames: %v", resp.Header)
 			}
 		})
 	}

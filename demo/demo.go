@@ -67,14 +67,16 @@ type NodeEntry struct {
 	Name      string `json:"name"`
 	NodeID    string `json:"node_id"`
 	URL       string `json:"url"`
+	RTSP      string `json:"rtsp"` // the RTSPS re-stream: RTSP/<camera id>[/sub], node users
 	PID       int    `json:"pid"`
 }
 
 // CameraEntry is one simulated camera.
 type CameraEntry struct {
-	ID        string `json:"id"`
-	Kelurahan string `json:"kelurahan"`
-	RTSP      string `json:"rtsp"`
+	ID         string  `json:"id"`
+	Kelurahan  string  `json:"kelurahan"`
+	RTSP       string  `json:"rtsp"`
+	GOPSeconds float64 `json:"gop_seconds"` // keyframe interval of the simulated camera
 }
 
 // UserEntry is a demo login.
@@ -137,6 +139,17 @@ func Run(ctx context.Context, o Options) error {
 	if _, err := os.Stat(clip); err != nil {
 		return fmt.Errorf("demo: camera clip: %w (run from the repository root or pass --clip)", err)
 	}
+	// Every node's second camera has a 2-second GOP (many real cameras
+	// do): live view must still start at once, from the GOP cache.
+	clip2 := filepath.Join(filepath.Dir(clip), "clip-gop2.h264")
+	if _, err := os.Stat(clip2); err != nil {
+		return fmt.Errorf("demo: the 2 s-GOP camera clip next to %s: %w", clip, err)
+	}
+	// Every camera also has a 320x180 sub stream, for grids.
+	clipSub := filepath.Join(filepath.Dir(clip), "clip-sub.h264")
+	if _, err := os.Stat(clipSub); err != nil {
+		return fmt.Errorf("demo: the sub-stream clip next to %s: %w", clip, err)
+	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return err
@@ -194,6 +207,10 @@ func Run(ctx context.Context, o Options) error {
 			"auth":    map[string]any{"token_secret_file": hubSecret, "users": users},
 			// A node cut off shows offline within ~15 s (the tests play outages).
 			"node_keepalive": "10s",
+			// Live view relayed through the hub for browsers that cannot
+			// reach a node (the tests force it with iceTransportPolicy relay).
+			"turn": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+31+i),
+				"relay_ports": fmt.Sprintf("%d-%d", p+400+100*i, p+499+100*i)},
 		}
 		if err := writeYAML(filepath.Join(hdir, "hub.yaml"), cfg); err != nil {
 			return err
@@ -208,6 +225,8 @@ func Run(ctx context.Context, o Options) error {
 	m.ControlToken = lk.token
 
 	camsimAddr := fmt.Sprintf("127.0.0.1:%d", p+99)
+	camsim2Addr := fmt.Sprintf("127.0.0.1:%d", p+98)   // the 2 s-GOP cameras
+	camsimSubAddr := fmt.Sprintf("127.0.0.1:%d", p+97) // every camera's sub stream
 	for i, k := range pickKelurahan(o.Nodes) {
 		id := fmt.Sprintf("n%d", i+1)
 		ndir := filepath.Join(dir, id)
@@ -218,7 +237,8 @@ func Run(ctx context.Context, o Options) error {
 		if err := os.WriteFile(secret, []byte(randomString(48)), 0o600); err != nil {
 			return err
 		}
-		e := NodeEntry{Kelurahan: k.Code, Name: k.Name, NodeID: id, URL: fmt.Sprintf("https://127.0.0.1:%d", p+101+i)}
+		e := NodeEntry{Kelurahan: k.Code, Name: k.Name, NodeID: id, URL: fmt.Sprintf("https://127.0.0.1:%d", p+101+i),
+			RTSP: fmt.Sprintf("rtsps://127.0.0.1:%d", p+301+i)}
 		var viaProxy []string // the node reaches each member through its own fault proxy
 		for hi, g := range hubGRPC {
 			a, err := lk.proxy(id, m.Hubs[hi].Name, g)
@@ -231,14 +251,17 @@ func Run(ctx context.Context, o Options) error {
 		demoTags := [][]string{{"school"}, {"park"}, {"market", "flood-prone"}, {"intersection"}}
 		for c := 1; c <= o.Cameras; c++ {
 			n := i*o.Cameras + c
-			rtsp := fmt.Sprintf("rtsp://%s/cam%d", camsimAddr, n)
+			rtsp, gop := fmt.Sprintf("rtsp://%s/cam%d", camsimAddr, n), 1.0
+			if c == 2 {
+				rtsp, gop = fmt.Sprintf("rtsp://%s/cam%d", camsim2Addr, n), 2.0
+			}
 			name := fmt.Sprintf("cam%d", c)
 			// Placed around the kelurahan's centre, ~150 m apart, so the
 			// city search has positions, RT/RW and tags to work with.
-			cams = append(cams, map[string]any{"name": name, "url": rtsp,
+			cams = append(cams, map[string]any{"name": name, "url": rtsp, "sub_url": fmt.Sprintf("rtsp://%s/cam%d", camsimSubAddr, n),
 				"lat": k.Lat + 0.0013*float64(c%3), "lon": k.Lon + 0.0013*float64(c/3),
 				"rt": fmt.Sprintf("%03d", c), "rw": "001", "tags": demoTags[(c-1)%len(demoTags)]})
-			m.Cameras = append(m.Cameras, CameraEntry{ID: kelurahan.CompactCode(k.Code) + "-" + name, Kelurahan: k.Code, RTSP: rtsp})
+			m.Cameras = append(m.Cameras, CameraEntry{ID: kelurahan.CompactCode(k.Code) + "-" + name, Kelurahan: k.Code, RTSP: rtsp, GOPSeconds: gop})
 		}
 		cfg := map[string]any{
 			"node_id": id, "kelurahan": k.Code, "data_dir": filepath.Join(ndir, "data"),
@@ -249,8 +272,11 @@ func Run(ctx context.Context, o Options) error {
 			// kill something in the middle of it).
 			// fixed_members: the node reaches each member through its fault
 			// proxy; dialling the addresses the hub announces would bypass it.
-			"hub":       map[string]any{"members": viaProxy, "keepalive": "10s", "push_batch": 1, "fixed_members": true},
-			"live":      map[string]any{"udp": fmt.Sprintf("127.0.0.1:%d", p+201+i)},
+			"hub": map[string]any{"members": viaProxy, "keepalive": "10s", "push_batch": 1, "fixed_members": true},
+			// The last node plays one behind NAT: live view through the hub
+			// gets a relay candidate of its own on the member's TURN server.
+			"live":      map[string]any{"udp": fmt.Sprintf("127.0.0.1:%d", p+201+i), "relay_via_hub": i == o.Nodes-1 && o.Nodes > 1},
+			"rtsp":      map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+301+i)},
 			"recording": map[string]any{"segment_duration": "1m", "sync_interval": "2s"},
 			"auth":      map[string]any{"token_secret_file": secret, "users": users},
 			"cameras":   cams,
@@ -290,6 +316,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer stopAll()
 	if _, err := spawn("camsim", "camsim", "--addr", camsimAddr, "--cameras", fmt.Sprint(o.Nodes*o.Cameras), "--clip", clip); err != nil {
+		return err
+	}
+	if _, err := spawn("camsim-gop2", "camsim", "--addr", camsim2Addr, "--cameras", fmt.Sprint(o.Nodes*o.Cameras), "--clip", clip2); err != nil {
+		return err
+	}
+	if _, err := spawn("camsim-sub", "camsim", "--addr", camsimSubAddr, "--cameras", fmt.Sprint(o.Nodes*o.Cameras), "--clip", clipSub); err != nil {
 		return err
 	}
 	for i := range m.Hubs {

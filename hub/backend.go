@@ -250,29 +250,67 @@ func (b *backend) Playback(ctx context.Context, w io.Writer, id string, from, to
 	}
 }
 
-// Session ids at the hub carry the node id so DELETE reaches the right node.
-func (b *backend) Whep(ctx context.Context, id, offer, user string) (string, string, error) {
-	c, err := b.camera(id)
+// Session ids at the hub carry the node id so PATCH, GET and DELETE reach
+// the right node.
+func (b *backend) Whep(ctx context.Context, o api.WhepOffer) (api.WhepAnswer, error) {
+	c, err := b.camera(o.CameraID)
 	if err != nil {
-		return "", "", err
+		return api.WhepAnswer{}, err
 	}
 	ctl, err := b.nodeControl(c.NodeId)
 	if err != nil {
-		return "", "", err
+		return api.WhepAnswer{}, err
 	}
-	resp, err := ctl.Whep(ctx, &rondav1.WhepRequest{CameraId: id, OfferSdp: offer, User: user})
+	req := &rondav1.WhepRequest{CameraId: o.CameraID, OfferSdp: o.SDP, User: o.User, NoGopCache: o.NoGOPCache, Stream: o.Stream}
+	// A node behind NAT (live.relay_via_hub) allocates a relay candidate on
+	// this member's TURN server with these credentials.
+	if b.h.turn != nil {
+		if s, err := b.h.turn.iceServer("node-" + c.NodeId); err == nil {
+			req.IceServers = []*rondav1.IceServer{{Urls: s.URLs, Username: s.Username, Credential: s.Credential}}
+		}
+	}
+	resp, err := ctl.Whep(ctx, req)
 	if err != nil {
-		return "", "", replication.FromStatus(err)
+		return api.WhepAnswer{}, replication.FromStatus(err)
 	}
-	return resp.AnswerSdp, c.NodeId + "~" + resp.SessionId, nil
+	return api.WhepAnswer{SDP: resp.AnswerSdp, Session: c.NodeId + "~" + resp.SessionId, Warning: resp.Warning, Stream: resp.Stream}, nil
+}
+
+// sessionControl finds the node of a hub session id.
+func (b *backend) sessionControl(session string) (rpcv1.NodeControlClient, string, string, error) {
+	nodeID, sid, ok := strings.Cut(session, "~")
+	if !ok {
+		return nil, "", "", fmt.Errorf("%w: unknown WHEP session %q", api.ErrNotFound, session)
+	}
+	ctl, err := b.nodeControl(nodeID)
+	return ctl, nodeID, sid, err
+}
+
+func (b *backend) WhepPatch(ctx context.Context, session, frag string) error {
+	ctl, _, sid, err := b.sessionControl(session)
+	if err != nil {
+		return err
+	}
+	_, err = ctl.WhepPatch(ctx, &rondav1.WhepPatchRequest{SessionId: sid, Fragment: frag})
+	return replication.FromStatus(err)
+}
+
+func (b *backend) WhepSession(ctx context.Context, session string) (api.LiveSession, error) {
+	ctl, nodeID, sid, err := b.sessionControl(session)
+	if err != nil {
+		return api.LiveSession{}, err
+	}
+	r, err := ctl.WhepSession(ctx, &rondav1.WhepSessionRequest{SessionId: sid})
+	if err != nil {
+		return api.LiveSession{}, replication.FromStatus(err)
+	}
+	return api.LiveSession{Session: session, CameraID: r.CameraId, Stream: r.Stream, State: r.State, Path: r.Path, Offered: time.Unix(0, r.OfferedUnixNano).UTC(),
+		ConnectMS: r.ConnectMs, FirstFrame: r.FirstFrameMs, StartedFrom: r.StartedFrom, Packets: r.Packets, Bytes: r.Bytes,
+		Dropped: r.DroppedFrames, PLIs: r.Pli, GOPReplays: r.GopReplays, NodeID: nodeID, NodeCandidates: r.NodeCandidates}, nil
 }
 
 func (b *backend) WhepDelete(ctx context.Context, session string) error {
-	nodeID, sid, ok := strings.Cut(session, "~")
-	if !ok {
-		return fmt.Errorf("%w: unknown WHEP session %q", api.ErrNotFound, session)
-	}
-	ctl, err := b.nodeControl(nodeID)
+	ctl, _, sid, err := b.sessionControl(session)
 	if err != nil {
 		return err
 	}

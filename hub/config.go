@@ -58,6 +58,10 @@ type Config struct {
 	// shedding). Default 256.
 	NodeMaxInflightPushes int `yaml:"node_max_inflight_pushes"`
 
+	// TURN: the member's embedded TURN server for live view (off unless
+	// turn.listen is set).
+	TURN TURNConfig `yaml:"turn"`
+
 	// NodeOfflineAfter: a node without a live tunnel for this long is offline.
 	NodeOfflineAfter time.Duration `yaml:"node_offline_after"` // default 15s
 }
@@ -123,6 +127,7 @@ func (c *Config) validate() error {
 	if !self && !c.Join {
 		bad("members", "must include this member %q (or set join: true to add it to a running cluster with 'ronda hub join')", c.MemberID)
 	}
+	c.TURN.validate(bad)
 	if c.Auth.TokenSecretFile == "" {
 		bad("auth.token_secret_file", "required (32+ random bytes, the same file on every member)")
 	}

@@ -49,6 +49,8 @@ type Hub struct {
 	httpLis   net.Listener
 	done      chan struct{}
 
+	turn *turnServer // nil unless turn.listen is set
+
 	links    *replication.LinkBook         // the leader's memory of all members' links
 	view     atomic.Pointer[linksSnapshot] // the newest view of them from the leader
 	stopBeat chan struct{}
@@ -135,8 +137,14 @@ func (h *Hub) Start() error {
 	if err != nil {
 		return err
 	}
+	if h.cfg.TURN.Listen != "" {
+		if h.turn, err = startTURN(h.cfg.TURN, secret, h.log); err != nil {
+			return err
+		}
+	}
 	h.grpcLis, err = net.Listen("tcp", h.cfg.GRPCListen)
 	if err != nil {
+		h.closeTURN()
 		return fmt.Errorf("grpc_listen %s: %w", h.cfg.GRPCListen, err)
 	}
 	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(h.cfg.NodeKeepalive),
@@ -154,6 +162,7 @@ func (h *Hub) Start() error {
 	h.httpLis, err = net.Listen("tcp", h.cfg.HTTP.Listen)
 	if err != nil {
 		h.grpcLis.Close()
+		h.closeTURN()
 		return fmt.Errorf("http.listen %s: %w", h.cfg.HTTP.Listen, err)
 	}
 	h.httpSrv = &http.Server{Handler: handler, TLSConfig: h.bundle.HTTPSTLS(), ReadHeaderTimeout: 10 * time.Second}
@@ -195,9 +204,19 @@ func (h *Hub) Close() error {
 			h.grpcSrv.Stop()
 		}
 	}
+	h.closeTURN()
 	err := h.store.Close()
 	h.forwarder.Close()
 	return err
+}
+
+func (h *Hub) closeTURN() {
+	if h.turn != nil {
+		if err := h.turn.close(); err != nil {
+			h.log.Warn("closing the TURN server", "err", err)
+		}
+		h.turn = nil
+	}
 }
 
 // heartbeat sends this member's links to the leader every second (the

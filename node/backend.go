@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"google.golang.org/grpc"
 
 	"github.com/ronda-jakarta/ronda/api"
@@ -44,10 +45,15 @@ func (b *backend) Cameras(ctx context.Context) ([]api.Camera, error) {
 		cam := api.Camera{ID: c.id, Name: c.name, KelurahanCode: b.n.kel.Code, Kelurahan: b.n.kel.Name, NodeID: b.n.cfg.NodeID,
 			State: st.State, Reason: st.Reason, Codec: st.Codec, Width: st.Width, Height: st.Height,
 			Health: &api.CameraHealth{FPS: st.FPS, BitrateBps: st.BitrateBps, GOPFrames: st.GOPFrames,
-				Reconnects: st.Reconnects, ClockSteps: st.ClockSteps, StateSince: st.Since.UTC()}}
+				Reconnects: st.Reconnects, ClockSteps: st.ClockSteps, StateSince: st.Since.UTC(),
+				LiveViewers: b.n.live.Viewers(c.id), LiveWarning: b.n.live.CameraWarning(c.id)}}
 		if !st.LastKeyframe.IsZero() {
 			k := st.LastKeyframe.UTC()
 			cam.Health.LastKeyframe = &k
+		}
+		if c.subIngest != nil {
+			ss := c.subIngest.Status()
+			cam.SubStream = &api.StreamState{State: ss.State, Reason: ss.Reason, Codec: ss.Codec, Width: ss.Width, Height: ss.Height}
 		}
 		if end, ok := b.n.store.RecordedUntil(c.id); ok {
 			end = end.UTC()
@@ -189,27 +195,56 @@ func (m playbackMedia) Info() api.PlaybackInfo {
 	return api.PlaybackInfo{From: m.From, To: m.To, KeyframeFrom: m.KeyframeFrom, Gaps: m.Gaps, Truncated: m.Truncated}
 }
 
-func (b *backend) Whep(ctx context.Context, id, offer, user string) (string, string, error) {
-	if _, err := b.camera(id); err != nil {
-		return "", "", err
+func (b *backend) Whep(ctx context.Context, o api.WhepOffer) (api.WhepAnswer, error) {
+	if _, err := b.camera(o.CameraID); err != nil {
+		return api.WhepAnswer{}, err
 	}
-	answer, session, err := b.n.live.Offer(ctx, id, offer)
+	opt := live.OfferOptions{NoGOPCache: o.NoGOPCache, Stream: o.Stream}
+	if b.n.cfg.Live.RelayViaHub {
+		for _, s := range o.ICEServers {
+			opt.ICEServers = append(opt.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		}
+	}
+	answer, session, err := b.n.live.Offer(ctx, o.CameraID, o.SDP, opt)
+	if err != nil {
+		return api.WhepAnswer{}, liveError(err)
+	}
+	stream := live.StreamMain
+	if in, err := b.n.live.Info(session); err == nil {
+		stream = in.Stream
+	}
+	return api.WhepAnswer{SDP: answer, Session: session, Stream: stream, Warning: b.n.live.CameraWarning(o.CameraID)}, nil
+}
+
+// liveError maps the live engine's errors to the API's.
+func liveError(err error) error {
 	switch {
-	case errors.Is(err, live.ErrUnknownCamera):
-		return "", "", fmt.Errorf("%w: %v", api.ErrNotFound, err)
-	case errors.Is(err, live.ErrNoVideo):
-		return "", "", fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-	case err != nil:
-		return "", "", fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	case err == nil:
+		return nil
+	case errors.Is(err, live.ErrUnknownCamera), errors.Is(err, live.ErrUnknownSession):
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	case errors.Is(err, live.ErrNoVideo), errors.Is(err, live.ErrClosed):
+		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	}
-	return answer, session, nil
+	return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+}
+
+func (b *backend) WhepPatch(ctx context.Context, session, frag string) error {
+	return liveError(b.n.live.Patch(session, frag))
+}
+
+func (b *backend) WhepSession(ctx context.Context, session string) (api.LiveSession, error) {
+	in, err := b.n.live.Info(session)
+	if err != nil {
+		return api.LiveSession{}, liveError(err)
+	}
+	return api.LiveSession{Session: in.ID, CameraID: in.CameraID, Stream: in.Stream, State: in.State, Path: in.Path, Offered: in.Offered,
+		ConnectMS: in.ConnectMS, FirstFrame: in.FirstFrame, StartedFrom: in.StartedFrom, Packets: in.Packets, Bytes: in.Bytes,
+		Dropped: in.Dropped, PLIs: in.PLIs, GOPReplays: in.GOPReplays, NodeID: b.n.cfg.NodeID, NodeCandidates: in.NodeCandidates}, nil
 }
 
 func (b *backend) WhepDelete(ctx context.Context, session string) error {
-	if err := b.n.live.Delete(session); err != nil {
-		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
-	}
-	return nil
+	return liveError(b.n.live.Delete(session))
 }
 
 func (b *backend) Cluster(ctx context.Context) (any, error) {
@@ -227,11 +262,32 @@ type control struct {
 func (c *control) backend() *backend { return &backend{n: c.n} }
 
 func (c *control) Whep(ctx context.Context, req *rondav1.WhepRequest) (*rondav1.WhepResponse, error) {
-	answer, session, err := c.backend().Whep(ctx, req.CameraId, req.OfferSdp, req.User)
+	o := api.WhepOffer{CameraID: req.CameraId, SDP: req.OfferSdp, User: req.User, NoGOPCache: req.NoGopCache, Stream: req.Stream}
+	for _, s := range req.IceServers {
+		o.ICEServers = append(o.ICEServers, api.ICEServer{URLs: s.Urls, Username: s.Username, Credential: s.Credential})
+	}
+	ans, err := c.backend().Whep(ctx, o)
 	if err != nil {
 		return nil, replication.ToStatus(err)
 	}
-	return &rondav1.WhepResponse{AnswerSdp: answer, SessionId: session}, nil
+	return &rondav1.WhepResponse{AnswerSdp: ans.SDP, SessionId: ans.Session, Warning: ans.Warning, Stream: ans.Stream}, nil
+}
+
+func (c *control) WhepPatch(ctx context.Context, req *rondav1.WhepPatchRequest) (*rondav1.WhepPatchResponse, error) {
+	if err := c.backend().WhepPatch(ctx, req.SessionId, req.Fragment); err != nil {
+		return nil, replication.ToStatus(err)
+	}
+	return &rondav1.WhepPatchResponse{}, nil
+}
+
+func (c *control) WhepSession(ctx context.Context, req *rondav1.WhepSessionRequest) (*rondav1.WhepSessionResponse, error) {
+	in, err := c.backend().WhepSession(ctx, req.SessionId)
+	if err != nil {
+		return nil, replication.ToStatus(err)
+	}
+	return &rondav1.WhepSessionResponse{SessionId: in.Session, CameraId: in.CameraID, Stream: in.Stream, State: in.State, Path: in.Path,
+		OfferedUnixNano: in.Offered.UnixNano(), ConnectMs: in.ConnectMS, FirstFrameMs: in.FirstFrame, StartedFrom: in.StartedFrom,
+		Packets: in.Packets, Bytes: in.Bytes, DroppedFrames: in.Dropped, Pli: in.PLIs, GopReplays: in.GOPReplays, NodeCandidates: in.NodeCandidates}, nil
 }
 
 func (c *control) WhepDelete(ctx context.Context, req *rondav1.WhepDeleteRequest) (*rondav1.WhepDeleteResponse, error) {

@@ -46,7 +46,19 @@ type Config struct {
 	Live struct {
 		UDP         string   `yaml:"udp"`          // single UDP port for WebRTC, default 127.0.0.1:8189
 		AnnounceIPs []string `yaml:"announce_ips"` // addresses put in ICE candidates
+		// RelayViaHub: this node is behind NAT (browsers and the hub cannot
+		// reach its UDP port); for live view through the hub it allocates a
+		// relay candidate on the member's TURN server (one round trip more
+		// before the answer).
+		RelayViaHub bool `yaml:"relay_via_hub"`
 	} `yaml:"live"`
+
+	// RTSP re-streams the cameras as RTSPS (TLS with the node's
+	// certificate, node users with Basic auth) for video walls and other
+	// systems: rtsps://host:port/<camera id>[/sub]. Off unless listen is set.
+	RTSP struct {
+		Listen string `yaml:"listen"` // e.g. 0.0.0.0:8322
+	} `yaml:"rtsp"`
 
 	Recording struct {
 		SegmentDuration time.Duration `yaml:"segment_duration"` // default 5m
@@ -84,6 +96,10 @@ type CameraConfig struct {
 	Name      string `yaml:"name"` // local name; the camera id is <kelurahan digits>-<name>
 	URL       string `yaml:"url"`  // rtsp://user:pass@host/path
 	Transport string `yaml:"transport"`
+	// SubURL is the camera's sub stream (lower resolution), if it has one:
+	// live view in grids and video walls uses it, a single view and the
+	// recording use the main stream. Not recorded.
+	SubURL string `yaml:"sub_url"`
 	// MaxAge overrides retention.max_age for this camera.
 	MaxAge time.Duration `yaml:"max_age"`
 	// Where the camera is and what it watches, for the city's search:
@@ -184,6 +200,9 @@ func (c *Config) validate() error {
 		seen[cam.Name] = true
 		if cam.URL == "" {
 			bad(fmt.Sprintf("cameras[%d].url", i), "required (rtsp://...)")
+		}
+		if cam.SubURL != "" && !strings.HasPrefix(cam.SubURL, "rtsp://") && !strings.HasPrefix(cam.SubURL, "rtsps://") {
+			bad(fmt.Sprintf("cameras[%d].sub_url", i), "%q is not an rtsp:// URL", cam.SubURL)
 		}
 		if cam.Transport != "" && cam.Transport != "tcp" && cam.Transport != "udp" {
 			bad(fmt.Sprintf("cameras[%d].transport", i), "%q must be tcp or udp", cam.Transport)

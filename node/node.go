@@ -32,6 +32,7 @@ import (
 	"github.com/ronda-jakarta/ronda/node/live"
 	"github.com/ronda-jakarta/ronda/node/media"
 	"github.com/ronda-jakarta/ronda/node/record"
+	"github.com/ronda-jakarta/ronda/node/restream"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	"github.com/ronda-jakarta/ronda/replication"
 	"github.com/ronda-jakarta/ronda/web"
@@ -49,6 +50,7 @@ type Node struct {
 
 	store   *record.Store
 	live    *live.Engine
+	rtsp    *restream.Server // nil unless rtsp.listen is set
 	outbox  *replication.PebbleOutbox
 	client  *replication.NodeClient
 	cameras []*camera // in config order
@@ -70,6 +72,36 @@ type camera struct {
 	cfg    CameraConfig
 	fanout *media.Fanout
 	ingest *ingest.Camera
+	// the sub stream (live view only), when configured
+	subFanout *media.Fanout
+	subIngest *ingest.Camera
+}
+
+// startRestream serves the cameras as RTSPS when rtsp.listen is set.
+func (n *Node) startRestream(authn *auth.Authenticator) error {
+	if n.cfg.RTSP.Listen == "" {
+		return nil
+	}
+	rs, err := restream.New(restream.Options{Listen: n.cfg.RTSP.Listen, TLS: n.bundle.HTTPSTLS(), Logger: n.log.With("part", "rtsp"),
+		Login: func(user, pass string) error { _, _, err := authn.Login(user, pass); return err },
+		Audit: func(user, camera, stream, remote, outcome string) {
+			n.onAudit(api.AuditEvent{Time: time.Now(), User: user, Action: "live-rtsp " + stream, CameraID: camera, Remote: remote, Outcome: outcome})
+		}})
+	if err != nil {
+		return err
+	}
+	for _, c := range n.cameras {
+		rs.Add(c.id, "main", c.fanout)
+		if c.subFanout != nil {
+			rs.Add(c.id, "sub", c.subFanout)
+		}
+	}
+	if err := rs.Start(); err != nil {
+		rs.Close()
+		return err
+	}
+	n.rtsp = rs
+	return nil
 }
 
 // New opens the node's storage and prepares every part; Start runs them.
@@ -120,6 +152,12 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 		c.fanout.OnWatched = c.ingest.SetLive
 		c.fanout.Add(n.store.Recorder(c.id))
 		n.live.AddCamera(c.id, c.fanout)
+		if cc.SubURL != "" {
+			c.subFanout = media.NewFanout()
+			c.subIngest = ingest.New(ingest.Config{CameraID: c.id + "~sub", URL: cc.SubURL, Transport: cc.Transport, Logger: log.With("camera", c.id, "stream", "sub")}, c.subFanout)
+			c.subFanout.OnWatched = c.subIngest.SetLive
+			n.live.AddStream(c.id, live.StreamSub, c.subFanout)
+		}
 		n.cameras = append(n.cameras, c)
 		n.byID[c.id] = c
 	}
@@ -150,10 +188,16 @@ func (n *Node) Start() error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCameraCollector(n))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCameraCollector(n), n.live)
 	handler := api.New(api.Options{Backend: &backend{n: n}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: n.log.With("part", "api"), Audit: n.onAudit})
+	if err := n.startRestream(authn); err != nil {
+		return err
+	}
 	n.httpLis, err = net.Listen("tcp", n.cfg.HTTP.Listen)
 	if err != nil {
+		if n.rtsp != nil {
+			n.rtsp.Close()
+		}
 		return fmt.Errorf("http.listen %s: %w", n.cfg.HTTP.Listen, err)
 	}
 	n.httpSrv = &http.Server{Handler: handler, TLSConfig: n.bundle.HTTPSTLS(), ReadHeaderTimeout: 10 * time.Second}
@@ -167,6 +211,10 @@ func (n *Node) Start() error {
 	for _, c := range n.cameras {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); c.ingest.Run(ctx) }()
+		if c.subIngest != nil {
+			n.wg.Add(1)
+			go func() { defer n.wg.Done(); c.subIngest.Run(ctx) }()
+		}
 	}
 	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.client.Run(ctx) }()
@@ -190,6 +238,9 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = n.httpSrv.Shutdown(ctx)
 		cancel()
+	}
+	if n.rtsp != nil {
+		n.rtsp.Close()
 	}
 	if n.cancel != nil {
 		n.cancel()

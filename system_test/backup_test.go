@@ -90,6 +90,7 @@ func checkBackupRestore(t *testing.T, f *federation, outer *testing.T) {
 		}
 		cfg.DataDir = filepath.Join(work, h.Name, "data")
 		cfg.GRPCListen, cfg.RaftListen, cfg.HTTP.Listen = freePort(t), freePort(t), freePort(t)
+		cfg.TURN = hub.TURNConfig{} // the demo's members keep their TURN ports
 		list = append(list, hub.Member{ID: cfg.MemberID, Raft: cfg.RaftListen, GRPC: cfg.GRPCListen, HTTP: "https://" + cfg.HTTP.Listen})
 		members = append(members, &member{cfg: *cfg, path: filepath.Join(work, h.Name, "hub.yaml")})
 	}
@@ -289,6 +290,7 @@ func checkResyncToRestoredHub(t *testing.T, f *federation, outer *testing.T, wor
 	}
 	cfg.Live.UDP = udp.LocalAddr().String()
 	udp.Close()
+	cfg.RTSP.Listen = "" // the demo's n2 keeps its RTSP port
 	cfg.Hub.Members = nil
 	for _, mb := range members {
 		cfg.Hub.Members = append(cfg.Hub.Members, mb.GRPC)

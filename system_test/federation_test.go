@@ -138,8 +138,14 @@ func startDemo(t *testing.T) *federation {
 		f.m = &demo.Manifest{}
 		return json.Unmarshal(raw, f.m)
 	})
+	for _, c := range f.m.Cameras {
+		cameraGOP[c.ID] = c.GOPSeconds
+	}
 	return f
 }
+
+// cameraGOP is each demo camera's keyframe interval in seconds (demo.json).
+var cameraGOP = map[string]float64{}
 
 func dumpLogs(t *testing.T, dir, demoLog string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
@@ -234,8 +240,13 @@ func checkMedia(t *testing.T, c *demo.Client, camera string) {
 	if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("ffmpeg -xerror rejects media.mp4 of %s (%d bytes): %v\n%s", camera, len(mp4), err, out)
 	}
-	if d := ffprobeDuration(t, file); d < 19 || d > 21 {
-		t.Fatalf("media.mp4 of %s lasts %.2f s, want 20 ± 1 s", camera, d)
+	// The file starts at the keyframe at or before from: up to one GOP early.
+	gop := cameraGOP[camera]
+	if gop == 0 {
+		t.Fatalf("camera %s is not in demo.json", camera)
+	}
+	if d := ffprobeDuration(t, file); d < 19 || d > 20+gop {
+		t.Fatalf("media.mp4 of %s lasts %.2f s, want 20 s (from the keyframe before: up to %.1f s more)", camera, d, 20+gop)
 	} else {
 		t.Logf("media.mp4 %s via %s: %d bytes, %.2f s, ffmpeg -xerror clean", camera, c.Base, len(mp4), d)
 	}
@@ -311,6 +322,26 @@ func checkWhep(t *testing.T, c *demo.Client, camera string) {
 	}
 }
 
+// nextKeyframeAfter is the first keyframe of a camera with a fixed GOP at
+// or after a time, from the last keyframe its node has seen.
+func nextKeyframeAfter(t *testing.T, node *demo.Client, cameraID string, gop time.Duration, after time.Time) time.Time {
+	t.Helper()
+	var cam api.Camera
+	if _, err := node.Do(ctx(t), "GET", "/api/v1/cameras/"+cameraID, nil, "", &cam); err != nil {
+		t.Fatal(err)
+	}
+	if cam.Health == nil || cam.Health.LastKeyframe == nil || cam.Health.GOPFrames == 0 {
+		t.Fatalf("camera %s has no keyframe health: %+v", cameraID, cam.Health)
+	}
+	last := *cam.Health.LastKeyframe
+	d := after.Sub(last)
+	k := d / gop // truncated toward zero
+	if d > k*gop {
+		k++
+	}
+	return last.Add(k * gop)
+}
+
 type browserResult struct {
 	OK          bool    `json:"ok"`
 	Error       string  `json:"error"`
@@ -318,6 +349,11 @@ type browserResult struct {
 	VideoHeight int     `json:"videoHeight"`
 	Frames      int     `json:"frames"`
 	TTFFms      float64 `json:"ttff_ms"`
+	// live.mjs: the click and the first decoded frame on the wall clock,
+	// and the server's view of the session.
+	ClickEpochMS int64            `json:"click_epoch_ms"`
+	FirstEpochMS int64            `json:"first_frame_epoch_ms"`
+	Session      *api.LiveSession `json:"session"`
 }
 
 func runBrowser(t *testing.T, script string, args ...string) browserResult {
@@ -507,15 +543,95 @@ func TestFederation(t *testing.T) {
 			checkWhep(t, hub, cam.ID)
 		}
 	})
-	t.Run("live view through the hub plays in Chromium", func(t *testing.T) {
+	t.Run("live view through the hub plays a 2 s-GOP camera in Chromium, its first frame before the camera's next keyframe", func(t *testing.T) {
+		cam := m.Cameras[1] // n1's cam2: a keyframe every 2 s
+		if cam.GOPSeconds != 2 {
+			t.Fatalf("demo camera %s has a %.0f s GOP, want 2", cam.ID, cam.GOPSeconds)
+		}
 		shot := filepath.Join(repoRoot(t), "test-output", "live-hub.png")
 		_ = os.MkdirAll(filepath.Dir(shot), 0o755)
+		// The click comes just after one of the camera's keyframes, so the
+		// next one is ~1.9 s away: only the GOP cache can beat it.
+		n1 := f.client(t, m.Nodes[0].URL)
+		lastKey := nextKeyframeAfter(t, n1, cam.ID, 2*time.Second, time.Now().Add(-2*time.Second))
 		res := runBrowser(t, "live.mjs", "--url", m.Hubs[1].URL, "--user", m.Users[0].User, "--password", m.Users[0].Password,
-			"--camera", m.Cameras[0].ID, "--timeout", "30000", "--screenshot", shot)
+			"--camera", cam.ID, "--timeout", "30000", "--screenshot", shot,
+			"--keyframe-epoch-ms", fmt.Sprint(lastKey.UnixMilli()), "--gop-ms", "2000")
 		if res.VideoWidth != 640 || res.VideoHeight != 360 || res.Frames < 10 {
 			t.Fatalf("browser decoded %dx%d, %d frames; want 640x360 and ≥ 10 frames", res.VideoWidth, res.VideoHeight, res.Frames)
 		}
-		t.Logf("Chromium via hub %s: %dx%d, %d frames decoded, first frame after %.0f ms", m.Hubs[1].URL, res.VideoWidth, res.VideoHeight, res.Frames, res.TTFFms)
+		if res.Session == nil || res.Session.Path != "direct" || res.Session.StartedFrom != "gop_cache" || res.Session.NodeID != "n1" {
+			t.Fatalf("session %+v: want media straight from node n1, started from the GOP cache", res.Session)
+		}
+		// The camera's keyframes come every 2 s; its node knows the last one.
+		// The next keyframe after the click is the last one minus whole GOPs.
+		next := nextKeyframeAfter(t, n1, cam.ID, 2*time.Second, time.UnixMilli(res.ClickEpochMS))
+		first := time.UnixMilli(res.FirstEpochMS)
+		if !first.Before(next) {
+			t.Fatalf("first frame %v after the click, the camera's next keyframe %v after it: the GOP cache did not serve the first frame",
+				first.Sub(time.UnixMilli(res.ClickEpochMS)), next.Sub(time.UnixMilli(res.ClickEpochMS)))
+		}
+		t.Logf("Chromium via hub %s: %dx%d, %d frames; first frame %d ms after the click, %d ms before the camera's next keyframe (node: offer to first frame %d ms)",
+			m.Hubs[1].URL, res.VideoWidth, res.VideoHeight, res.Frames, res.FirstEpochMS-res.ClickEpochMS, next.Sub(first).Milliseconds(), res.Session.FirstFrame)
+	})
+	t.Run("a video wall reads a camera over RTSPS from its node with a node login, and a wrong password is refused", func(t *testing.T) {
+		n := m.Nodes[1]
+		cam := m.Cameras[2] // n2's cam1
+		u := m.Users[0]
+		good := strings.Replace(n.RTSP, "rtsps://", "rtsps://"+u.User+":"+u.Password+"@", 1) + "/" + cam.ID
+		out, err := exec.Command("ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-count_frames", "-read_intervals", "%+3",
+			"-select_streams", "v", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "csv=p=0", good).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ffprobe %s/%s: %v\n%s", n.RTSP, cam.ID, err, out)
+		}
+		fields := strings.Split(strings.TrimSpace(string(out)), ",")
+		if frames, _ := strconv.Atoi(fields[len(fields)-1]); len(fields) < 4 || fields[0] != "h264" || fields[1] != "640" || fields[2] != "360" || frames < 15 {
+			t.Fatalf("ffprobe read %q over RTSPS, want h264,640,360 and ≥ 15 frames in 3 s", out)
+		}
+		sub := strings.Replace(good, cam.ID, cam.ID+"/sub", 1)
+		if out, err := exec.Command("ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v",
+			"-show_entries", "stream=width,height", "-of", "csv=p=0", sub).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "320,180" {
+			t.Fatalf("sub stream over RTSPS: %v %q, want 320,180", err, out)
+		}
+		bad := strings.Replace(n.RTSP, "rtsps://", "rtsps://"+u.User+":wrong@", 1) + "/" + cam.ID
+		if out, err := exec.Command("ffprobe", "-v", "error", "-rtsp_transport", "tcp", bad).CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+			t.Fatalf("a wrong password over RTSPS: %v %s, want 401", err, out)
+		}
+		// The play is in the node's audit log.
+		events, err := f.client(t, n.URL).Audit(ctx(t), "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plays := 0
+		for _, e := range events {
+			if e.Action == "live-rtsp main" && e.User == u.User && e.CameraID == cam.ID && e.Outcome == "ok" {
+				plays++
+			}
+		}
+		if plays < 1 {
+			t.Fatalf("no 'live-rtsp main' audit event for %s at node %s", cam.ID, n.NodeID)
+		}
+	})
+	t.Run("the light sub stream plays through the hub at its own resolution", func(t *testing.T) {
+		cam := m.Cameras[4] // n3's cam1
+		res := runBrowser(t, "live.mjs", "--url", m.Hubs[2].URL, "--user", m.Users[0].User, "--password", m.Users[0].Password,
+			"--camera", cam.ID, "--timeout", "30000", "--stream", "sub")
+		if res.VideoWidth != 320 || res.VideoHeight != 180 || res.Frames < 10 || res.Session == nil || res.Session.Stream != "sub" {
+			t.Fatalf("sub stream: %dx%d, %d frames, session %+v; want 320x180 from the sub stream", res.VideoWidth, res.VideoHeight, res.Frames, res.Session)
+		}
+	})
+	t.Run("live view through the hub's TURN relay only (iceTransportPolicy relay) plays in Chromium", func(t *testing.T) {
+		cam := m.Cameras[5] // n3's cam2: n3 plays a node behind NAT (relay_via_hub), so both sides relay
+		shot := filepath.Join(repoRoot(t), "test-output", "live-hub-turn.png")
+		res := runBrowser(t, "live.mjs", "--url", m.Hubs[0].URL, "--user", m.Users[0].User, "--password", m.Users[0].Password,
+			"--camera", cam.ID, "--timeout", "30000", "--screenshot", shot, "--relay")
+		if res.VideoWidth != 640 || res.VideoHeight != 360 || res.Frames < 10 {
+			t.Fatalf("browser decoded %dx%d, %d frames through TURN; want 640x360 and ≥ 10 frames", res.VideoWidth, res.VideoHeight, res.Frames)
+		}
+		if res.Session == nil || res.Session.Path != "turn" || !slices.Contains(res.Session.NodeCandidates, "relay") {
+			t.Fatalf("session %+v: want media through the TURN relay, and node n3 (behind NAT) offering a relay candidate of its own", res.Session)
+		}
+		t.Logf("Chromium via the TURN relay of %s: %d frames, first after %.0f ms, path %q", m.Hubs[0].URL, res.Frames, res.TTFFms, res.Session.Path)
 	})
 	t.Run("each node serves the same API for its own cameras", func(t *testing.T) {
 		for _, n := range m.Nodes {
@@ -538,8 +654,17 @@ func TestFederation(t *testing.T) {
 					t.Fatal(err)
 				}
 				h := one.Health
-				if h == nil || h.FPS < 12 || h.FPS > 18 || h.GOPFrames != 15 || h.BitrateBps <= 0 || h.LastKeyframe == nil || time.Since(*h.LastKeyframe) > 5*time.Second {
-					t.Fatalf("camera %s health %+v: want ~15 fps, a 15-frame GOP, a keyframe in the last 5 s", cam.ID, h)
+				gop := 0
+				for _, e := range m.Cameras {
+					if e.ID == cam.ID {
+						gop = int(15 * e.GOPSeconds)
+					}
+				}
+				if h == nil || h.FPS < 12 || h.FPS > 18 || h.GOPFrames != gop || h.BitrateBps <= 0 || h.LastKeyframe == nil || time.Since(*h.LastKeyframe) > 5*time.Second || h.LiveWarning != "" {
+					t.Fatalf("camera %s health %+v: want ~15 fps, a %d-frame GOP (as demo.json says), a keyframe in the last 5 s, no live warning", cam.ID, h, gop)
+				}
+				if ss := one.SubStream; ss == nil || ss.State != "streaming" || ss.Width != 320 || ss.Height != 180 {
+					t.Fatalf("camera %s sub stream %+v: want a streaming 320x180 sub stream", cam.ID, ss)
 				}
 			}
 			var metrics []byte

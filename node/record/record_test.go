@@ -256,6 +256,14 @@ func TestCrashRecoveryTruncatesTornFragment(t *testing.T) {
 	if len(gotSeg) != 1 || gotSeg[0].ID != seg.ID || fmt.Sprintf("%x", gotSeg[0].SHA256) != rs.SHA256 || len(gotEv) != 1 || gotEv[0].Reason != ReasonNodeDown {
 		t.Fatalf("manifest subscriber after recovery got segments %+v, events %+v", gotSeg, gotEv)
 	}
+	// A coverage subscriber (the hub's spans) gets the recovered footage,
+	// up to the re-indexed last fragment's end: what became durable after the
+	// last report before the crash is reported too.
+	var covered []Span
+	st.SubscribeCoverage(func(cam string, a, b time.Time) { covered = append(covered, Span{Start: a, End: b}) })
+	if len(covered) != 1 || !covered[0].Start.Equal(time.Unix(0, seg.StartNs)) || covered[0].End.UnixNano() < last.StartNs+last.DurNs-int64(time.Millisecond) {
+		t.Fatalf("coverage after recovery %+v, want [%v, ≥ %v]", covered, time.Unix(0, seg.StartNs), time.Unix(0, last.StartNs+last.DurNs))
+	}
 	// The un-indexed last fragment was re-indexed from the file (and the
 	// recovered segment folded into a table again).
 	var got []fragment

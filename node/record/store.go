@@ -186,7 +186,16 @@ func (s *Store) Recorder(cameraID string) media.Consumer {
 func (s *Store) SubscribeCoverage(fn func(cameraID string, start, end time.Time)) {
 	s.mu.Lock()
 	s.subs = append(s.subs, fn)
+	rec := append([]Closed(nil), s.recovered...)
 	s.mu.Unlock()
+	// Footage recovered at open (after a crash) is reported too: part of it
+	// became durable after the last report before the crash, or was only
+	// in the file's tail. Reporting a span again is harmless (spans merge).
+	for _, c := range rec {
+		if c.Segment != nil && c.Segment.End.After(c.Segment.Start) {
+			fn(c.Segment.Camera, c.Segment.Start, c.Segment.End)
+		}
+	}
 }
 
 // SegmentInfo is a closed segment as the node reports it to the hub.

@@ -203,15 +203,25 @@ function renderLiveStatus() {
   $('live-retry').hidden = !isError;
 }
 
-function gatheringComplete(pc, ms) {
-  return new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') { resolve(); return; }
-    const timer = setTimeout(resolve, ms);
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') { clearTimeout(timer); resolve(); }
-    });
-  });
+// ICE servers (the hub's TURN relay, with short-lived credentials) are
+// fetched once and refreshed every 30 minutes.
+const ice = { servers: null, at: 0 };
+
+async function iceServers() {
+  if (ice.servers && Date.now() - ice.at < 30 * 60000) return ice.servers;
+  try {
+    const body = await (await api('/api/v1/live/ice-servers')).json();
+    ice.servers = body.ice_servers || [];
+    ice.at = Date.now();
+  } catch (_) {
+    ice.servers = ice.servers || []; // live view still works directly
+  }
+  return ice.servers;
 }
+
+function relayOnly() { return localStorage.getItem('ronda.liveRelay') === '1'; }
+// The light sub stream (grids, thin links) or the main one (default).
+function liveStream() { return localStorage.getItem('ronda.liveStream') === 'sub' ? 'sub' : 'main'; }
 
 // deleteSession ends a WHEP session; keepalive lets it finish while the
 // page is being closed.
@@ -220,9 +230,53 @@ function deleteSession(location) {
   fetch(location, { method: 'DELETE', headers, keepalive: true }).catch(() => {});
 }
 
+// trickle sends the browser's candidates gathered after the offer to the
+// session (WHEP PATCH, RFC 8840 fragments), batched per event-loop turn.
+function trickle(live) {
+  const pending = [];
+  let done = false;
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (!live.location || (!pending.length && !done) || ui.live !== live) return;
+    const sdp = live.pc.localDescription.sdp;
+    const ufrag = (sdp.match(/a=ice-ufrag:(.*)\r?\n/) || [])[1];
+    const pwd = (sdp.match(/a=ice-pwd:(.*)\r?\n/) || [])[1];
+    let frag = 'a=ice-ufrag:' + ufrag + '\r\na=ice-pwd:' + pwd + '\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n';
+    for (const c of pending.splice(0)) frag += 'a=' + c + '\r\n';
+    if (done) { frag += 'a=end-of-candidates\r\n'; done = false; }
+    api(live.location, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag' }, body: frag })
+      .catch(() => {}); // a lost candidate only costs a path; the host ones are in the offer
+  };
+  const schedule = () => { if (!scheduled) { scheduled = true; setTimeout(flush, 0); } };
+  live.pc.onicecandidate = (ev) => {
+    if (ev.candidate && ev.candidate.candidate) pending.push(ev.candidate.candidate);
+    else done = true;
+    schedule();
+  };
+  return schedule; // called once the session's Location is known
+}
+
+async function showPath(live) {
+  try {
+    const s = await (await api(live.location)).json();
+    if (ui.live !== live) return;
+    live.info = s;
+    const v = $('live-video');
+    $('live-path').textContent = (s.path ? t('live.path.' + s.path) : '') +
+      ' · ' + t('live.stream.' + (s.stream || 'main')) + (v.videoWidth ? ' ' + v.videoWidth + '×' + v.videoHeight : '') +
+      (s.first_frame_ms ? ' · ' + t('live.firstframe') + ' ' + s.first_frame_ms + ' ms' : '');
+  } catch (_) { /* informative only */ }
+}
+
 async function startLive(id) {
   stopLive();
-  const pc = new RTCPeerConnection();
+  const servers = await iceServers();
+  if (ui.view !== 'live' || ui.liveId !== id || ui.live) return; // left (or restarted) meanwhile
+  $('live-relay-label').hidden = !servers.some((s) => (s.urls || []).some((u) => u.startsWith('turn')));
+  $('live-relay').checked = relayOnly();
+  $('live-stream').value = liveStream();
+  const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: relayOnly() && servers.length ? 'relay' : 'all' });
   const live = { id, pc, location: null, status: ['live.connecting', '', false] };
   ui.live = live;
   renderLiveStatus();
@@ -230,23 +284,35 @@ async function startLive(id) {
   pc.ontrack = (ev) => { $('live-video').srcObject = ev.streams[0] || new MediaStream([ev.track]); };
   pc.onconnectionstatechange = () => {
     switch (pc.connectionState) {
-      case 'connected': if (live.status[0] !== 'live.playing') setLiveStatus(live, 'live.waiting'); break;
+      case 'connected':
+        if (live.status[0] !== 'live.playing') setLiveStatus(live, 'live.waiting');
+        setTimeout(() => showPath(live), 500);
+        break;
       case 'disconnected': setLiveStatus(live, 'live.disconnected'); break;
       case 'failed': setLiveStatus(live, 'live.error', 'ICE', true); break;
       default:
     }
   };
+  const flush = trickle(live);
   try {
     await pc.setLocalDescription(await pc.createOffer());
-    await gatheringComplete(pc, 1000);
-    const resp = await api('/api/v1/cameras/' + encodeURIComponent(id) + '/whep', {
+    // Trickle ICE: the offer goes at once with the candidates gathered so
+    // far; later ones (a TURN relay's) follow by PATCH.
+    const q = new URLSearchParams();
+    if (liveStream() === 'sub') q.set('stream', 'sub');
+    if (localStorage.getItem('ronda.gopCache') === '0') q.set('gop_cache', '0'); // for benchmarks
+    const resp = await api('/api/v1/cameras/' + encodeURIComponent(id) + '/whep' + (q.toString() ? '?' + q : ''), {
       method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
     });
     const location = resp.headers.get('Location');
     const answer = await resp.text();
     if (ui.live !== live) { if (location) deleteSession(location); return; } // left meanwhile
     live.location = location;
+    const warning = resp.headers.get('Ronda-Warning');
+    $('live-warning').hidden = !warning;
+    $('live-warning').textContent = warning ? t('live.bframes') + ' (' + warning + ')' : '';
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    flush();
   } catch (err) {
     setLiveStatus(live, 'live.error', err.message, true);
   }
@@ -260,6 +326,8 @@ function stopLive() {
     live.pc.close();
   }
   $('live-video').srcObject = null;
+  $('live-path').textContent = '';
+  $('live-warning').hidden = true;
   renderLiveStatus();
 }
 
@@ -445,6 +513,14 @@ $('lang-toggle').addEventListener('click', () => {
 
 $('live-retry').addEventListener('click', () => { if (ui.liveId) startLive(ui.liveId); });
 $('live-video').addEventListener('playing', () => { if (ui.live) setLiveStatus(ui.live, 'live.playing'); });
+$('live-stream').addEventListener('change', (ev) => {
+  localStorage.setItem('ronda.liveStream', ev.target.value);
+  if (ui.liveId && ui.view === 'live') startLive(ui.liveId);
+});
+$('live-relay').addEventListener('change', (ev) => {
+  localStorage.setItem('ronda.liveRelay', ev.target.checked ? '1' : '0');
+  if (ui.liveId && ui.view === 'live') startLive(ui.liveId);
+});
 $('playback-range').addEventListener('change', onRangeChange);
 window.addEventListener('hashchange', route);
 window.addEventListener('pagehide', () => stopLive());

@@ -1582,10 +1582,17 @@ func (x *PushResponse) GetDirectives() []*Directive {
 }
 
 type WhepRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CameraId      string                 `protobuf:"bytes,1,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
-	OfferSdp      string                 `protobuf:"bytes,2,opt,name=offer_sdp,json=offerSdp,proto3" json:"offer_sdp,omitempty"`
-	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CameraId string                 `protobuf:"bytes,1,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	OfferSdp string                 `protobuf:"bytes,2,opt,name=offer_sdp,json=offerSdp,proto3" json:"offer_sdp,omitempty"`
+	User     string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// Start at the camera's next keyframe instead of the cached GOP.
+	NoGopCache bool `protobuf:"varint,4,opt,name=no_gop_cache,json=noGopCache,proto3" json:"no_gop_cache,omitempty"`
+	// main | sub ("" = main)
+	Stream string `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
+	// The member's TURN server, for a node behind NAT that allocates its own
+	// relay candidate (live.relay_via_hub).
+	IceServers    []*IceServer `protobuf:"bytes,6,rep,name=ice_servers,json=iceServers,proto3" json:"ice_servers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1641,17 +1648,102 @@ func (x *WhepRequest) GetUser() string {
 	return ""
 }
 
-type WhepResponse struct {
+func (x *WhepRequest) GetNoGopCache() bool {
+	if x != nil {
+		return x.NoGopCache
+	}
+	return false
+}
+
+func (x *WhepRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *WhepRequest) GetIceServers() []*IceServer {
+	if x != nil {
+		return x.IceServers
+	}
+	return nil
+}
+
+type IceServer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	AnswerSdp     string                 `protobuf:"bytes,1,opt,name=answer_sdp,json=answerSdp,proto3" json:"answer_sdp,omitempty"`
-	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Urls          []string               `protobuf:"bytes,1,rep,name=urls,proto3" json:"urls,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Credential    string                 `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IceServer) Reset() {
+	*x = IceServer{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IceServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IceServer) ProtoMessage() {}
+
+func (x *IceServer) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IceServer.ProtoReflect.Descriptor instead.
+func (*IceServer) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *IceServer) GetUrls() []string {
+	if x != nil {
+		return x.Urls
+	}
+	return nil
+}
+
+func (x *IceServer) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *IceServer) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+type WhepResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AnswerSdp string                 `protobuf:"bytes,1,opt,name=answer_sdp,json=answerSdp,proto3" json:"answer_sdp,omitempty"`
+	SessionId string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// A camera problem that affects live view (B-frames), for the viewer.
+	Warning string `protobuf:"bytes,3,opt,name=warning,proto3" json:"warning,omitempty"`
+	// The stream served: main | sub.
+	Stream        string `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WhepResponse) Reset() {
 	*x = WhepResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1755,7 @@ func (x *WhepResponse) String() string {
 func (*WhepResponse) ProtoMessage() {}
 
 func (x *WhepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1768,7 @@ func (x *WhepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepResponse.ProtoReflect.Descriptor instead.
 func (*WhepResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WhepResponse) GetAnswerSdp() string {
@@ -1693,6 +1785,316 @@ func (x *WhepResponse) GetSessionId() string {
 	return ""
 }
 
+func (x *WhepResponse) GetWarning() string {
+	if x != nil {
+		return x.Warning
+	}
+	return ""
+}
+
+func (x *WhepResponse) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+type WhepPatchRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// A trickle ICE fragment (application/trickle-ice-sdpfrag, RFC 8840).
+	Fragment      string `protobuf:"bytes,2,opt,name=fragment,proto3" json:"fragment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhepPatchRequest) Reset() {
+	*x = WhepPatchRequest{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhepPatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhepPatchRequest) ProtoMessage() {}
+
+func (x *WhepPatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhepPatchRequest.ProtoReflect.Descriptor instead.
+func (*WhepPatchRequest) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WhepPatchRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *WhepPatchRequest) GetFragment() string {
+	if x != nil {
+		return x.Fragment
+	}
+	return ""
+}
+
+type WhepPatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhepPatchResponse) Reset() {
+	*x = WhepPatchResponse{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhepPatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhepPatchResponse) ProtoMessage() {}
+
+func (x *WhepPatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhepPatchResponse.ProtoReflect.Descriptor instead.
+func (*WhepPatchResponse) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+}
+
+type WhepSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhepSessionRequest) Reset() {
+	*x = WhepSessionRequest{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhepSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhepSessionRequest) ProtoMessage() {}
+
+func (x *WhepSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhepSessionRequest.ProtoReflect.Descriptor instead.
+func (*WhepSessionRequest) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WhepSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// A live session as the node sees it.
+type WhepSessionResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	CameraId  string                 `protobuf:"bytes,2,opt,name=camera_id,json=cameraId,proto3" json:"camera_id,omitempty"`
+	// connecting | connected
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// direct | turn | "" (ICE has not chosen a pair yet)
+	Path            string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	OfferedUnixNano int64  `protobuf:"varint,5,opt,name=offered_unix_nano,json=offeredUnixNano,proto3" json:"offered_unix_nano,omitempty"`
+	ConnectMs       int64  `protobuf:"varint,6,opt,name=connect_ms,json=connectMs,proto3" json:"connect_ms,omitempty"`
+	FirstFrameMs    int64  `protobuf:"varint,7,opt,name=first_frame_ms,json=firstFrameMs,proto3" json:"first_frame_ms,omitempty"`
+	// gop_cache | keyframe
+	StartedFrom   string `protobuf:"bytes,8,opt,name=started_from,json=startedFrom,proto3" json:"started_from,omitempty"`
+	Packets       int64  `protobuf:"varint,9,opt,name=packets,proto3" json:"packets,omitempty"`
+	Bytes         int64  `protobuf:"varint,10,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	DroppedFrames int64  `protobuf:"varint,11,opt,name=dropped_frames,json=droppedFrames,proto3" json:"dropped_frames,omitempty"`
+	Pli           int64  `protobuf:"varint,12,opt,name=pli,proto3" json:"pli,omitempty"`
+	GopReplays    int64  `protobuf:"varint,13,opt,name=gop_replays,json=gopReplays,proto3" json:"gop_replays,omitempty"`
+	// main | sub
+	Stream string `protobuf:"bytes,14,opt,name=stream,proto3" json:"stream,omitempty"`
+	// The kinds of candidate the node offered: host, and relay when it
+	// allocated one on the hub's TURN server (live.relay_via_hub).
+	NodeCandidates []string `protobuf:"bytes,15,rep,name=node_candidates,json=nodeCandidates,proto3" json:"node_candidates,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WhepSessionResponse) Reset() {
+	*x = WhepSessionResponse{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhepSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhepSessionResponse) ProtoMessage() {}
+
+func (x *WhepSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhepSessionResponse.ProtoReflect.Descriptor instead.
+func (*WhepSessionResponse) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WhepSessionResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *WhepSessionResponse) GetCameraId() string {
+	if x != nil {
+		return x.CameraId
+	}
+	return ""
+}
+
+func (x *WhepSessionResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *WhepSessionResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WhepSessionResponse) GetOfferedUnixNano() int64 {
+	if x != nil {
+		return x.OfferedUnixNano
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetConnectMs() int64 {
+	if x != nil {
+		return x.ConnectMs
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetFirstFrameMs() int64 {
+	if x != nil {
+		return x.FirstFrameMs
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetStartedFrom() string {
+	if x != nil {
+		return x.StartedFrom
+	}
+	return ""
+}
+
+func (x *WhepSessionResponse) GetPackets() int64 {
+	if x != nil {
+		return x.Packets
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetDroppedFrames() int64 {
+	if x != nil {
+		return x.DroppedFrames
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetPli() int64 {
+	if x != nil {
+		return x.Pli
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetGopReplays() int64 {
+	if x != nil {
+		return x.GopReplays
+	}
+	return 0
+}
+
+func (x *WhepSessionResponse) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *WhepSessionResponse) GetNodeCandidates() []string {
+	if x != nil {
+		return x.NodeCandidates
+	}
+	return nil
+}
+
 type WhepDeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1702,7 +2104,7 @@ type WhepDeleteRequest struct {
 
 func (x *WhepDeleteRequest) Reset() {
 	*x = WhepDeleteRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +2116,7 @@ func (x *WhepDeleteRequest) String() string {
 func (*WhepDeleteRequest) ProtoMessage() {}
 
 func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +2129,7 @@ func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteRequest.ProtoReflect.Descriptor instead.
 func (*WhepDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WhepDeleteRequest) GetSessionId() string {
@@ -1745,7 +2147,7 @@ type WhepDeleteResponse struct {
 
 func (x *WhepDeleteResponse) Reset() {
 	*x = WhepDeleteResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +2159,7 @@ func (x *WhepDeleteResponse) String() string {
 func (*WhepDeleteResponse) ProtoMessage() {}
 
 func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +2172,7 @@ func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteResponse.ProtoReflect.Descriptor instead.
 func (*WhepDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
 }
 
 type PlaybackRequest struct {
@@ -1785,7 +2187,7 @@ type PlaybackRequest struct {
 
 func (x *PlaybackRequest) Reset() {
 	*x = PlaybackRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +2199,7 @@ func (x *PlaybackRequest) String() string {
 func (*PlaybackRequest) ProtoMessage() {}
 
 func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +2212,7 @@ func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackRequest.ProtoReflect.Descriptor instead.
 func (*PlaybackRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlaybackRequest) GetCameraId() string {
@@ -1850,7 +2252,7 @@ type PlaybackChunk struct {
 
 func (x *PlaybackChunk) Reset() {
 	*x = PlaybackChunk{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +2264,7 @@ func (x *PlaybackChunk) String() string {
 func (*PlaybackChunk) ProtoMessage() {}
 
 func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +2277,7 @@ func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackChunk.ProtoReflect.Descriptor instead.
 func (*PlaybackChunk) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlaybackChunk) GetData() []byte {
@@ -1896,7 +2298,7 @@ type RecordingsRequest struct {
 
 func (x *RecordingsRequest) Reset() {
 	*x = RecordingsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2310,7 @@ func (x *RecordingsRequest) String() string {
 func (*RecordingsRequest) ProtoMessage() {}
 
 func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2323,7 @@ func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsRequest.ProtoReflect.Descriptor instead.
 func (*RecordingsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RecordingsRequest) GetCameraId() string {
@@ -1960,7 +2362,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2374,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2387,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Gap) GetStartUnixNano() int64 {
@@ -2026,7 +2428,7 @@ type RecordingsResponse struct {
 
 func (x *RecordingsResponse) Reset() {
 	*x = RecordingsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2440,7 @@ func (x *RecordingsResponse) String() string {
 func (*RecordingsResponse) ProtoMessage() {}
 
 func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2453,7 @@ func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsResponse.ProtoReflect.Descriptor instead.
 func (*RecordingsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RecordingsResponse) GetSpans() []*Span {
@@ -2078,7 +2480,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2492,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2505,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2124,7 +2526,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2538,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2551,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -2178,7 +2580,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2190,7 +2592,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2203,7 +2605,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReadIndexRequest) GetLinearizable() bool {
@@ -2222,7 +2624,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2636,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2649,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2275,7 +2677,7 @@ type LinkState struct {
 
 func (x *LinkState) Reset() {
 	*x = LinkState{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2689,7 @@ func (x *LinkState) String() string {
 func (*LinkState) ProtoMessage() {}
 
 func (x *LinkState) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2702,7 @@ func (x *LinkState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkState.ProtoReflect.Descriptor instead.
 func (*LinkState) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LinkState) GetNodeId() string {
@@ -2363,7 +2765,7 @@ type LinksReport struct {
 
 func (x *LinksReport) Reset() {
 	*x = LinksReport{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2777,7 @@ func (x *LinksReport) String() string {
 func (*LinksReport) ProtoMessage() {}
 
 func (x *LinksReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2790,7 @@ func (x *LinksReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksReport.ProtoReflect.Descriptor instead.
 func (*LinksReport) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LinksReport) GetMemberId() string {
@@ -2417,7 +2819,7 @@ type LinksView struct {
 
 func (x *LinksView) Reset() {
 	*x = LinksView{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2831,7 @@ func (x *LinksView) String() string {
 func (*LinksView) ProtoMessage() {}
 
 func (x *LinksView) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2844,7 @@ func (x *LinksView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksView.ProtoReflect.Descriptor instead.
 func (*LinksView) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LinksView) GetLeaderId() string {
@@ -2468,7 +2870,7 @@ type ReportLinksRequest struct {
 
 func (x *ReportLinksRequest) Reset() {
 	*x = ReportLinksRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[34]
+	mi := &file_ronda_v1_replication_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2882,7 @@ func (x *ReportLinksRequest) String() string {
 func (*ReportLinksRequest) ProtoMessage() {}
 
 func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[34]
+	mi := &file_ronda_v1_replication_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2895,7 @@ func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksRequest.ProtoReflect.Descriptor instead.
 func (*ReportLinksRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{34}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReportLinksRequest) GetReport() *LinksReport {
@@ -2512,7 +2914,7 @@ type ReportLinksResponse struct {
 
 func (x *ReportLinksResponse) Reset() {
 	*x = ReportLinksResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[35]
+	mi := &file_ronda_v1_replication_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2926,7 @@ func (x *ReportLinksResponse) String() string {
 func (*ReportLinksResponse) ProtoMessage() {}
 
 func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[35]
+	mi := &file_ronda_v1_replication_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2939,7 @@ func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksResponse.ProtoReflect.Descriptor instead.
 func (*ReportLinksResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{35}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReportLinksResponse) GetView() *LinksView {
@@ -2555,7 +2957,7 @@ type MemberStatsRequest struct {
 
 func (x *MemberStatsRequest) Reset() {
 	*x = MemberStatsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[36]
+	mi := &file_ronda_v1_replication_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2969,7 @@ func (x *MemberStatsRequest) String() string {
 func (*MemberStatsRequest) ProtoMessage() {}
 
 func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[36]
+	mi := &file_ronda_v1_replication_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2982,7 @@ func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
 func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{36}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{41}
 }
 
 // MemberStatsResponse is a member's own raft view, for `ronda hub members`
@@ -2603,7 +3005,7 @@ type MemberStatsResponse struct {
 
 func (x *MemberStatsResponse) Reset() {
 	*x = MemberStatsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[37]
+	mi := &file_ronda_v1_replication_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +3017,7 @@ func (x *MemberStatsResponse) String() string {
 func (*MemberStatsResponse) ProtoMessage() {}
 
 func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[37]
+	mi := &file_ronda_v1_replication_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +3030,7 @@ func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
 func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{37}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *MemberStatsResponse) GetId() string {
@@ -2704,7 +3106,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[38]
+	mi := &file_ronda_v1_replication_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +3118,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[38]
+	mi := &file_ronda_v1_replication_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +3131,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{38}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -2748,7 +3150,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[39]
+	mi := &file_ronda_v1_replication_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +3162,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[39]
+	mi := &file_ronda_v1_replication_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +3175,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{39}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -2922,16 +3324,57 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x0eretry_after_ms\x18\x02 \x01(\x03R\fretryAfterMs\x123\n" +
 	"\n" +
 	"directives\x18\x03 \x03(\v2\x13.ronda.v1.DirectiveR\n" +
-	"directives\"[\n" +
+	"directives\"\xcb\x01\n" +
 	"\vWhepRequest\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12\x1b\n" +
 	"\toffer_sdp\x18\x02 \x01(\tR\bofferSdp\x12\x12\n" +
-	"\x04user\x18\x03 \x01(\tR\x04user\"L\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12 \n" +
+	"\fno_gop_cache\x18\x04 \x01(\bR\n" +
+	"noGopCache\x12\x16\n" +
+	"\x06stream\x18\x05 \x01(\tR\x06stream\x124\n" +
+	"\vice_servers\x18\x06 \x03(\v2\x13.ronda.v1.IceServerR\n" +
+	"iceServers\"[\n" +
+	"\tIceServer\x12\x12\n" +
+	"\x04urls\x18\x01 \x03(\tR\x04urls\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x03 \x01(\tR\n" +
+	"credential\"~\n" +
 	"\fWhepResponse\x12\x1d\n" +
 	"\n" +
 	"answer_sdp\x18\x01 \x01(\tR\tanswerSdp\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x02 \x01(\tR\tsessionId\"2\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x18\n" +
+	"\awarning\x18\x03 \x01(\tR\awarning\x12\x16\n" +
+	"\x06stream\x18\x04 \x01(\tR\x06stream\"M\n" +
+	"\x10WhepPatchRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n" +
+	"\bfragment\x18\x02 \x01(\tR\bfragment\"\x13\n" +
+	"\x11WhepPatchResponse\"3\n" +
+	"\x12WhepSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\xda\x03\n" +
+	"\x13WhepSessionResponse\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
+	"\tcamera_id\x18\x02 \x01(\tR\bcameraId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12*\n" +
+	"\x11offered_unix_nano\x18\x05 \x01(\x03R\x0fofferedUnixNano\x12\x1d\n" +
+	"\n" +
+	"connect_ms\x18\x06 \x01(\x03R\tconnectMs\x12$\n" +
+	"\x0efirst_frame_ms\x18\a \x01(\x03R\ffirstFrameMs\x12!\n" +
+	"\fstarted_from\x18\b \x01(\tR\vstartedFrom\x12\x18\n" +
+	"\apackets\x18\t \x01(\x03R\apackets\x12\x14\n" +
+	"\x05bytes\x18\n" +
+	" \x01(\x03R\x05bytes\x12%\n" +
+	"\x0edropped_frames\x18\v \x01(\x03R\rdroppedFrames\x12\x10\n" +
+	"\x03pli\x18\f \x01(\x03R\x03pli\x12\x1f\n" +
+	"\vgop_replays\x18\r \x01(\x03R\n" +
+	"gopReplays\x12\x16\n" +
+	"\x06stream\x18\x0e \x01(\tR\x06stream\x12'\n" +
+	"\x0fnode_candidates\x18\x0f \x03(\tR\x0enodeCandidates\"2\n" +
 	"\x11WhepDeleteRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x14\n" +
@@ -3015,7 +3458,7 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_ronda_v1_replication_proto_goTypes = []any{
 	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
@@ -3036,27 +3479,32 @@ var file_ronda_v1_replication_proto_goTypes = []any{
 	(*PushRequest)(nil),                // 16: ronda.v1.PushRequest
 	(*PushResponse)(nil),               // 17: ronda.v1.PushResponse
 	(*WhepRequest)(nil),                // 18: ronda.v1.WhepRequest
-	(*WhepResponse)(nil),               // 19: ronda.v1.WhepResponse
-	(*WhepDeleteRequest)(nil),          // 20: ronda.v1.WhepDeleteRequest
-	(*WhepDeleteResponse)(nil),         // 21: ronda.v1.WhepDeleteResponse
-	(*PlaybackRequest)(nil),            // 22: ronda.v1.PlaybackRequest
-	(*PlaybackChunk)(nil),              // 23: ronda.v1.PlaybackChunk
-	(*RecordingsRequest)(nil),          // 24: ronda.v1.RecordingsRequest
-	(*Gap)(nil),                        // 25: ronda.v1.Gap
-	(*RecordingsResponse)(nil),         // 26: ronda.v1.RecordingsResponse
-	(*ApplyRequest)(nil),               // 27: ronda.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 28: ronda.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 29: ronda.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 30: ronda.v1.ReadIndexResponse
-	(*LinkState)(nil),                  // 31: ronda.v1.LinkState
-	(*LinksReport)(nil),                // 32: ronda.v1.LinksReport
-	(*LinksView)(nil),                  // 33: ronda.v1.LinksView
-	(*ReportLinksRequest)(nil),         // 34: ronda.v1.ReportLinksRequest
-	(*ReportLinksResponse)(nil),        // 35: ronda.v1.ReportLinksResponse
-	(*MemberStatsRequest)(nil),         // 36: ronda.v1.MemberStatsRequest
-	(*MemberStatsResponse)(nil),        // 37: ronda.v1.MemberStatsResponse
-	(*TransferLeadershipRequest)(nil),  // 38: ronda.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 39: ronda.v1.TransferLeadershipResponse
+	(*IceServer)(nil),                  // 19: ronda.v1.IceServer
+	(*WhepResponse)(nil),               // 20: ronda.v1.WhepResponse
+	(*WhepPatchRequest)(nil),           // 21: ronda.v1.WhepPatchRequest
+	(*WhepPatchResponse)(nil),          // 22: ronda.v1.WhepPatchResponse
+	(*WhepSessionRequest)(nil),         // 23: ronda.v1.WhepSessionRequest
+	(*WhepSessionResponse)(nil),        // 24: ronda.v1.WhepSessionResponse
+	(*WhepDeleteRequest)(nil),          // 25: ronda.v1.WhepDeleteRequest
+	(*WhepDeleteResponse)(nil),         // 26: ronda.v1.WhepDeleteResponse
+	(*PlaybackRequest)(nil),            // 27: ronda.v1.PlaybackRequest
+	(*PlaybackChunk)(nil),              // 28: ronda.v1.PlaybackChunk
+	(*RecordingsRequest)(nil),          // 29: ronda.v1.RecordingsRequest
+	(*Gap)(nil),                        // 30: ronda.v1.Gap
+	(*RecordingsResponse)(nil),         // 31: ronda.v1.RecordingsResponse
+	(*ApplyRequest)(nil),               // 32: ronda.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 33: ronda.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 34: ronda.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 35: ronda.v1.ReadIndexResponse
+	(*LinkState)(nil),                  // 36: ronda.v1.LinkState
+	(*LinksReport)(nil),                // 37: ronda.v1.LinksReport
+	(*LinksView)(nil),                  // 38: ronda.v1.LinksView
+	(*ReportLinksRequest)(nil),         // 39: ronda.v1.ReportLinksRequest
+	(*ReportLinksResponse)(nil),        // 40: ronda.v1.ReportLinksResponse
+	(*MemberStatsRequest)(nil),         // 41: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 42: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 43: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 44: ronda.v1.TransferLeadershipResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
@@ -3076,17 +3524,18 @@ var file_ronda_v1_replication_proto_depIdxs = []int32{
 	3,  // 14: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
 	5,  // 15: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
 	7,  // 16: ronda.v1.PushResponse.directives:type_name -> ronda.v1.Directive
-	4,  // 17: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
-	25, // 18: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
-	31, // 19: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
-	32, // 20: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
-	32, // 21: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
-	33, // 22: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	19, // 17: ronda.v1.WhepRequest.ice_servers:type_name -> ronda.v1.IceServer
+	4,  // 18: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
+	30, // 19: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
+	36, // 20: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
+	37, // 21: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
+	37, // 22: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
+	38, // 23: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_replication_proto_init() }
@@ -3115,7 +3564,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -175,10 +175,12 @@ var Replication_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	NodeControl_Whep_FullMethodName       = "/ronda.v1.rpc.NodeControl/Whep"
-	NodeControl_WhepDelete_FullMethodName = "/ronda.v1.rpc.NodeControl/WhepDelete"
-	NodeControl_Playback_FullMethodName   = "/ronda.v1.rpc.NodeControl/Playback"
-	NodeControl_Recordings_FullMethodName = "/ronda.v1.rpc.NodeControl/Recordings"
+	NodeControl_Whep_FullMethodName        = "/ronda.v1.rpc.NodeControl/Whep"
+	NodeControl_WhepPatch_FullMethodName   = "/ronda.v1.rpc.NodeControl/WhepPatch"
+	NodeControl_WhepSession_FullMethodName = "/ronda.v1.rpc.NodeControl/WhepSession"
+	NodeControl_WhepDelete_FullMethodName  = "/ronda.v1.rpc.NodeControl/WhepDelete"
+	NodeControl_Playback_FullMethodName    = "/ronda.v1.rpc.NodeControl/Playback"
+	NodeControl_Recordings_FullMethodName  = "/ronda.v1.rpc.NodeControl/Recordings"
 )
 
 // NodeControlClient is the client API for NodeControl service.
@@ -189,6 +191,10 @@ const (
 type NodeControlClient interface {
 	// Whep relays a WHEP (RFC 9725) offer to the node's live engine.
 	Whep(ctx context.Context, in *v1.WhepRequest, opts ...grpc.CallOption) (*v1.WhepResponse, error)
+	// WhepPatch applies trickled ICE candidates to a WHEP session.
+	WhepPatch(ctx context.Context, in *v1.WhepPatchRequest, opts ...grpc.CallOption) (*v1.WhepPatchResponse, error)
+	// WhepSession describes a WHEP session (state, media path, counters).
+	WhepSession(ctx context.Context, in *v1.WhepSessionRequest, opts ...grpc.CallOption) (*v1.WhepSessionResponse, error)
 	// WhepDelete ends a WHEP session.
 	WhepDelete(ctx context.Context, in *v1.WhepDeleteRequest, opts ...grpc.CallOption) (*v1.WhepDeleteResponse, error)
 	// Playback streams recorded footage of [from,to) as fragmented MP4.
@@ -209,6 +215,26 @@ func (c *nodeControlClient) Whep(ctx context.Context, in *v1.WhepRequest, opts .
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(v1.WhepResponse)
 	err := c.cc.Invoke(ctx, NodeControl_Whep_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeControlClient) WhepPatch(ctx context.Context, in *v1.WhepPatchRequest, opts ...grpc.CallOption) (*v1.WhepPatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.WhepPatchResponse)
+	err := c.cc.Invoke(ctx, NodeControl_WhepPatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeControlClient) WhepSession(ctx context.Context, in *v1.WhepSessionRequest, opts ...grpc.CallOption) (*v1.WhepSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.WhepSessionResponse)
+	err := c.cc.Invoke(ctx, NodeControl_WhepSession_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +288,10 @@ func (c *nodeControlClient) Recordings(ctx context.Context, in *v1.RecordingsReq
 type NodeControlServer interface {
 	// Whep relays a WHEP (RFC 9725) offer to the node's live engine.
 	Whep(context.Context, *v1.WhepRequest) (*v1.WhepResponse, error)
+	// WhepPatch applies trickled ICE candidates to a WHEP session.
+	WhepPatch(context.Context, *v1.WhepPatchRequest) (*v1.WhepPatchResponse, error)
+	// WhepSession describes a WHEP session (state, media path, counters).
+	WhepSession(context.Context, *v1.WhepSessionRequest) (*v1.WhepSessionResponse, error)
 	// WhepDelete ends a WHEP session.
 	WhepDelete(context.Context, *v1.WhepDeleteRequest) (*v1.WhepDeleteResponse, error)
 	// Playback streams recorded footage of [from,to) as fragmented MP4.
@@ -280,6 +310,12 @@ type UnimplementedNodeControlServer struct{}
 
 func (UnimplementedNodeControlServer) Whep(context.Context, *v1.WhepRequest) (*v1.WhepResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Whep not implemented")
+}
+func (UnimplementedNodeControlServer) WhepPatch(context.Context, *v1.WhepPatchRequest) (*v1.WhepPatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WhepPatch not implemented")
+}
+func (UnimplementedNodeControlServer) WhepSession(context.Context, *v1.WhepSessionRequest) (*v1.WhepSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WhepSession not implemented")
 }
 func (UnimplementedNodeControlServer) WhepDelete(context.Context, *v1.WhepDeleteRequest) (*v1.WhepDeleteResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method WhepDelete not implemented")
@@ -325,6 +361,42 @@ func _NodeControl_Whep_Handler(srv interface{}, ctx context.Context, dec func(in
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(NodeControlServer).Whep(ctx, req.(*v1.WhepRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeControl_WhepPatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.WhepPatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeControlServer).WhepPatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeControl_WhepPatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeControlServer).WhepPatch(ctx, req.(*v1.WhepPatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeControl_WhepSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.WhepSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeControlServer).WhepSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeControl_WhepSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeControlServer).WhepSession(ctx, req.(*v1.WhepSessionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -386,6 +458,14 @@ var NodeControl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Whep",
 			Handler:    _NodeControl_Whep_Handler,
+		},
+		{
+			MethodName: "WhepPatch",
+			Handler:    _NodeControl_WhepPatch_Handler,
+		},
+		{
+			MethodName: "WhepSession",
+			Handler:    _NodeControl_WhepSession_Handler,
 		},
 		{
 			MethodName: "WhepDelete",
