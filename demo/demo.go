@@ -408,7 +408,7 @@ func printBanner(m *Manifest, dir string) {
 	}
 	fmt.Println("Kelurahan nodes:")
 	for _, n := range m.Nodes {
-		fmt.Printf("  %-4s %-28s %s\n", n.NodeID, n.Name, n.URL)
+		fmt.Printf("  %-4s %-28s %s   RTSPS %s/<camera id>\n", n.NodeID, n.Name, n.URL, n.RTSP)
 	}
 	fmt.Printf("\nLogin: %s / %s   (HTTPS with the demo city CA %s: accept the certificate warning)\n", m.Users[0].User, m.Users[0].Password, m.CAFile)
 	fmt.Println("Ctrl-C stops everything.")

@@ -208,7 +208,7 @@ func (c *camera) packetize(au *media.AccessUnit) *frame {
 		c.log.Warn("live: packetize", "err", err)
 		return nil
 	}
-	ts := rtpTime(au.PTS)
+	ts := media.RTPTime(au.PTS)
 	size := 0
 	for _, p := range pkts {
 		p.Timestamp = ts
@@ -278,14 +278,6 @@ func (c *camera) leave(v *viewer) {
 	if ok {
 		c.src.Watch(-1)
 	}
-}
-
-// rtpTime converts a media-clock time to a 90 kHz RTP timestamp, rounded to
-// the nearest tick (so ticks → Duration → ticks is exact), without
-// overflowing int64 (d*90000 would after 28 hours).
-func rtpTime(d time.Duration) uint32 {
-	sec, rem := int64(d/time.Second), int64(d%time.Second)
-	return uint32(sec*90000 + (rem*90000+int64(time.Second)/2)/int64(time.Second))
 }
 
 // hasParameterSets reports whether an access unit carries its own parameter

@@ -95,9 +95,9 @@ func chooseH265(offer string, sps []byte) (webrtc.RTPCodecParameters, error) {
 // 42e0xx; failing an exact match, the same profile_idc; failing that, any
 // packetization-mode=1 H.264 (the browser may still decode it).
 func chooseH264(offer string, sps []byte) (webrtc.RTPCodecParameters, error) {
-	var sd sdp.SessionDescription
-	if err := sd.Unmarshal([]byte(offer)); err != nil {
-		return webrtc.RTPCodecParameters{}, fmt.Errorf("live: the SDP offer does not parse: %w", err)
+	codecs, err := offeredCodecs(offer)
+	if err != nil {
+		return webrtc.RTPCodecParameters{}, err
 	}
 	if len(sps) < 4 {
 		return webrtc.RTPCodecParameters{}, fmt.Errorf("live: camera SPS too short")
@@ -109,49 +109,27 @@ func chooseH264(offer string, sps []byte) (webrtc.RTPCodecParameters, error) {
 		score int
 	}
 	var best *cand
-	for _, m := range sd.MediaDescriptions {
-		if m.MediaName.Media != "video" {
+	for pt, fmtp := range codecs["H264/90000"] {
+		params := parseFmtp(fmtp)
+		if params["packetization-mode"] != "1" {
 			continue
 		}
-		rtpmaps, fmtps := map[uint8]string{}, map[uint8]string{}
-		for _, a := range m.Attributes {
-			pt, rest, ok := strings.Cut(a.Value, " ")
-			n, err := strconv.Atoi(pt)
-			if !ok || err != nil || n < 0 || n > 127 {
-				continue
-			}
-			switch a.Key {
-			case "rtpmap":
-				rtpmaps[uint8(n)] = rest
-			case "fmtp":
-				fmtps[uint8(n)] = rest
+		pli := params["profile-level-id"]
+		score := 1
+		if len(pli) == 6 {
+			p, _ := strconv.ParseUint(pli[0:2], 16, 8)
+			c, _ := strconv.ParseUint(pli[2:4], 16, 8)
+			switch {
+			case byte(p) == profile && byte(c) == constraints:
+				score = 4
+			case profile == 66 && constraints&0x40 != 0 && p == 0x42 && c&0x40 != 0:
+				score = 3 // constrained baseline either way
+			case byte(p) == profile:
+				score = 2
 			}
 		}
-		for pt, codec := range rtpmaps {
-			if !strings.EqualFold(codec, "H264/90000") {
-				continue
-			}
-			params := parseFmtp(fmtps[pt])
-			if params["packetization-mode"] != "1" {
-				continue
-			}
-			pli := params["profile-level-id"]
-			score := 1
-			if len(pli) == 6 {
-				p, _ := strconv.ParseUint(pli[0:2], 16, 8)
-				c, _ := strconv.ParseUint(pli[2:4], 16, 8)
-				switch {
-				case byte(p) == profile && byte(c) == constraints:
-					score = 4
-				case profile == 66 && constraints&0x40 != 0 && p == 0x42 && c&0x40 != 0:
-					score = 3 // constrained baseline either way
-				case byte(p) == profile:
-					score = 2
-				}
-			}
-			if best == nil || score > best.score || (score == best.score && pt < best.pt) {
-				best = &cand{pt: pt, fmtp: fmtps[pt], score: score}
-			}
+		if best == nil || score > best.score || (score == best.score && pt < best.pt) {
+			best = &cand{pt: pt, fmtp: fmtp, score: score}
 		}
 	}
 	if best == nil {

@@ -525,8 +525,8 @@ func TestRTPTimeDoesNotOverflow(t *testing.T) {
 		{30 * time.Hour, uint32(uint64(30*3600*90000) % (1 << 32))},
 		{100*24*time.Hour + time.Second/15, uint32((uint64(100*24*3600)*90000 + 6000) % (1 << 32))},
 	} {
-		if got := rtpTime(c.d); got != c.want {
-			t.Fatalf("rtpTime(%v) = %d, want %d", c.d, got, c.want)
+		if got := media.RTPTime(c.d); got != c.want {
+			t.Fatalf("RTPTime(%v) = %d, want %d", c.d, got, c.want)
 		}
 	}
 }

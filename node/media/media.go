@@ -162,3 +162,11 @@ func trimSpace(s string) string {
 	}
 	return s
 }
+
+// RTPTime converts a media-clock time to a 90 kHz RTP timestamp, rounded to
+// the nearest tick (so ticks -> Duration -> ticks is exact), without
+// overflowing int64 (d*90000 would after 28 hours).
+func RTPTime(d time.Duration) uint32 {
+	sec, rem := int64(d/time.Second), int64(d%time.Second)
+	return uint32(sec*90000 + (rem*90000+int64(time.Second)/2)/int64(time.Second))
+}

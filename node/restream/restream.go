@@ -332,7 +332,7 @@ func (st *stream) OnAccessUnit(au *media.AccessUnit) {
 	if err != nil {
 		return
 	}
-	ts := rtpTime(au.PTS)
+	ts := media.RTPTime(au.PTS)
 	for _, p := range pkts {
 		p.Timestamp = ts
 		_ = st.ss.WritePacketRTPWithNTP(st.medi, p, au.Wall)
@@ -348,9 +348,4 @@ func (st *stream) OnStop(string) {
 	if old != nil {
 		old.Close()
 	}
-}
-
-func rtpTime(d time.Duration) uint32 {
-	sec, rem := int64(d/time.Second), int64(d%time.Second)
-	return uint32(sec*90000 + (rem*90000+int64(time.Second)/2)/int64(time.Second))
 }

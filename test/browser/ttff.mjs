@@ -31,8 +31,8 @@ try {
     await button.click();
     await page.waitForFunction(() => window.__first !== null, null, { timeout: 10000, polling: 'raf' });
     ttff.push(Math.round(await page.evaluate(() => window.__first)));
-    const info = await page.waitForFunction(() => ui.live && ui.live.info ? ui.live.info.started_from : false,
-      null, { timeout: 5000, polling: 50 }).then((h) => h.jsonValue(), () => '');
+    const info = await page.waitForFunction(() => ui.live && ui.live.info && ui.live.info.started_from ? ui.live.info.started_from : false,
+      null, { timeout: 5000, polling: 50 }).then((h) => h.jsonValue(), () => 'unknown');
     from.push(info);
   }
   await browser.close();

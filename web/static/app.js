@@ -512,7 +512,11 @@ $('lang-toggle').addEventListener('click', () => {
 });
 
 $('live-retry').addEventListener('click', () => { if (ui.liveId) startLive(ui.liveId); });
-$('live-video').addEventListener('playing', () => { if (ui.live) setLiveStatus(ui.live, 'live.playing'); });
+$('live-video').addEventListener('playing', () => {
+  if (!ui.live) return;
+  setLiveStatus(ui.live, 'live.playing');
+  if (ui.live.location) showPath(ui.live); // now with the first frame's time
+});
 $('live-stream').addEventListener('change', (ev) => {
   localStorage.setItem('ronda.liveStream', ev.target.value);
   if (ui.liveId && ui.view === 'live') startLive(ui.liveId);
