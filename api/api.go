@@ -221,6 +221,32 @@ type ICEServerProvider interface {
 	ICEServers(ctx context.Context, user string) []ICEServer
 }
 
+// RevocationRequest names a certificate to revoke (or whose revocation to
+// lift): its SPIFFE identity, or a node id or hub member name the hub turns
+// into one.
+type RevocationRequest struct {
+	Identity string `json:"identity,omitempty"`
+	NodeID   string `json:"node_id,omitempty"`
+	Member   string `json:"member,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Revocation is a revoked certificate identity.
+type Revocation struct {
+	Identity string    `json:"identity"`
+	Reason   string    `json:"reason"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+}
+
+// Revoker is implemented by a hub member: the certificate deny-list in the
+// Raft state (POST/GET/DELETE /api/v1/revocations).
+type Revoker interface {
+	Revoke(ctx context.Context, req RevocationRequest, user string) (Revocation, error)
+	LiftRevocation(ctx context.Context, req RevocationRequest, user string) (identity string, err error)
+	Revocations(ctx context.Context) ([]Revocation, error)
+}
+
 // MaxExportRange bounds one export.
 const MaxExportRange = 24 * time.Hour
 

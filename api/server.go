@@ -91,6 +91,9 @@ func New(opts Options) *Server {
 	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
 	s.handle("GET /api/v1/cluster/backup", s.backup, true)
+	s.handle("GET /api/v1/revocations", s.revocations, true)
+	s.handle("POST /api/v1/revocations", s.revoke, true)
+	s.handle("DELETE /api/v1/revocations", s.liftRevocation, true)
 	s.handle("GET /api/v1/cluster/members", s.members, true)
 	s.handle("POST /api/v1/cluster/members", s.join, true)
 	s.handle("DELETE /api/v1/cluster/members/{id}", s.removeMember, true)
@@ -547,6 +550,87 @@ func (s *Server) areas(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// revoker returns the backend's deny-list, or why not.
+func (s *Server) revoker(r *http.Request, change bool) (Revoker, error) {
+	rv, ok := s.opts.Backend.(Revoker)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: certificates are revoked at a hub member", ErrNotFound)
+	case change && userOf(r.Context()).role != "admin":
+		return nil, fmt.Errorf("%w: only a city admin may revoke certificates", ErrForbidden)
+	}
+	return rv, nil
+}
+
+func (s *Server) revocations(w http.ResponseWriter, r *http.Request) {
+	rv, err := s.revoker(r, false)
+	var out []Revocation
+	if err == nil {
+		out, err = rv.Revocations(r.Context())
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"revocations": out})
+}
+
+func readRevocation(r *http.Request, needReason bool) (RevocationRequest, error) {
+	var req RevocationRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&req); err != nil {
+		return req, fmt.Errorf("%w: send JSON {\"node_id\" | \"member\" | \"identity\": \"spiffe://…\", \"reason\"}: %v", ErrBadRequest, err)
+	}
+	n := 0
+	for _, v := range []string{req.Identity, req.NodeID, req.Member} {
+		if v != "" {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return req, fmt.Errorf("%w: name exactly one of 'node_id', 'member' or 'identity'", ErrBadRequest)
+	case needReason && strings.TrimSpace(req.Reason) == "":
+		return req, fmt.Errorf("%w: 'reason' is required (why is this certificate revoked?)", ErrBadRequest)
+	}
+	return req, nil
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	rv, err := s.revoker(r, true)
+	var req RevocationRequest
+	if err == nil {
+		req, err = readRevocation(r, true)
+	}
+	var out Revocation
+	if err == nil {
+		out, err = rv.Revoke(r.Context(), req, userOf(r.Context()).user)
+	}
+	s.audit(r, "revoke "+req.Identity+req.NodeID+req.Member+" ("+req.Reason+")", "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) liftRevocation(w http.ResponseWriter, r *http.Request) {
+	rv, err := s.revoker(r, true)
+	var req RevocationRequest
+	if err == nil {
+		req, err = readRevocation(r, false)
+	}
+	var id string
+	if err == nil {
+		id, err = rv.LiftRevocation(r.Context(), req, userOf(r.Context()).user)
+	}
+	s.audit(r, "lift-revocation "+req.Identity+req.NodeID+req.Member, "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"identity": id, "state": "lifted"})
 }
 
 // clusterAdmin returns the backend's membership interface, or why not.

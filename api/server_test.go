@@ -68,6 +68,13 @@ func (fakeBackend) WhepSession(_ context.Context, session string) (LiveSession, 
 	return LiveSession{Session: "s1", CameraID: "3171011001-cam1", State: "connected", Path: "turn"}, nil
 }
 func (fakeBackend) WhepDelete(context.Context, string) error { return nil }
+func (fakeBackend) Revoke(_ context.Context, req RevocationRequest, user string) (Revocation, error) {
+	return Revocation{Identity: "spiffe://jakarta/kelurahan/31.71.01.1001/node/" + req.NodeID, Reason: req.Reason, By: user}, nil
+}
+func (fakeBackend) LiftRevocation(_ context.Context, req RevocationRequest, _ string) (string, error) {
+	return "spiffe://jakarta/kelurahan/31.71.01.1001/node/" + req.NodeID, nil
+}
+func (fakeBackend) Revocations(context.Context) ([]Revocation, error) { return []Revocation{}, nil }
 func (fakeBackend) ICEServers(_ context.Context, user string) []ICEServer {
 	return []ICEServer{{URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "123:" + user, Credential: "c"}}
 }
@@ -164,6 +171,11 @@ func TestAPI(t *testing.T) {
 		{"whep session", "GET", "/api/v1/whep/s1", "", "", token, 200, `"path": "turn"`},
 		{"ice servers", "GET", "/api/v1/live/ice-servers", "", "", token, 200, `"username": "123:op"`},
 		{"whep delete", "DELETE", "/api/v1/whep/s1", "", "", token, 200, ""},
+		{"revoke", "POST", "/api/v1/revocations", `{"node_id":"n1","reason":"stolen"}`, "application/json", token, 201, `"by": "op"`},
+		{"revoke without reason", "POST", "/api/v1/revocations", `{"node_id":"n1"}`, "application/json", token, 400, "'reason' is required"},
+		{"revoke two names", "POST", "/api/v1/revocations", `{"node_id":"n1","member":"h1","reason":"x"}`, "application/json", token, 400, "exactly one"},
+		{"revocations", "GET", "/api/v1/revocations", "", "", token, 200, `"revocations"`},
+		{"lift revocation", "DELETE", "/api/v1/revocations", `{"node_id":"n1"}`, "application/json", token, 200, `"lifted"`},
 		{"cluster on node", "GET", "/api/v1/cluster", "", "", token, 404, "no cluster"},
 		{"unknown path", "GET", "/api/v1/nope", "", "", token, 404, "no API call"},
 		{"export", "POST", "/api/v1/exports", `{"camera":"3171011001-cam1","from":"2026-11-22T10:00:00Z","to":"2026-11-22T10:01:00Z","reason":"JAKI-1"}`, "application/json", token, 201, `"requested_by": "op"`},

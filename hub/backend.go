@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ronda-jakarta/ronda/api"
+	"github.com/ronda-jakarta/ronda/certs"
 	"github.com/ronda-jakarta/ronda/hub/store"
 	"github.com/ronda-jakarta/ronda/internal/auditchain"
 	"github.com/ronda-jakarta/ronda/kelurahan"
@@ -55,6 +56,12 @@ func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
 		l, from := b.h.nodeLink(info.GetNodeId())
 		nodeStatus(&an, l.LinkStatus)
 		an.LinkedMembers, an.StatusFrom = l.Members, from
+		id := certs.Identity{City: b.h.bundle.Identity.City, Kind: certs.KindNode, Kelurahan: info.GetKelurahanCode(), NodeID: info.GetNodeId()}
+		if r, ok := b.h.store.Revoked(id.URI()); ok && !an.Online {
+			an.Status = "revoked"
+			an.StatusDetail = fmt.Sprintf("its certificate was revoked by %s at %s: %s; the hub refuses it (lift with DELETE /api/v1/revocations, or enroll the node again)",
+				r.GetBy(), time.Unix(0, r.GetAtUnixNano()).UTC().Format(time.RFC3339), r.GetReason())
+		}
 		out = append(out, an)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].KelurahanCode < out[j].KelurahanCode })

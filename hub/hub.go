@@ -49,7 +49,9 @@ type Hub struct {
 	httpLis   net.Listener
 	done      chan struct{}
 
-	turn *turnServer // nil unless turn.listen is set
+	turn  *turnServer                 // nil unless turn.listen is set
+	guard *replication.GuardedCreds   // refuses and disconnects revoked certificates
+	ready atomic.Pointer[store.Store] // the store, once open (Raft handshakes start during Open)
 
 	links    *replication.LinkBook         // the leader's memory of all members' links
 	view     atomic.Pointer[linksSnapshot] // the newest view of them from the leader
@@ -87,15 +89,18 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 		peers = nil
 		log.Info("joining an existing cluster: waiting to be added (ronda hub join --id " + cfg.MemberID + " --raft " + cfg.RaftListen + " --grpc " + cfg.GRPCListen + ")")
 	}
+	rt := raftTLS(bundle)
+	rt.VerifyConnection = h.verifyNotRevoked // a revoked member's certificate cannot join Raft
 	h.store, err = store.Open(store.Config{
 		ID: cfg.MemberID, RaftAddr: cfg.RaftListen, DataDir: cfg.DataDir, Peers: peers,
-		TLS: raftTLS(bundle), Forwarder: h.forwarder, Logger: log.With("part", "store"),
+		TLS: rt, Forwarder: h.forwarder, Logger: log.With("part", "store"),
 		StabilizationTime: cfg.Membership.StabilizationTime, DeadMemberAfter: cfg.Membership.DeadMemberAfter, MinQuorum: cfg.Membership.MinQuorum,
 	})
 	if err != nil {
 		h.forwarder.Close()
 		return nil, err
 	}
+	h.ready.Store(h.store)
 	h.repl = replication.NewHubServer(&hubEnd{h: h}, log.With("part", "replication"), nil)
 	h.repl.SetMaxInflightPushes(cfg.NodeMaxInflightPushes)
 	return h, nil
@@ -147,8 +152,9 @@ func (h *Hub) Start() error {
 		h.closeTURN()
 		return fmt.Errorf("grpc_listen %s: %w", h.cfg.GRPCListen, err)
 	}
+	h.guard = replication.NewGuardedCreds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub)), h.revoked, h.log.With("part", "revocation"))
 	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(h.cfg.NodeKeepalive),
-		grpc.Creds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub))),
+		grpc.Creds(h.guard),
 		grpc.UnknownServiceHandler(h.repl.RelayHandler()))...)
 	h.repl.Register(h.grpcSrv)
 	rpcv1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store).WithLogger(h.log.With("part", "peer")).WithLinks(func(r *rondav1.LinksReport) *rondav1.LinksView {
@@ -234,6 +240,7 @@ func (h *Hub) heartbeat() {
 			return
 		case <-t.C:
 		}
+		h.guard.CloseRevoked() // a certificate revoked at any member is cut off here within a second
 		report := &rondav1.LinksReport{MemberId: h.cfg.MemberID, Links: h.repl.LinkStates()}
 		var view *rondav1.LinksView
 		var err error

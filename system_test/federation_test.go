@@ -947,6 +947,9 @@ func TestFederation(t *testing.T) {
 	t.Run("a flapping link: no runaway memory, shown degraded, and the hub equals the node", func(t *testing.T) {
 		checkFlapping(t, f, 40*time.Second)
 	})
+	t.Run("a revoked node certificate is cut off by every member within 10 s and refused, until the revocation is lifted", func(t *testing.T) {
+		checkRevocation(t, f)
+	})
 
 	t.Run("Ctrl-C stops the whole federation cleanly", func(t *testing.T) {
 		if err := f.cmd.Process.Signal(syscall.SIGINT); err != nil {

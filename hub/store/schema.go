@@ -60,6 +60,7 @@ var (
 	prefixAudit      = []byte("u/")
 	prefixHold       = []byte("h/")
 	prefixDirective  = []byte("d/")
+	prefixRevoked    = []byte("r/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

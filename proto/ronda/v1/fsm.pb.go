@@ -866,6 +866,129 @@ func (x *AreaSeed) GetAreas() []*Area {
 	return nil
 }
 
+// Revocation denies a certificate identity (spiffe://…) on every hub
+// member: handshakes are refused and open connections closed.
+type Revocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Identity      string                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,4,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Revocation) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *Revocation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Revocation) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Revocation) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+// RevocationCommand revokes an identity, or lifts a revocation (CommandRevocation).
+type RevocationCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revocation    *Revocation            `protobuf:"bytes,1,opt,name=revocation,proto3" json:"revocation,omitempty"`
+	Lift          bool                   `protobuf:"varint,2,opt,name=lift,proto3" json:"lift,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationCommand) Reset() {
+	*x = RevocationCommand{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationCommand) ProtoMessage() {}
+
+func (x *RevocationCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationCommand.ProtoReflect.Descriptor instead.
+func (*RevocationCommand) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RevocationCommand) GetRevocation() *Revocation {
+	if x != nil {
+		return x.Revocation
+	}
+	return nil
+}
+
+func (x *RevocationCommand) GetLift() bool {
+	if x != nil {
+		return x.Lift
+	}
+	return false
+}
+
 var File_ronda_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_fsm_proto_rawDesc = "" +
@@ -938,7 +1061,19 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\bAreaSeed\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12$\n" +
-	"\x05areas\x18\x03 \x03(\v2\x0e.ronda.v1.AreaR\x05areasB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
+	"\x05areas\x18\x03 \x03(\v2\x0e.ronda.v1.AreaR\x05areas\"r\n" +
+	"\n" +
+	"Revocation\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12 \n" +
+	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
+	"atUnixNano\"]\n" +
+	"\x11RevocationCommand\x124\n" +
+	"\n" +
+	"revocation\x18\x01 \x01(\v2\x14.ronda.v1.RevocationR\n" +
+	"revocation\x12\x12\n" +
+	"\x04lift\x18\x02 \x01(\bR\x04liftB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
 
 var (
 	file_ronda_v1_fsm_proto_rawDescOnce sync.Once
@@ -952,42 +1087,45 @@ func file_ronda_v1_fsm_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_fsm_proto_rawDescData
 }
 
-var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_ronda_v1_fsm_proto_goTypes = []any{
-	(*NodeRecords)(nil),      // 0: ronda.v1.NodeRecords
-	(*StoredNode)(nil),       // 1: ronda.v1.StoredNode
-	(*StoredHold)(nil),       // 2: ronda.v1.StoredHold
-	(*HoldCommand)(nil),      // 3: ronda.v1.HoldCommand
-	(*StoredAuditEvent)(nil), // 4: ronda.v1.StoredAuditEvent
-	(*StoredCamera)(nil),     // 5: ronda.v1.StoredCamera
-	(*StoredCoverage)(nil),   // 6: ronda.v1.StoredCoverage
-	(*CommandBatch)(nil),     // 7: ronda.v1.CommandBatch
-	(*HubMember)(nil),        // 8: ronda.v1.HubMember
-	(*Area)(nil),             // 9: ronda.v1.Area
-	(*AreaSeed)(nil),         // 10: ronda.v1.AreaSeed
-	(*Record)(nil),           // 11: ronda.v1.Record
-	(*NodeInfo)(nil),         // 12: ronda.v1.NodeInfo
-	(*HoldInfo)(nil),         // 13: ronda.v1.HoldInfo
-	(*AuditEvent)(nil),       // 14: ronda.v1.AuditEvent
-	(*Camera)(nil),           // 15: ronda.v1.Camera
-	(*Span)(nil),             // 16: ronda.v1.Span
-	(*GapEvent)(nil),         // 17: ronda.v1.GapEvent
+	(*NodeRecords)(nil),       // 0: ronda.v1.NodeRecords
+	(*StoredNode)(nil),        // 1: ronda.v1.StoredNode
+	(*StoredHold)(nil),        // 2: ronda.v1.StoredHold
+	(*HoldCommand)(nil),       // 3: ronda.v1.HoldCommand
+	(*StoredAuditEvent)(nil),  // 4: ronda.v1.StoredAuditEvent
+	(*StoredCamera)(nil),      // 5: ronda.v1.StoredCamera
+	(*StoredCoverage)(nil),    // 6: ronda.v1.StoredCoverage
+	(*CommandBatch)(nil),      // 7: ronda.v1.CommandBatch
+	(*HubMember)(nil),         // 8: ronda.v1.HubMember
+	(*Area)(nil),              // 9: ronda.v1.Area
+	(*AreaSeed)(nil),          // 10: ronda.v1.AreaSeed
+	(*Revocation)(nil),        // 11: ronda.v1.Revocation
+	(*RevocationCommand)(nil), // 12: ronda.v1.RevocationCommand
+	(*Record)(nil),            // 13: ronda.v1.Record
+	(*NodeInfo)(nil),          // 14: ronda.v1.NodeInfo
+	(*HoldInfo)(nil),          // 15: ronda.v1.HoldInfo
+	(*AuditEvent)(nil),        // 16: ronda.v1.AuditEvent
+	(*Camera)(nil),            // 17: ronda.v1.Camera
+	(*Span)(nil),              // 18: ronda.v1.Span
+	(*GapEvent)(nil),          // 19: ronda.v1.GapEvent
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
-	11, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
-	12, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
-	13, // 2: ronda.v1.StoredHold.hold:type_name -> ronda.v1.HoldInfo
-	13, // 3: ronda.v1.HoldCommand.hold:type_name -> ronda.v1.HoldInfo
-	14, // 4: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
-	15, // 5: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
-	16, // 6: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
-	17, // 7: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
+	13, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
+	14, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
+	15, // 2: ronda.v1.StoredHold.hold:type_name -> ronda.v1.HoldInfo
+	15, // 3: ronda.v1.HoldCommand.hold:type_name -> ronda.v1.HoldInfo
+	16, // 4: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
+	17, // 5: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
+	18, // 6: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
+	19, // 7: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
 	9,  // 8: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 9: ronda.v1.RevocationCommand.revocation:type_name -> ronda.v1.Revocation
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_fsm_proto_init() }
@@ -1002,7 +1140,7 @@ func file_ronda_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_fsm_proto_rawDesc), len(file_ronda_v1_fsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
