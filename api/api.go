@@ -247,6 +247,34 @@ type Revoker interface {
 	Revocations(ctx context.Context) ([]Revocation, error)
 }
 
+// JoinToken is a single-use enrollment token for one kelurahan.
+type JoinToken struct {
+	Token     string    `json:"token"` // shown once; the hub keeps only its hash
+	Kelurahan string    `json:"kelurahan"`
+	Expires   time.Time `json:"expires"`
+}
+
+// EnrollRequest is a new node asking for its certificate: the token, the
+// node id it will have, and a certificate request for the key it made.
+type EnrollRequest struct {
+	Token  string `json:"token"`
+	NodeID string `json:"node_id"`
+	CSR    string `json:"csr"` // PEM
+}
+
+// Enrolled is the answer: the node's certificate and the city CA.
+type Enrolled struct {
+	Identity string `json:"identity"`
+	Cert     string `json:"cert"` // PEM
+	CA       string `json:"ca"`   // PEM
+}
+
+// Enroller is implemented by a hub member with enrollment configured.
+type Enroller interface {
+	CreateJoinToken(ctx context.Context, kelurahan string, ttl time.Duration, user string) (JoinToken, error)
+	Enroll(ctx context.Context, req EnrollRequest) (Enrolled, error)
+}
+
 // MaxExportRange bounds one export.
 const MaxExportRange = 24 * time.Hour
 

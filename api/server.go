@@ -91,6 +91,8 @@ func New(opts Options) *Server {
 	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
 	s.handle("GET /api/v1/cluster", s.cluster, true)
 	s.handle("GET /api/v1/cluster/backup", s.backup, true)
+	s.handle("POST /api/v1/enrollment/tokens", s.joinToken, true)
+	s.handle("POST /api/v1/enroll", s.enroll, false) // the token is the credential
 	s.handle("GET /api/v1/revocations", s.revocations, true)
 	s.handle("POST /api/v1/revocations", s.revoke, true)
 	s.handle("DELETE /api/v1/revocations", s.liftRevocation, true)
@@ -550,6 +552,67 @@ func (s *Server) areas(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) enroller() (Enroller, error) {
+	en, ok := s.opts.Backend.(Enroller)
+	if !ok {
+		return nil, fmt.Errorf("%w: nodes enroll at a hub member with enrollment configured (hub.yaml enrollment.ca_dir)", ErrNotFound)
+	}
+	return en, nil
+}
+
+func (s *Server) joinToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Kelurahan string `json:"kelurahan"`
+		TTL       string `json:"ttl"`
+	}
+	en, err := s.enroller()
+	if err == nil && userOf(r.Context()).role != "admin" {
+		err = fmt.Errorf("%w: only a city admin may create join tokens", ErrForbidden)
+	}
+	ttl := time.Hour
+	if err == nil {
+		if derr := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); derr != nil || req.Kelurahan == "" {
+			err = fmt.Errorf("%w: send JSON {\"kelurahan\": \"31.71.01.1001\", \"ttl\"?: \"1h\"}", ErrBadRequest)
+		} else if req.TTL != "" {
+			d, perr := time.ParseDuration(req.TTL)
+			if perr != nil || d <= 0 || d > 7*24*time.Hour {
+				err = fmt.Errorf("%w: ttl %q: a duration up to 168h", ErrBadRequest, req.TTL)
+			}
+			ttl = d
+		}
+	}
+	var tok JoinToken
+	if err == nil {
+		tok, err = en.CreateJoinToken(r.Context(), req.Kelurahan, ttl, userOf(r.Context()).user)
+	}
+	s.audit(r, "join-token "+req.Kelurahan, "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, tok)
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	var req EnrollRequest
+	en, err := s.enroller()
+	if err == nil {
+		if derr := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&req); derr != nil || req.Token == "" || req.NodeID == "" || req.CSR == "" {
+			err = fmt.Errorf("%w: send JSON {\"token\", \"node_id\", \"csr\": PEM} (use 'ronda node enroll')", ErrBadRequest)
+		}
+	}
+	var out Enrolled
+	if err == nil {
+		out, err = en.Enroll(r.Context(), req)
+	}
+	s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: "enroll:" + req.NodeID, Action: "enroll " + out.Identity, Remote: r.RemoteAddr, Outcome: outcomeOf(err)})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
 }
 
 // revoker returns the backend's deny-list, or why not.

@@ -171,6 +171,7 @@ func TestAPI(t *testing.T) {
 		{"whep session", "GET", "/api/v1/whep/s1", "", "", token, 200, `"path": "turn"`},
 		{"ice servers", "GET", "/api/v1/live/ice-servers", "", "", token, 200, `"username": "123:op"`},
 		{"whep delete", "DELETE", "/api/v1/whep/s1", "", "", token, 200, ""},
+		{"enroll at a node", "POST", "/api/v1/enroll", `{"token":"rjt_x","node_id":"n9","csr":"x"}`, "application/json", "", 404, "enroll at a hub member"},
 		{"revoke", "POST", "/api/v1/revocations", `{"node_id":"n1","reason":"stolen"}`, "application/json", token, 201, `"by": "op"`},
 		{"revoke without reason", "POST", "/api/v1/revocations", `{"node_id":"n1"}`, "application/json", token, 400, "'reason' is required"},
 		{"revoke two names", "POST", "/api/v1/revocations", `{"node_id":"n1","member":"h1","reason":"x"}`, "application/json", token, 400, "exactly one"},

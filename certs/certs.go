@@ -63,6 +63,9 @@ type Identity struct {
 	NodeID    string // node id (KindNode)
 }
 
+// ValidName reports whether s can be a hub member name or node id.
+func ValidName(s string) bool { return validName.MatchString(s) }
+
 // URI renders the identity as its SPIFFE URI.
 func (id Identity) URI() string {
 	switch id.Kind {
@@ -190,25 +193,24 @@ type IssueOptions struct {
 	Validity time.Duration // default 90 days (enrollment with short-lived certificates comes later)
 }
 
-// Issue creates a key and certificate for id and writes cert.pem, key.pem and
-// ca.pem into outDir.
-func (ca *CA) Issue(outDir string, opts IssueOptions) error {
+// leafTemplate checks the identity and builds a leaf certificate template.
+func (ca *CA) leafTemplate(opts IssueOptions) (*x509.Certificate, error) {
 	id := opts.Identity
 	id.City = ca.City
 	switch id.Kind {
 	case KindHub:
 		if !validName.MatchString(id.Member) {
-			return fmt.Errorf("%w: hub member %q", ErrBadName, id.Member)
+			return nil, fmt.Errorf("%w: hub member %q", ErrBadName, id.Member)
 		}
 	case KindNode:
 		if !validKelurahan.MatchString(id.Kelurahan) {
-			return fmt.Errorf("%w: kelurahan code %q (expected like 31.71.01.1001)", ErrBadName, id.Kelurahan)
+			return nil, fmt.Errorf("%w: kelurahan code %q (expected like 31.71.01.1001)", ErrBadName, id.Kelurahan)
 		}
 		if !validName.MatchString(id.NodeID) {
-			return fmt.Errorf("%w: node id %q", ErrBadName, id.NodeID)
+			return nil, fmt.Errorf("%w: node id %q", ErrBadName, id.NodeID)
 		}
 	default:
-		return fmt.Errorf("%w: kind %q", ErrBadName, id.Kind)
+		return nil, fmt.Errorf("%w: kind %q", ErrBadName, id.Kind)
 	}
 	u, _ := url.Parse(id.URI())
 	hosts := opts.Hosts
@@ -218,10 +220,6 @@ func (ca *CA) Issue(outDir string, opts IssueOptions) error {
 	validity := opts.Validity
 	if validity == 0 {
 		validity = 90 * 24 * time.Hour
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -240,6 +238,20 @@ func (ca *CA) Issue(outDir string, opts IssueOptions) error {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
+	return tmpl, nil
+}
+
+// Issue creates a key and certificate for id and writes cert.pem, key.pem and
+// ca.pem into outDir.
+func (ca *CA) Issue(outDir string, opts IssueOptions) error {
+	tmpl, err := ca.leafTemplate(opts)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
 		return err
@@ -254,6 +266,64 @@ func (ca *CA) Issue(outDir string, opts IssueOptions) error {
 		return err
 	}
 	return writePEM(filepath.Join(outDir, CAFile), "CERTIFICATE", ca.Cert.Raw, 0o644)
+}
+
+// SignCSR signs a certificate request (enrollment): the key is the
+// requester's, everything else (identity, names, validity) is decided here;
+// what the request asks for is ignored. It returns the certificate as PEM.
+func (ca *CA) SignCSR(csrPEM []byte, opts IssueOptions) ([]byte, error) {
+	b, _ := pem.Decode(csrPEM)
+	if b == nil || b.Type != "CERTIFICATE REQUEST" {
+		return nil, fmt.Errorf("%w: not a PEM certificate request", ErrBadName)
+	}
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate request: %v", ErrBadName, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: the certificate request's signature does not verify: %v", ErrBadName, err)
+	}
+	tmpl, err := ca.leafTemplate(opts)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// NewKeyAndCSR makes a node's private key in dir (key.pem, 0600: it never
+// leaves the node) and returns a certificate request for it.
+func NewKeyAndCSR(dir string) ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := writeKey(filepath.Join(dir, KeyFile), key); err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ronda node enrollment"}}, key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+// WriteEnrolled stores the certificate and CA an enrollment returned next
+// to the key NewKeyAndCSR made, and checks that they belong together.
+func WriteEnrolled(dir string, certPEM, caPEM []byte) (*Bundle, error) {
+	if err := os.WriteFile(filepath.Join(dir, CertFile), certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, CAFile), caPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return LoadBundle(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, CAFile))
 }
 
 // Bundle is a loaded certificate, key and CA pool.

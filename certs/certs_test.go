@@ -2,6 +2,7 @@ package certs
 
 import (
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"net"
 	"path/filepath"
@@ -110,4 +111,50 @@ func TestMutualTLSKinds(t *testing.T) {
 	if se == nil {
 		t.Fatal("certificate of a foreign CA accepted")
 	}
+}
+
+// Enrollment: the node's key never leaves it; the CA decides the identity,
+// whatever the request asks for; a tampered request is refused.
+func TestEnrollmentSignsTheNodesOwnKey(t *testing.T) {
+	dir := t.TempDir()
+	if err := InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := LoadCA(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := filepath.Join(dir, "node")
+	csr, err := NewKeyAndCSR(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identity{Kind: KindNode, Kelurahan: "31.71.01.1001", NodeID: "n9"}
+	certPEM, err := ca.SignCSR(csr, IssueOptions{Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := WriteEnrolled(node, certPEM, pemOf(ca))
+	if err != nil {
+		t.Fatalf("the signed certificate does not go with the node's key: %v", err)
+	}
+	if b.Identity.URI() != "spiffe://jakarta/kelurahan/31.71.01.1001/node/n9" {
+		t.Fatalf("identity %s", b.Identity)
+	}
+	// A request whose signature does not verify (tampered) is refused.
+	bad := []byte(strings.Replace(string(csr), string(csr[len(csr)-40:len(csr)-30]), "AAAAAAAAAA", 1))
+	if _, err := ca.SignCSR(bad, IssueOptions{Identity: id}); err == nil {
+		t.Fatal("a tampered certificate request was signed")
+	}
+	if _, err := ca.SignCSR([]byte("hello"), IssueOptions{Identity: id}); !errors.Is(err, ErrBadName) {
+		t.Fatalf("not a CSR: %v", err)
+	}
+	// A malformed identity is refused.
+	if _, err := ca.SignCSR(csr, IssueOptions{Identity: Identity{Kind: KindNode, Kelurahan: "x", NodeID: "n9"}}); !errors.Is(err, ErrBadName) {
+		t.Fatalf("bad kelurahan: %v", err)
+	}
+}
+
+func pemOf(ca *CA) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }

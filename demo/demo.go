@@ -204,7 +204,9 @@ func Run(ctx context.Context, o Options) error {
 			"http":    map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+21+i)},
 			"tls":     tlsFiles(hdir),
 			"members": members,
-			"auth":    map[string]any{"token_secret_file": hubSecret, "users": users},
+			// New nodes enroll with a join token (ronda certs token / ronda node enroll).
+			"enrollment": map[string]any{"ca_dir": caDir},
+			"auth":       map[string]any{"token_secret_file": hubSecret, "users": users},
 			// A node cut off shows offline within ~15 s (the tests play outages).
 			"node_keepalive": "10s",
 			// Live view relayed through the hub for browsers that cannot

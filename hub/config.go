@@ -58,6 +58,17 @@ type Config struct {
 	// shedding). Default 256.
 	NodeMaxInflightPushes int `yaml:"node_max_inflight_pushes"`
 
+	// Enrollment: new nodes get their certificates from the hub with a
+	// single-use join token (off unless ca_dir is set).
+	Enrollment struct {
+		// CADir holds the signing CA (ca.pem, ca-key.pem) node certificates
+		// are issued from; the same on every member.
+		CADir string `yaml:"ca_dir"`
+		// NodeCertValidity: how long an enrolled node's certificate is valid
+		// (default 90 days).
+		NodeCertValidity time.Duration `yaml:"node_cert_validity"`
+	} `yaml:"enrollment"`
+
 	// TURN: the member's embedded TURN server for live view (off unless
 	// turn.listen is set).
 	TURN TURNConfig `yaml:"turn"`

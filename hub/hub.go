@@ -49,9 +49,10 @@ type Hub struct {
 	httpLis   net.Listener
 	done      chan struct{}
 
-	turn  *turnServer                 // nil unless turn.listen is set
-	guard *replication.GuardedCreds   // refuses and disconnects revoked certificates
-	ready atomic.Pointer[store.Store] // the store, once open (Raft handshakes start during Open)
+	turn     *turnServer                 // nil unless turn.listen is set
+	guard    *replication.GuardedCreds   // refuses and disconnects revoked certificates
+	ready    atomic.Pointer[store.Store] // the store, once open (Raft handshakes start during Open)
+	enrollCA *certs.CA                   // signs enrolled nodes' certificates; nil unless enrollment.ca_dir is set
 
 	links    *replication.LinkBook         // the leader's memory of all members' links
 	view     atomic.Pointer[linksSnapshot] // the newest view of them from the leader
@@ -140,6 +141,9 @@ func (h *Hub) Start() error {
 	}
 	authn, err := auth.New(h.cfg.Auth.Users, secret, h.cfg.Auth.TokenTTL, nil)
 	if err != nil {
+		return err
+	}
+	if err := h.loadEnrollment(); err != nil {
 		return err
 	}
 	if h.cfg.TURN.Listen != "" {

@@ -947,6 +947,9 @@ func TestFederation(t *testing.T) {
 	t.Run("a flapping link: no runaway memory, shown degraded, and the hub equals the node", func(t *testing.T) {
 		checkFlapping(t, f, 40*time.Second)
 	})
+	t.Run("a new node enrolls once with a join token; a reused, expired or made-up token is refused", func(t *testing.T) {
+		checkEnrollment(t, f)
+	})
 	t.Run("a revoked node certificate is cut off by every member within 10 s and refused, until the revocation is lifted", func(t *testing.T) {
 		checkRevocation(t, f)
 	})

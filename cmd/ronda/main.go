@@ -37,6 +37,10 @@ Usage:
                                        simulated RTSP cameras
   ronda certs  init  --dir DIR --city NAME
   ronda certs  issue --dir DIR --out DIR (--hub MEMBER | --node ID --kelurahan CODE) [--host H]...
+  ronda certs  token [admin flags] --kelurahan CODE [--ttl 1h]
+                                       a single-use join token for a new node (at a hub member)
+  ronda node   enroll --hub URL --ca CA.pem --token T --node-id ID [--out tls]
+                                       make this node's key, get its certificate with the token
   ronda demo   [--dir ./ronda-demo] [--nodes 3] [--cameras 2] [--base-port 17000]
                                        a whole local federation
   ronda demo   link [--dir ./ronda-demo] NODE up|down|reset|half-open
@@ -149,6 +153,9 @@ func runHub(ctx context.Context, args []string) error {
 }
 
 func runNode(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "enroll" {
+		return runNodeEnroll(args[1:])
+	}
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "node config file (YAML)")
 	level := fs.String("log-level", "info", "debug|info|warn|error")
@@ -212,7 +219,10 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func runCerts(args []string) error {
 	if len(args) == 0 {
-		return errors.New("certs: say 'init' or 'issue'")
+		return errors.New("certs: say 'init', 'issue' or 'token'")
+	}
+	if args[0] == "token" {
+		return runCertsToken(args[1:])
 	}
 	fs := flag.NewFlagSet("certs "+args[0], flag.ExitOnError)
 	dir := fs.String("dir", "ca", "CA directory")
@@ -256,7 +266,7 @@ func runCerts(args []string) error {
 		fmt.Printf("issued %s into %s\n", id, *out)
 		return nil
 	}
-	return fmt.Errorf("certs: unknown subcommand %q (init, issue)", args[0])
+	return fmt.Errorf("certs: unknown subcommand %q (init, issue, token)", args[0])
 }
 
 func runDemo(ctx context.Context, args []string) error {

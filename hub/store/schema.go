@@ -61,6 +61,7 @@ var (
 	prefixHold       = []byte("h/")
 	prefixDirective  = []byte("d/")
 	prefixRevoked    = []byte("r/")
+	prefixJoinToken  = []byte("j/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

@@ -989,6 +989,169 @@ func (x *RevocationCommand) GetLift() bool {
 	return false
 }
 
+// StoredJoinToken is a single-use enrollment token (only its hash is kept).
+type StoredJoinToken struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // hex SHA-256 of the token
+	KelurahanCode   string                 `protobuf:"bytes,2,opt,name=kelurahan_code,json=kelurahanCode,proto3" json:"kelurahan_code,omitempty"`
+	ExpiresUnixNano int64                  `protobuf:"varint,3,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	CreatedBy       string                 `protobuf:"bytes,4,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,5,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	UsedByNode      string                 `protobuf:"bytes,6,opt,name=used_by_node,json=usedByNode,proto3" json:"used_by_node,omitempty"`
+	UsedUnixNano    int64                  `protobuf:"varint,7,opt,name=used_unix_nano,json=usedUnixNano,proto3" json:"used_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StoredJoinToken) Reset() {
+	*x = StoredJoinToken{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredJoinToken) ProtoMessage() {}
+
+func (x *StoredJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredJoinToken.ProtoReflect.Descriptor instead.
+func (*StoredJoinToken) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StoredJoinToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StoredJoinToken) GetKelurahanCode() string {
+	if x != nil {
+		return x.KelurahanCode
+	}
+	return ""
+}
+
+func (x *StoredJoinToken) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *StoredJoinToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *StoredJoinToken) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *StoredJoinToken) GetUsedByNode() string {
+	if x != nil {
+		return x.UsedByNode
+	}
+	return ""
+}
+
+func (x *StoredJoinToken) GetUsedUnixNano() int64 {
+	if x != nil {
+		return x.UsedUnixNano
+	}
+	return 0
+}
+
+// JoinTokenCommand creates a token or consumes it (CommandJoinToken).
+type JoinTokenCommand struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Create *StoredJoinToken       `protobuf:"bytes,1,opt,name=create,proto3" json:"create,omitempty"`
+	// consume: the token id, the node enrolling with it and when (proposer's clock)
+	ConsumeId     string `protobuf:"bytes,2,opt,name=consume_id,json=consumeId,proto3" json:"consume_id,omitempty"`
+	NodeId        string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	AtUnixNano    int64  `protobuf:"varint,4,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinTokenCommand) Reset() {
+	*x = JoinTokenCommand{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinTokenCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinTokenCommand) ProtoMessage() {}
+
+func (x *JoinTokenCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinTokenCommand.ProtoReflect.Descriptor instead.
+func (*JoinTokenCommand) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *JoinTokenCommand) GetCreate() *StoredJoinToken {
+	if x != nil {
+		return x.Create
+	}
+	return nil
+}
+
+func (x *JoinTokenCommand) GetConsumeId() string {
+	if x != nil {
+		return x.ConsumeId
+	}
+	return ""
+}
+
+func (x *JoinTokenCommand) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *JoinTokenCommand) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
 var File_ronda_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_fsm_proto_rawDesc = "" +
@@ -1073,7 +1236,24 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"\n" +
 	"revocation\x18\x01 \x01(\v2\x14.ronda.v1.RevocationR\n" +
 	"revocation\x12\x12\n" +
-	"\x04lift\x18\x02 \x01(\bR\x04liftB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
+	"\x04lift\x18\x02 \x01(\bR\x04lift\"\x87\x02\n" +
+	"\x0fStoredJoinToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0ekelurahan_code\x18\x02 \x01(\tR\rkelurahanCode\x12*\n" +
+	"\x11expires_unix_nano\x18\x03 \x01(\x03R\x0fexpiresUnixNano\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x04 \x01(\tR\tcreatedBy\x12*\n" +
+	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12 \n" +
+	"\fused_by_node\x18\x06 \x01(\tR\n" +
+	"usedByNode\x12$\n" +
+	"\x0eused_unix_nano\x18\a \x01(\x03R\fusedUnixNano\"\x9f\x01\n" +
+	"\x10JoinTokenCommand\x121\n" +
+	"\x06create\x18\x01 \x01(\v2\x19.ronda.v1.StoredJoinTokenR\x06create\x12\x1d\n" +
+	"\n" +
+	"consume_id\x18\x02 \x01(\tR\tconsumeId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12 \n" +
+	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
+	"atUnixNanoB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
 
 var (
 	file_ronda_v1_fsm_proto_rawDescOnce sync.Once
@@ -1087,7 +1267,7 @@ func file_ronda_v1_fsm_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_fsm_proto_rawDescData
 }
 
-var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*NodeRecords)(nil),       // 0: ronda.v1.NodeRecords
 	(*StoredNode)(nil),        // 1: ronda.v1.StoredNode
@@ -1102,30 +1282,33 @@ var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*AreaSeed)(nil),          // 10: ronda.v1.AreaSeed
 	(*Revocation)(nil),        // 11: ronda.v1.Revocation
 	(*RevocationCommand)(nil), // 12: ronda.v1.RevocationCommand
-	(*Record)(nil),            // 13: ronda.v1.Record
-	(*NodeInfo)(nil),          // 14: ronda.v1.NodeInfo
-	(*HoldInfo)(nil),          // 15: ronda.v1.HoldInfo
-	(*AuditEvent)(nil),        // 16: ronda.v1.AuditEvent
-	(*Camera)(nil),            // 17: ronda.v1.Camera
-	(*Span)(nil),              // 18: ronda.v1.Span
-	(*GapEvent)(nil),          // 19: ronda.v1.GapEvent
+	(*StoredJoinToken)(nil),   // 13: ronda.v1.StoredJoinToken
+	(*JoinTokenCommand)(nil),  // 14: ronda.v1.JoinTokenCommand
+	(*Record)(nil),            // 15: ronda.v1.Record
+	(*NodeInfo)(nil),          // 16: ronda.v1.NodeInfo
+	(*HoldInfo)(nil),          // 17: ronda.v1.HoldInfo
+	(*AuditEvent)(nil),        // 18: ronda.v1.AuditEvent
+	(*Camera)(nil),            // 19: ronda.v1.Camera
+	(*Span)(nil),              // 20: ronda.v1.Span
+	(*GapEvent)(nil),          // 21: ronda.v1.GapEvent
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
-	13, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
-	14, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
-	15, // 2: ronda.v1.StoredHold.hold:type_name -> ronda.v1.HoldInfo
-	15, // 3: ronda.v1.HoldCommand.hold:type_name -> ronda.v1.HoldInfo
-	16, // 4: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
-	17, // 5: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
-	18, // 6: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
-	19, // 7: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
+	15, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
+	16, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
+	17, // 2: ronda.v1.StoredHold.hold:type_name -> ronda.v1.HoldInfo
+	17, // 3: ronda.v1.HoldCommand.hold:type_name -> ronda.v1.HoldInfo
+	18, // 4: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
+	19, // 5: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
+	20, // 6: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
+	21, // 7: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
 	9,  // 8: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
 	11, // 9: ronda.v1.RevocationCommand.revocation:type_name -> ronda.v1.Revocation
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	13, // 10: ronda.v1.JoinTokenCommand.create:type_name -> ronda.v1.StoredJoinToken
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_fsm_proto_init() }
@@ -1140,7 +1323,7 @@ func file_ronda_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_fsm_proto_rawDesc), len(file_ronda_v1_fsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
