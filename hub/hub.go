@@ -156,7 +156,9 @@ func (h *Hub) Start() error {
 		h.closeTURN()
 		return fmt.Errorf("grpc_listen %s: %w", h.cfg.GRPCListen, err)
 	}
-	h.guard = replication.NewGuardedCreds(credentials.NewTLS(h.bundle.ServerTLS(certs.KindNode, certs.KindHub)), h.revoked, h.log.With("part", "revocation"))
+	srvTLS := h.bundle.ServerTLS(certs.KindNode, certs.KindHub)
+	srvTLS.VerifyConnection = h.verifyNotRevoked // refused in the handshake: the peer sees "bad certificate"
+	h.guard = replication.NewGuardedCreds(credentials.NewTLS(srvTLS), h.revoked, h.log.With("part", "revocation"))
 	h.grpcSrv = grpc.NewServer(append(replication.GRPCServerOptions(h.cfg.NodeKeepalive),
 		grpc.Creds(h.guard),
 		grpc.UnknownServiceHandler(h.repl.RelayHandler()))...)

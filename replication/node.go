@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,6 +206,9 @@ func (c *NodeClient) runMember(ctx context.Context, addr string) {
 		msg := "tunnel closed by the hub"
 		if err != nil {
 			msg = err.Error()
+			if strings.Contains(msg, "bad certificate") {
+				msg += " (the hub refused this node's certificate: it may have been revoked, or it is not from this city's CA; ask the city admin, e.g. for a join token to enroll again)"
+			}
 		}
 		c.setMember(addr, func(m *memberConn) { m.tunnel, m.client, m.lastError = false, nil, msg })
 		wait := c.backoff(attempt)

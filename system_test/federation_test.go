@@ -947,6 +947,9 @@ func TestFederation(t *testing.T) {
 	t.Run("a flapping link: no runaway memory, shown degraded, and the hub equals the node", func(t *testing.T) {
 		checkFlapping(t, f, 40*time.Second)
 	})
+	t.Run("a node certificate presented as a hub member is refused on Raft and on the member service", func(t *testing.T) {
+		checkNodePosingAsHub(t, f)
+	})
 	t.Run("a new node enrolls once with a join token; a reused, expired or made-up token is refused", func(t *testing.T) {
 		checkEnrollment(t, f)
 	})

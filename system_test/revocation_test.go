@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,22 @@ func checkRevocation(t *testing.T, f *federation) {
 		if err := cutOff(); err != nil {
 			t.Fatalf("%.0f s after the revocation: %v", time.Since(revoked).Seconds(), err)
 		}
+	}
+	// The node says why it cannot connect, and what to do.
+	var cl struct {
+		HubLinks []struct {
+			LastError string `json:"last_error"`
+		} `json:"hub_links"`
+	}
+	if _, err := nc.Do(ctx(t), "GET", "/api/v1/cluster", nil, "", &cl); err != nil {
+		t.Fatal(err)
+	}
+	explained := false
+	for _, l := range cl.HubLinks {
+		explained = explained || strings.Contains(l.LastError, "the hub refused this node's certificate")
+	}
+	if !explained {
+		t.Fatalf("the node's hub links %+v do not say that its certificate was refused", cl.HubLinks)
 	}
 	// The deny-list lists it.
 	var list struct {
