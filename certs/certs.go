@@ -48,10 +48,14 @@ var (
 
 // File names inside a CA directory and inside an issued bundle.
 const (
-	CAFile    = "ca.pem"
-	CAKeyFile = "ca-key.pem"
-	CertFile  = "cert.pem"
-	KeyFile   = "key.pem"
+	CAFile    = "ca.pem"     // the city root: every member and node trusts it
+	CAKeyFile = "ca-key.pem" // the root's key: keep it offline
+	// The online intermediate, signed by the root, issues the leaves (the
+	// hub's enrollment needs it, never the root key).
+	IntermediateFile    = "intermediate.pem"
+	IntermediateKeyFile = "intermediate-key.pem"
+	CertFile            = "cert.pem"
+	KeyFile             = "key.pem"
 )
 
 // Identity is a parsed SPIFFE identity.
@@ -139,7 +143,37 @@ func InitCA(dir, city string) error {
 	if err != nil {
 		return err
 	}
+	root, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	// The online intermediate: 5 years, may sign leaves only.
+	ikey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	itmpl := &x509.Certificate{
+		SerialNumber:          randSerial(),
+		Subject:               pkix.Name{CommonName: "Ronda online issuing CA " + city, Organization: []string{"Ronda " + city}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(5, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+		URIs:                  []*url.URL{{Scheme: "spiffe", Host: city}},
+	}
+	ider, err := x509.CreateCertificate(rand.Reader, itmpl, root, &ikey.PublicKey, key)
+	if err != nil {
+		return err
+	}
 	if err := writeKey(filepath.Join(dir, CAKeyFile), key); err != nil {
+		return err
+	}
+	if err := writeKey(filepath.Join(dir, IntermediateKeyFile), ikey); err != nil {
+		return err
+	}
+	if err := writePEM(filepath.Join(dir, IntermediateFile), "CERTIFICATE", ider, 0o644); err != nil {
 		return err
 	}
 	return writePEM(filepath.Join(dir, CAFile), "CERTIFICATE", der, 0o644)
@@ -147,12 +181,16 @@ func InitCA(dir, city string) error {
 
 // CA is a loaded city CA that can issue certificates.
 type CA struct {
-	Cert *x509.Certificate
-	key  crypto.Signer
-	City string
+	Cert   *x509.Certificate // the root (the trust anchor written as ca.pem)
+	signer *x509.Certificate // what signs leaves: the intermediate, or the root of an older CA
+	key    crypto.Signer
+	chain  []*x509.Certificate // sent with each leaf (the intermediate)
+	City   string
 }
 
-// LoadCA loads the CA in dir.
+// LoadCA loads the CA in dir. With the online intermediate present it signs
+// with that and does not need the root's key (keep ca-key.pem offline); a
+// CA made before intermediates signs with the root.
 func LoadCA(dir string) (*CA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, CAFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -164,18 +202,6 @@ func LoadCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certs: %s: %w", filepath.Join(dir, CAFile), err)
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, CAKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("certs: CA key: %w", err)
-	}
-	b, _ := pem.Decode(keyPEM)
-	if b == nil {
-		return nil, fmt.Errorf("certs: %s is not PEM", filepath.Join(dir, CAKeyFile))
-	}
-	key, err := x509.ParseECPrivateKey(b.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("certs: CA key: %w", err)
-	}
 	city := ""
 	if len(cert.URIs) == 1 {
 		city = cert.URIs[0].Host
@@ -183,7 +209,39 @@ func LoadCA(dir string) (*CA, error) {
 	if city == "" {
 		return nil, fmt.Errorf("certs: CA certificate has no spiffe://<city> URI")
 	}
-	return &CA{Cert: cert, key: key, City: city}, nil
+	ca := &CA{Cert: cert, signer: cert, City: city}
+	keyFile := filepath.Join(dir, CAKeyFile)
+	if ipem, err := os.ReadFile(filepath.Join(dir, IntermediateFile)); err == nil {
+		icert, err := parseCert(ipem)
+		if err != nil {
+			return nil, fmt.Errorf("certs: %s: %w", filepath.Join(dir, IntermediateFile), err)
+		}
+		if err := icert.CheckSignatureFrom(cert); err != nil {
+			return nil, fmt.Errorf("certs: %s is not signed by the root in %s: %w", IntermediateFile, CAFile, err)
+		}
+		ca.signer, ca.chain, keyFile = icert, []*x509.Certificate{icert}, filepath.Join(dir, IntermediateKeyFile)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("certs: CA key: %w", err)
+	}
+	b, _ := pem.Decode(keyPEM)
+	if b == nil {
+		return nil, fmt.Errorf("certs: %s is not PEM", keyFile)
+	}
+	if ca.key, err = x509.ParseECPrivateKey(b.Bytes); err != nil {
+		return nil, fmt.Errorf("certs: CA key: %w", err)
+	}
+	return ca, nil
+}
+
+// chainPEM is a leaf followed by the CA's chain, as cert.pem holds them.
+func (ca *CA) chainPEM(leafDER []byte) []byte {
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
+	for _, c := range ca.chain {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
 }
 
 // IssueOptions describe a leaf certificate.
@@ -252,7 +310,7 @@ func (ca *CA) Issue(outDir string, opts IssueOptions) error {
 	if err != nil {
 		return err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.signer, &key.PublicKey, ca.key)
 	if err != nil {
 		return err
 	}
@@ -262,7 +320,7 @@ func (ca *CA) Issue(outDir string, opts IssueOptions) error {
 	if err := writeKey(filepath.Join(outDir, KeyFile), key); err != nil {
 		return err
 	}
-	if err := writePEM(filepath.Join(outDir, CertFile), "CERTIFICATE", der, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(outDir, CertFile), ca.chainPEM(der), 0o644); err != nil {
 		return err
 	}
 	return writePEM(filepath.Join(outDir, CAFile), "CERTIFICATE", ca.Cert.Raw, 0o644)
@@ -287,11 +345,11 @@ func (ca *CA) SignCSR(csrPEM []byte, opts IssueOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.signer, csr.PublicKey, ca.key)
 	if err != nil {
 		return nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	return ca.chainPEM(der), nil
 }
 
 // NewKeyAndCSR makes a node's private key in dir (key.pem, 0600: it never
@@ -358,7 +416,13 @@ func LoadBundle(certFile, keyFile, caFile string) (*Bundle, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("certs: %s holds no PEM certificate", caFile)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	inter := x509.NewCertPool()
+	for _, der := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return nil, fmt.Errorf("certs: %s is not signed by the CA in %s: %w", certFile, caFile, err)
 	}
 	return &Bundle{Cert: cert, Identity: id, Pool: pool}, nil

@@ -2,9 +2,11 @@ package certs
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,4 +159,32 @@ func TestEnrollmentSignsTheNodesOwnKey(t *testing.T) {
 
 func pemOf(ca *CA) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
+}
+
+// The root stays offline: leaves are issued by the online intermediate, and
+// a CA directory without the root's key still issues; peers verify the
+// chain up to the root alone.
+func TestLeavesComeFromTheOnlineIntermediate(t *testing.T) {
+	dir := t.TempDir()
+	if err := InitCA(filepath.Join(dir, "ca"), "jakarta"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "ca", CAKeyFile)); err != nil { // taken offline
+		t.Fatal(err)
+	}
+	ca, err := LoadCA(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatalf("issuing without the root key: %v", err)
+	}
+	b := mustIssue(t, ca, filepath.Join(dir, "n1"), Identity{Kind: KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
+	if len(b.Cert.Certificate) != 2 {
+		t.Fatalf("cert.pem holds %d certificates, want the leaf and the intermediate", len(b.Cert.Certificate))
+	}
+	issuer, err := x509.ParseCertificate(b.Cert.Certificate[1])
+	if err != nil || issuer.Subject.CommonName != "Ronda online issuing CA jakarta" || !issuer.IsCA || !issuer.MaxPathLenZero {
+		t.Fatalf("issuer %v (%v): want the online intermediate, unable to make further CAs", issuer.Subject, err)
+	}
+	if b.Cert.Leaf.Issuer.CommonName != issuer.Subject.CommonName {
+		t.Fatalf("leaf issued by %q", b.Cert.Leaf.Issuer.CommonName)
+	}
 }

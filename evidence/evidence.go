@@ -110,7 +110,15 @@ func Verify(m *Manifest, file string, o Options) []string {
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
 	// The signature first: if it fails, nothing in the manifest can be trusted.
-	block, _ := pem.Decode([]byte(m.SignerCert))
+	block, rest := pem.Decode([]byte(m.SignerCert))
+	// Certificates after the signer's are its chain up to the city root
+	// (the online issuing CA).
+	inter := x509.NewCertPool()
+	for b, r := pem.Decode(rest); b != nil; b, r = pem.Decode(r) {
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+			inter.AddCert(c)
+		}
+	}
 	var cert *x509.Certificate
 	if block == nil {
 		add("manifest: no signer certificate")
@@ -135,7 +143,7 @@ func Verify(m *Manifest, file string, o Options) []string {
 			add("manifest: signer %q is not the identity of the signing certificate", m.Signer)
 		}
 		if o.Roots != nil {
-			if _, err := cert.Verify(x509.VerifyOptions{Roots: o.Roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: o.Roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 				CurrentTime: m.Created}); err != nil {
 				add("manifest: signing certificate is not issued by the given CA: %v", err)
 			}

@@ -53,7 +53,10 @@ func (b *backend) CreateExport(ctx context.Context, req api.ExportRequest, user 
 		os.Remove(file)
 		return api.Export{}, fmt.Errorf("node key cannot sign")
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: n.bundle.Cert.Certificate[0]})
+	var certPEM []byte // the node's certificate and its chain (the city's issuing CA)
+	for _, der := range n.bundle.Cert.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
 	if err := evidence.Sign(m, key, certPEM, n.bundle.Identity.URI()); err != nil {
 		os.Remove(file)
 		return api.Export{}, err

@@ -13,7 +13,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -233,7 +232,8 @@ func runCerts(args []string) error {
 		if err := certs.InitCA(*dir, *city); err != nil {
 			return err
 		}
-		fmt.Printf("city CA created in %s (keep %s offline)\n", *dir, filepath.Join(*dir, certs.CAKeyFile))
+		fmt.Printf("city CA created in %s:\n  %s  the root: every member and node trusts it\n  %s  the root's key: move it offline (only needed to replace the intermediate)\n  %s, %s  the online issuing CA that signs certificates ('certs issue', the hub's enrollment)\n",
+			*dir, certs.CAFile, certs.CAKeyFile, certs.IntermediateFile, certs.IntermediateKeyFile)
 		return nil
 	case "issue":
 		out := fs.String("out", "", "output directory for cert.pem, key.pem, ca.pem")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,14 +46,21 @@ func logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// freeAddr returns a free loopback address below the kernel's ephemeral
+// port range: an address is picked here and bound later (and again after a
+// member restarts), and a port from the ephemeral range can be taken in
+// between by any outgoing connection (Raft's own, other tests').
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for try := 0; try < 200; try++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 10000+mrand.IntN(20000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port in 10000-29999")
+	return ""
 }
 
 // eventually polls cond until it returns nil or the deadline passes.
