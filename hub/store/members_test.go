@@ -36,7 +36,9 @@ func memberIDs(st *store.Store) []string {
 // below the minimum quorum of 3 voters.
 func TestClusterMembership(t *testing.T) {
 	tune := func(cfg *store.Config) {
-		cfg.StabilizationTime = time.Second
+		// Long enough that a loaded machine still sees the new member as a
+		// non-voter right after Join returns (1 s was not, on CI).
+		cfg.StabilizationTime = 4 * time.Second
 		cfg.DeadMemberAfter = 2 * time.Second
 	}
 	c := newCluster(t, 3, nil, tune)
