@@ -26,6 +26,8 @@ test: deps proto-check fmt-check vet unit e2e
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	@$(GO) test -count=1 -run TestAuthorisationMatrix -v ./api | grep -E '^(authorisation matrix|--- FAIL|FAIL)' ; \
+	  $(GO) test -count=1 -run TestAuthorisationMatrix ./api >/dev/null
 
 e2e: build
 	RONDA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -tags e2e -v ./system_test/

@@ -125,10 +125,11 @@ type DayManifest struct {
 
 // Me is who is logged in and who serves the API.
 type Me struct {
-	User     string `json:"user"`
-	Role     string `json:"role"`
-	ServedBy string `json:"served_by"` // "hub" | "node"
-	Name     string `json:"name"`      // "Hub Kota Jakarta" or the kelurahan name
+	User     string     `json:"user"`
+	Role     string     `json:"role"`
+	Scope    auth.Scope `json:"scope,omitzero"`
+	ServedBy string     `json:"served_by"` // "hub" | "node"
+	Name     string     `json:"name"`      // "Hub Kota Jakarta" or the kelurahan name
 }
 
 // ExportRequest is the body of POST /api/v1/exports.
@@ -312,6 +313,59 @@ type Backend interface {
 type Authenticator interface {
 	Login(user, password string) (token string, claims auth.Claims, err error)
 	Verify(token string) (auth.Claims, error)
+	// Refresh returns a fresh token for a valid one (the user as it is now).
+	Refresh(token string) (string, auth.Claims, error)
+}
+
+// LogoutHandler is implemented by backends that void a user's tokens
+// (POST /api/v1/logout): the hub for every member and node, a node for the
+// tokens of its own offline logins.
+type LogoutHandler interface {
+	Logout(ctx context.Context, user string) error
+}
+
+// CameraLocator is implemented by backends that can tell a camera's
+// kelurahan without listing every camera.
+type CameraLocator interface {
+	CameraKelurahan(ctx context.Context, camera string) (string, error)
+	// OwnKelurahan is a node's kelurahan ("" at the hub).
+	OwnKelurahan() string
+}
+
+// UserInfo is a user as GET /api/v1/users shows it (never the password).
+type UserInfo struct {
+	Name     string     `json:"name"`
+	Role     string     `json:"role"`
+	Scope    auth.Scope `json:"scope,omitzero"`
+	Disabled bool       `json:"disabled,omitempty"`
+	// Source: "hub" (managed through the API) or "config" (hub.yaml, read-only).
+	Source    string    `json:"source"`
+	Created   time.Time `json:"created,omitzero"`
+	Changed   time.Time `json:"changed,omitzero"`
+	ChangedBy string    `json:"changed_by,omitempty"`
+}
+
+// UserRequest is the body of POST /api/v1/users (all of name, password,
+// role and the scope the role needs) and PATCH /api/v1/users/{name} (only
+// what changes).
+type UserRequest struct {
+	Name     string      `json:"name"`
+	Password string      `json:"password,omitempty"`
+	Role     string      `json:"role,omitempty"`
+	Scope    *auth.Scope `json:"scope,omitempty"`
+	Disabled *bool       `json:"disabled,omitempty"`
+}
+
+// MinPasswordLength is the shortest password the users API takes.
+const MinPasswordLength = 10
+
+// UserAdmin is implemented by the hub: users in its replicated state.
+// Errors a caller got wrong wrap ErrBadRequest; a missing user ErrNotFound.
+type UserAdmin interface {
+	Users(ctx context.Context) ([]UserInfo, error)
+	// PutUser creates (create) or changes a user.
+	PutUser(ctx context.Context, req UserRequest, create bool, by string) (UserInfo, error)
+	DeleteUser(ctx context.Context, name, by string) error
 }
 
 // PlaybackMedia is a planned playback whose length is known before the
@@ -529,4 +583,46 @@ type Areas struct {
 // AreaLister is implemented by backends holding the seeded area catalog (hub).
 type AreaLister interface {
 	Areas(ctx context.Context, level, parent string) (Areas, error)
+}
+
+// AuditCheckpoint is a signed (size, root) of the hub's audit Merkle log.
+type AuditCheckpoint struct {
+	Size      uint64 `json:"size"`
+	Root      []byte `json:"root"`
+	At        int64  `json:"at_unix_nano"`
+	Member    string `json:"member"`
+	Signature []byte `json:"signature"`
+}
+
+// AuditLeaf is one leaf of the audit log: where its event is kept, the
+// hash the log committed to, and the event as the member holds it now (nil
+// if it does not).
+type AuditLeaf struct {
+	Index    uint64       `json:"index"`
+	NodeID   string       `json:"node_id"`
+	Seq      uint64       `json:"seq"`
+	LeafHash []byte       `json:"leaf_hash"`
+	Record   *AuditRecord `json:"record,omitempty"`
+}
+
+// AuditCheckpoints is the answer of GET /api/v1/audit/checkpoints.
+type AuditCheckpoints struct {
+	// PublicKey is the hub's Ed25519 key that signs checkpoints (and tokens).
+	PublicKey   []byte            `json:"public_key"`
+	Size        uint64            `json:"size"` // leaves now
+	Root        []byte            `json:"root"`
+	Member      string            `json:"member"`
+	Checkpoints []AuditCheckpoint `json:"checkpoints"`
+}
+
+// MaxAuditLeaves bounds one GET /api/v1/audit/leaves answer.
+const MaxAuditLeaves = 10000
+
+// AuditProver is implemented by hub members: the audit Merkle log.
+type AuditProver interface {
+	AuditCheckpoints(ctx context.Context) (AuditCheckpoints, error)
+	AuditLeaves(ctx context.Context, start uint64, count int) ([]AuditLeaf, error)
+	// AuditProof: inclusion of leaf index in the tree of size (consistency
+	// false), or consistency between sizes index and size.
+	AuditProof(ctx context.Context, index, size uint64, consistency bool) ([][]byte, error)
 }

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/ronda-jakarta/ronda/auth"
 )
 
 // MaxPlaybackRange bounds one media.mp4 request; longer ranges are exports.
@@ -48,7 +50,18 @@ type Server struct {
 	opts     Options
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
+	routes   []Route
 }
+
+// Route is an API call and its action in the authorisation table ("" for
+// the calls that take no login).
+type Route struct {
+	Pattern string
+	Action  auth.Action
+}
+
+// Routes lists every API call the server answers.
+func (s *Server) Routes() []Route { return s.routes }
 
 // New builds the API handler.
 func New(opts Options) *Server {
@@ -73,40 +86,51 @@ func New(opts Options) *Server {
 	}, []string{"route", "code"})
 	opts.Registry.MustRegister(s.requests)
 
-	s.handle("POST /api/v1/login", s.login, false)
-	s.handle("GET /api/v1/me", s.me, true)
-	s.handle("GET /api/v1/nodes", s.nodes, true)
-	s.handle("GET /api/v1/cameras", s.cameras, true)
-	s.handle("GET /api/v1/cameras/{id}", s.camera, true)
-	s.handle("GET /api/v1/cameras/{id}/recordings", s.recordings, true)
-	s.handle("GET /api/v1/cameras/{id}/media.mp4", s.media, true)
-	s.handle("GET /api/v1/cameras/{id}/completeness", s.completeness, true)
-	s.handle("POST /api/v1/cameras/{id}/whep", s.whep, true)
-	s.handle("PATCH /api/v1/whep/{session}", s.whepPatch, true)
-	s.handle("GET /api/v1/whep/{session}", s.whepSession, true)
-	s.handle("DELETE /api/v1/whep/{session}", s.whepDelete, true)
-	s.handle("GET /api/v1/live/ice-servers", s.iceServers, true)
-	s.handle("GET /api/v1/cameras/{id}/holds", s.holds, true)
-	s.handle("POST /api/v1/cameras/{id}/holds", s.putHold, true)
-	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", s.deleteHold, true)
-	s.handle("GET /api/v1/cluster", s.cluster, true)
-	s.handle("GET /api/v1/cluster/backup", s.backup, true)
-	s.handle("POST /api/v1/enrollment/tokens", s.joinToken, true)
-	s.handle("POST /api/v1/enroll", s.enroll, false) // the token is the credential
-	s.handle("GET /api/v1/revocations", s.revocations, true)
-	s.handle("POST /api/v1/revocations", s.revoke, true)
-	s.handle("DELETE /api/v1/revocations", s.liftRevocation, true)
-	s.handle("GET /api/v1/cluster/members", s.members, true)
-	s.handle("POST /api/v1/cluster/members", s.join, true)
-	s.handle("DELETE /api/v1/cluster/members/{id}", s.removeMember, true)
-	s.handle("POST /api/v1/cluster/leader", s.transferLeader, true)
-	s.handle("GET /api/v1/audit", s.auditLog, true)
-	s.handle("GET /api/v1/search", s.search, true)
-	s.handle("GET /api/v1/areas", s.areas, true)
-	s.handle("POST /api/v1/exports", s.createExport, true)
-	s.handle("GET /api/v1/exports", s.exports, true)
-	s.handle("GET /api/v1/exports/{id}/file.mp4", s.exportPart("file"), true)
-	s.handle("GET /api/v1/exports/{id}/manifest.json", s.exportPart("manifest"), true)
+	s.handle("POST /api/v1/login", "", s.login)
+	s.handle("POST /api/v1/logout", auth.ActMe, s.logout)
+	s.handle("POST /api/v1/token", auth.ActTokenRefresh, s.refresh)
+	s.handle("GET /api/v1/me", auth.ActMe, s.me)
+	s.handle("GET /api/v1/nodes", auth.ActList, s.nodes)
+	s.handle("GET /api/v1/cameras", auth.ActList, s.cameras)
+	s.handle("GET /api/v1/cameras/{id}", auth.ActCamera, s.camera)
+	s.handle("GET /api/v1/cameras/{id}/recordings", auth.ActCamera, s.recordings)
+	s.handle("GET /api/v1/cameras/{id}/media.mp4", auth.ActPlayback, s.media)
+	s.handle("GET /api/v1/cameras/{id}/completeness", auth.ActCamera, s.completeness)
+	s.handle("POST /api/v1/cameras/{id}/whep", auth.ActLive, s.whep)
+	s.handle("PATCH /api/v1/whep/{session}", auth.ActLive, s.whepPatch)
+	s.handle("GET /api/v1/whep/{session}", auth.ActLive, s.whepSession)
+	s.handle("DELETE /api/v1/whep/{session}", auth.ActLive, s.whepDelete)
+	s.handle("GET /api/v1/live/ice-servers", auth.ActLive, s.iceServers)
+	s.handle("GET /api/v1/cameras/{id}/holds", auth.ActHoldsRead, s.holds)
+	s.handle("POST /api/v1/cameras/{id}/holds", auth.ActHold, s.putHold)
+	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", auth.ActHold, s.deleteHold)
+	s.handle("GET /api/v1/cluster", auth.ActCluster, s.cluster)
+	s.handle("GET /api/v1/cluster/backup", auth.ActClusterAdmin, s.backup)
+	s.handle("POST /api/v1/enrollment/tokens", auth.ActEnroll, s.joinToken)
+	s.handle("POST /api/v1/enroll", "", s.enroll) // the token is the credential
+	s.handle("GET /api/v1/revocations", auth.ActRevocations, s.revocations)
+	s.handle("POST /api/v1/revocations", auth.ActRevocations, s.revoke)
+	s.handle("DELETE /api/v1/revocations", auth.ActRevocations, s.liftRevocation)
+	s.handle("GET /api/v1/cluster/members", auth.ActCluster, s.members)
+	s.handle("POST /api/v1/cluster/members", auth.ActClusterAdmin, s.join)
+	s.handle("DELETE /api/v1/cluster/members/{id}", auth.ActClusterAdmin, s.removeMember)
+	s.handle("POST /api/v1/cluster/leader", auth.ActClusterAdmin, s.transferLeader)
+	s.handle("GET /api/v1/audit", auth.ActAuditRead, s.auditLog)
+	s.handle("GET /api/v1/audit/checkpoints", auth.ActAuditRead, s.auditCheckpoints)
+	s.handle("GET /api/v1/audit/leaves", auth.ActAuditRead, s.auditLeaves)
+	s.handle("GET /api/v1/audit/proof/inclusion", auth.ActAuditRead, s.auditProof(false))
+	s.handle("GET /api/v1/audit/proof/consistency", auth.ActAuditRead, s.auditProof(true))
+	s.handle("GET /api/v1/search", auth.ActList, s.search)
+	s.handle("GET /api/v1/areas", auth.ActAreas, s.areas)
+	s.handle("POST /api/v1/exports", auth.ActExport, s.createExport)
+	s.handle("GET /api/v1/exports", auth.ActExportsRead, s.exports)
+	s.handle("GET /api/v1/exports/{id}/file.mp4", auth.ActExportsRead, s.exportPart("file"))
+	s.handle("GET /api/v1/exports/{id}/manifest.json", auth.ActExportsRead, s.exportPart("manifest"))
+	s.handle("GET /api/v1/users", auth.ActUsers, s.users)
+	s.handle("POST /api/v1/users", auth.ActUsers, s.createUser)
+	s.handle("GET /api/v1/users/{name}", auth.ActUsers, s.user)
+	s.handle("PATCH /api/v1/users/{name}", auth.ActUsers, s.patchUser)
+	s.handle("DELETE /api/v1/users/{name}", auth.ActUsers, s.deleteUser)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no API call %s %s; see docs/api.md", ErrNotFound, r.Method, r.URL.Path))
 	})
@@ -125,10 +149,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 type ctxKey struct{}
 
-type principal struct{ user, role string }
-
-func userOf(ctx context.Context) principal {
-	p, _ := ctx.Value(ctxKey{}).(principal)
+func userOf(ctx context.Context) auth.Principal {
+	p, _ := ctx.Value(ctxKey{}).(auth.Principal)
 	return p
 }
 
@@ -162,18 +184,26 @@ func (r *statusRecorder) Flush() {
 func catalogRead(pattern string) bool {
 	switch pattern {
 	case "GET /api/v1/nodes", "GET /api/v1/cameras", "GET /api/v1/cameras/{id}",
-		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search", "GET /api/v1/areas", "GET /api/v1/audit":
+		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search", "GET /api/v1/areas", "GET /api/v1/audit",
+		"GET /api/v1/audit/checkpoints", "GET /api/v1/audit/leaves", "GET /api/v1/audit/proof/inclusion", "GET /api/v1/audit/proof/consistency":
 		return true
 	}
 	return false
 }
 
-func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Request), authed bool) {
+// handle registers a route. act is the route's action in the authorisation
+// table (auth.Authorize); "" for the calls that take no login. A camera
+// route ({id}) is checked against the camera's kelurahan before the handler
+// runs; a refusal is audited.
+func (s *Server) handle(pattern string, act auth.Action, h func(http.ResponseWriter, *http.Request)) {
 	route := pattern
+	s.routes = append(s.routes, Route{Pattern: pattern, Action: act})
+	cameraRoute := strings.Contains(pattern, "/cameras/{id}")
+	reasonInBody := strings.HasPrefix(pattern, "POST ") && (act == auth.ActHold || act == auth.ActExport)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() { s.requests.WithLabelValues(route, fmt.Sprintf("%dxx", rec.code/100)).Inc() }()
-		if authed {
+		if act != "" {
 			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || tok == "" {
 				writeError(rec, fmt.Errorf("%w: log in first (POST /api/v1/login) and send 'Authorization: Bearer TOKEN'", ErrUnauthorized))
@@ -184,7 +214,23 @@ func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Reques
 				writeError(rec, fmt.Errorf("%w: %v", ErrUnauthorized, err))
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, principal{user: c.User, role: c.Role}))
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, c.Principal()))
+			camera := ""
+			if cameraRoute {
+				camera = r.PathValue("id")
+			}
+			var from time.Time
+			if act == auth.ActPlayback {
+				from, _ = time.Parse(time.RFC3339Nano, r.URL.Query().Get("from"))
+			}
+			reason := reasonOf(r)
+			if reasonInBody {
+				reason = "(in the body: required of everyone)"
+			}
+			if err := s.allow(r, act, camera, from, reason); err != nil {
+				writeError(rec, err)
+				return
+			}
 		}
 		if cr, ok := s.opts.Backend.(ConsistentReader); ok && catalogRead(pattern) {
 			level, err := cr.ReadBarrier(r.Context(), r.URL.Query().Get("consistency"))
@@ -198,6 +244,70 @@ func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Reques
 	})
 }
 
+// reasonOf is the reason a caller gives for a playback or another audited
+// read: ?reason= or the X-Ronda-Reason header.
+func reasonOf(r *http.Request) string {
+	if v := r.URL.Query().Get("reason"); v != "" {
+		return v
+	}
+	return r.Header.Get("X-Ronda-Reason")
+}
+
+// allow runs the authorisation table for the caller; a camera is located
+// first (its kelurahan decides). A refusal is audited and returned as
+// ErrForbidden with what the user may do instead.
+func (s *Server) allow(r *http.Request, act auth.Action, camera string, from time.Time, reason string) error {
+	p := userOf(r.Context())
+	by, _ := s.opts.Backend.Identity()
+	t := auth.Target{Camera: camera, From: from, Reason: reason, Now: s.opts.Now(), AtNode: by == "node"}
+	var err error
+	if camera != "" && !p.CityWide() { // city-wide roles need no location
+		t.Kelurahan, err = s.locate(r.Context(), camera)
+		if errors.Is(err, ErrNotFound) && !p.CityWide() {
+			// A scoped user learns nothing about cameras outside the scope.
+			err = fmt.Errorf("%w: %s (role %s) may not %s: camera %s is not among the cameras this user may see (%s)", ErrForbidden, p.User, p.Role, act, camera, p.Scope)
+		}
+	} else if by == "node" {
+		t.Kelurahan = s.nodeKelurahan(r.Context())
+	}
+	if err == nil {
+		err = auth.Authorize(p, act, t)
+		if errors.Is(err, auth.ErrForbidden) || errors.Is(err, auth.ErrReasonRequired) {
+			err = fmt.Errorf("%w: %s", ErrForbidden, strings.TrimPrefix(err.Error(), auth.ErrForbidden.Error()+": "))
+		}
+	}
+	if err != nil && errors.Is(err, ErrForbidden) {
+		s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: p.User, Action: string(act), CameraID: camera, From: from,
+			Remote: r.RemoteAddr, Reason: reason, Outcome: "denied: " + err.Error()})
+	}
+	return err
+}
+
+// locate finds a camera's kelurahan.
+func (s *Server) locate(ctx context.Context, camera string) (string, error) {
+	if l, ok := s.opts.Backend.(CameraLocator); ok {
+		return l.CameraKelurahan(ctx, camera)
+	}
+	cams, err := s.opts.Backend.Cameras(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cams {
+		if c.ID == camera {
+			return c.KelurahanCode, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no camera %q; GET /api/v1/cameras lists them", ErrNotFound, camera)
+}
+
+// nodeKelurahan is a node's own kelurahan (for its audit log's scope).
+func (s *Server) nodeKelurahan(ctx context.Context) string {
+	if l, ok := s.opts.Backend.(CameraLocator); ok {
+		return l.OwnKelurahan()
+	}
+	return ""
+}
+
 func (s *Server) audit(r *http.Request, action, camera string, from, to time.Time, err error) {
 	outcome := "ok"
 	if err != nil {
@@ -206,8 +316,8 @@ func (s *Server) audit(r *http.Request, action, camera string, from, to time.Tim
 			outcome = "denied: " + err.Error()
 		}
 	}
-	s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: userOf(r.Context()).user, Action: action, CameraID: camera,
-		From: from, To: to, Remote: r.RemoteAddr, Outcome: outcome})
+	s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: userOf(r.Context()).User, Action: action, CameraID: camera,
+		From: from, To: to, Remote: r.RemoteAddr, Reason: reasonOf(r), Outcome: outcome})
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -225,7 +335,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": c.User, "role": c.Role, "expires": time.Unix(c.Expires, 0).UTC()})
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": c.User, "role": c.Role, "scope": c.Scope, "expires": time.Unix(c.Expires, 0).UTC()})
 }
 
 // MaxAuditPage bounds one GET /api/v1/audit answer.
@@ -236,10 +346,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 	q := AuditQuery{NodeID: r.URL.Query().Get("node"), Limit: 1000}
 	var err error
 	al, ok := s.opts.Backend.(AuditLog)
-	switch role := userOf(r.Context()).role; {
-	case role != "admin" && role != "auditor":
-		err = fmt.Errorf("%w: only city admins and auditors may read the audit log", ErrForbidden)
-	case !ok:
+	if !ok {
 		err = fmt.Errorf("%w: this server keeps no audit log", ErrNotFound)
 	}
 	if v := r.URL.Query().Get("after"); err == nil && v != "" {
@@ -277,29 +384,37 @@ func outcomeOf(err error) string {
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	p := userOf(r.Context())
 	by, name := s.opts.Backend.Identity()
-	writeJSON(w, http.StatusOK, Me{User: p.user, Role: p.role, ServedBy: by, Name: name})
+	writeJSON(w, http.StatusOK, Me{User: p.User, Role: p.Role, Scope: p.Scope, ServedBy: by, Name: name})
 }
 
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
-	nodes, err := s.opts.Backend.Nodes(r.Context())
+	all, err := s.opts.Backend.Nodes(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if nodes == nil {
-		nodes = []Node{}
+	p := userOf(r.Context())
+	nodes := []Node{}
+	for _, n := range all {
+		if p.SeesKelurahan(n.KelurahanCode) {
+			nodes = append(nodes, n)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
 }
 
 func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
-	cams, err := s.opts.Backend.Cameras(r.Context())
+	all, err := s.opts.Backend.Cameras(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if cams == nil {
-		cams = []Camera{}
+	p := userOf(r.Context())
+	cams := []Camera{}
+	for _, c := range all {
+		if p.SeesCamera(c.ID, c.KelurahanCode) {
+			cams = append(cams, c)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"cameras": cams})
 }
@@ -385,7 +500,7 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rp, ok := s.opts.Backend.(RangePlayback); ok {
-		m, err := rp.OpenPlayback(r.Context(), id, from, to, userOf(r.Context()).user)
+		m, err := rp.OpenPlayback(r.Context(), id, from, to, userOf(r.Context()).User)
 		s.audit(r, "playback", id, from, to, err)
 		if err != nil {
 			writeError(w, err)
@@ -407,7 +522,7 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fw := &firstWrite{w: w}
-	err = s.opts.Backend.Playback(r.Context(), fw, id, from, to, userOf(r.Context()).user)
+	err = s.opts.Backend.Playback(r.Context(), fw, id, from, to, userOf(r.Context()).User)
 	s.audit(r, "playback", id, from, to, err)
 	if err != nil {
 		if !fw.started {
@@ -435,7 +550,7 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: empty SDP offer", ErrBadRequest))
 		return
 	}
-	req := WhepOffer{CameraID: id, SDP: string(offer), User: userOf(r.Context()).user}
+	req := WhepOffer{CameraID: id, SDP: string(offer), User: userOf(r.Context()).User}
 	switch v := r.URL.Query().Get("gop_cache"); v {
 	case "", "1", "true":
 	case "0", "false":
@@ -518,7 +633,7 @@ func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) iceServers(w http.ResponseWriter, r *http.Request) {
 	out := []ICEServer{}
 	if p, ok := s.opts.Backend.(ICEServerProvider); ok {
-		out = append(out, p.ICEServers(r.Context(), userOf(r.Context()).user)...)
+		out = append(out, p.ICEServers(r.Context(), userOf(r.Context()).User)...)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ice_servers": out})
 }
@@ -568,9 +683,6 @@ func (s *Server) joinToken(w http.ResponseWriter, r *http.Request) {
 		TTL       string `json:"ttl"`
 	}
 	en, err := s.enroller()
-	if err == nil && userOf(r.Context()).role != "admin" {
-		err = fmt.Errorf("%w: only a city admin may create join tokens", ErrForbidden)
-	}
 	ttl := time.Hour
 	if err == nil {
 		if derr := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); derr != nil || req.Kelurahan == "" {
@@ -585,7 +697,7 @@ func (s *Server) joinToken(w http.ResponseWriter, r *http.Request) {
 	}
 	var tok JoinToken
 	if err == nil {
-		tok, err = en.CreateJoinToken(r.Context(), req.Kelurahan, ttl, userOf(r.Context()).user)
+		tok, err = en.CreateJoinToken(r.Context(), req.Kelurahan, ttl, userOf(r.Context()).User)
 	}
 	s.audit(r, "join-token "+req.Kelurahan, "", time.Time{}, time.Time{}, err)
 	if err != nil {
@@ -618,11 +730,8 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 // revoker returns the backend's deny-list, or why not.
 func (s *Server) revoker(r *http.Request, change bool) (Revoker, error) {
 	rv, ok := s.opts.Backend.(Revoker)
-	switch {
-	case !ok:
+	if !ok {
 		return nil, fmt.Errorf("%w: certificates are revoked at a hub member", ErrNotFound)
-	case change && userOf(r.Context()).role != "admin":
-		return nil, fmt.Errorf("%w: only a city admin may revoke certificates", ErrForbidden)
 	}
 	return rv, nil
 }
@@ -668,7 +777,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	var out Revocation
 	if err == nil {
-		out, err = rv.Revoke(r.Context(), req, userOf(r.Context()).user)
+		out, err = rv.Revoke(r.Context(), req, userOf(r.Context()).User)
 	}
 	s.audit(r, "revoke "+req.Identity+req.NodeID+req.Member+" ("+req.Reason+")", "", time.Time{}, time.Time{}, err)
 	if err != nil {
@@ -686,7 +795,7 @@ func (s *Server) liftRevocation(w http.ResponseWriter, r *http.Request) {
 	}
 	var id string
 	if err == nil {
-		id, err = rv.LiftRevocation(r.Context(), req, userOf(r.Context()).user)
+		id, err = rv.LiftRevocation(r.Context(), req, userOf(r.Context()).User)
 	}
 	s.audit(r, "lift-revocation "+req.Identity+req.NodeID+req.Member, "", time.Time{}, time.Time{}, err)
 	if err != nil {
@@ -699,11 +808,8 @@ func (s *Server) liftRevocation(w http.ResponseWriter, r *http.Request) {
 // clusterAdmin returns the backend's membership interface, or why not.
 func (s *Server) clusterAdmin(r *http.Request, change bool) (ClusterAdmin, error) {
 	ca, ok := s.opts.Backend.(ClusterAdmin)
-	switch {
-	case !ok:
+	if !ok {
 		return nil, fmt.Errorf("%w: hub membership is managed at a hub member", ErrNotFound)
-	case change && userOf(r.Context()).role != "admin":
-		return nil, fmt.Errorf("%w: only a city admin may change the hub's membership", ErrForbidden)
 	}
 	return ca, nil
 }
@@ -732,7 +838,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err == nil {
-		err = ca.Join(r.Context(), req, userOf(r.Context()).user)
+		err = ca.Join(r.Context(), req, userOf(r.Context()).User)
 	}
 	s.audit(r, "member-join "+req.ID, "", time.Time{}, time.Time{}, err)
 	if err != nil {
@@ -751,7 +857,7 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ca, err := s.clusterAdmin(r, true)
 	if err == nil {
-		err = ca.RemoveMember(r.Context(), id, userOf(r.Context()).user)
+		err = ca.RemoveMember(r.Context(), id, userOf(r.Context()).User)
 	}
 	s.audit(r, "member-remove "+id, "", time.Time{}, time.Time{}, err)
 	if err != nil {
@@ -773,7 +879,7 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) {
 	}
 	var leader string
 	if err == nil {
-		leader, err = ca.TransferLeader(r.Context(), req.To, userOf(r.Context()).user)
+		leader, err = ca.TransferLeader(r.Context(), req.To, userOf(r.Context()).User)
 	}
 	s.audit(r, "transfer-leader "+req.To, "", time.Time{}, time.Time{}, err)
 	if err != nil {
@@ -787,11 +893,8 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) {
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	var err error
 	bk, ok := s.opts.Backend.(Backuper)
-	switch {
-	case !ok:
+	if !ok {
 		err = fmt.Errorf("%w: backups are taken at a hub member (ronda hub backup)", ErrNotFound)
-	case userOf(r.Context()).role != "admin":
-		err = fmt.Errorf("%w: only a city admin may take a backup of the hub", ErrForbidden)
 	}
 	var b Backup
 	var member string
@@ -836,9 +939,12 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
 	case strings.TrimSpace(req.Reason) == "":
 		err = fmt.Errorf("%w: 'reason' is required: say why (a case or report number, a police request)", ErrBadRequest)
 	}
+	if err == nil {
+		err = s.allow(r, auth.ActExport, req.Camera, req.From, req.Reason)
+	}
 	var e Export
 	if err == nil {
-		e, err = s.opts.Backend.CreateExport(r.Context(), req, userOf(r.Context()).user)
+		e, err = s.opts.Backend.CreateExport(r.Context(), req, userOf(r.Context()).User)
 	}
 	s.audit(r, "export", req.Camera, req.From, req.To, err)
 	if err != nil {
@@ -849,20 +955,29 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exports(w http.ResponseWriter, r *http.Request) {
-	list, err := s.opts.Backend.Exports(r.Context())
+	all, err := s.opts.Backend.Exports(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if list == nil {
-		list = []Export{}
+	list := []Export{}
+	for _, e := range all {
+		if s.sees(r, e.Camera) {
+			list = append(list, e)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"exports": list})
 }
 
 func (s *Server) exportPart(part string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		f, name, mod, err := s.opts.Backend.OpenExport(r.Context(), r.PathValue("id"), part)
+		err := s.allowExport(r, r.PathValue("id"))
+		var f io.ReadSeekCloser
+		var name string
+		var mod time.Time
+		if err == nil {
+			f, name, mod, err = s.opts.Backend.OpenExport(r.Context(), r.PathValue("id"), part)
+		}
 		s.audit(r, "download-"+part, r.PathValue("id"), time.Time{}, time.Time{}, err)
 		if err != nil {
 			writeError(w, err)
@@ -936,9 +1051,17 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if res.Cameras == nil {
-		res.Cameras = []SearchCamera{}
+	p := userOf(r.Context())
+	found := []SearchCamera{}
+	for _, c := range res.Cameras {
+		if p.SeesCamera(c.ID, c.KelurahanCode) {
+			found = append(found, c)
+		}
 	}
+	if !p.CityWide() {
+		res.Total = len(found) // a scoped user learns nothing about other cameras
+	}
+	res.Cameras = found
 	if level := w.Header().Get("X-Ronda-Read-Consistency"); level != "" {
 		res.Consistency = level
 	}
@@ -990,7 +1113,7 @@ func (s *Server) putHold(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var hs HoldStore
 		if hs, err = s.holdStore(); err == nil {
-			h, err = hs.PutHold(r.Context(), id, req, userOf(r.Context()).user)
+			h, err = hs.PutHold(r.Context(), id, req, userOf(r.Context()).User)
 		}
 	}
 	s.audit(r, "hold", id, req.From, req.To, err)
@@ -1080,4 +1203,56 @@ func earlier(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// sees reports whether the caller may see a camera (lists are filtered).
+func (s *Server) sees(r *http.Request, camera string) bool {
+	p := userOf(r.Context())
+	if p.CityWide() {
+		return true
+	}
+	kel, err := s.locate(r.Context(), camera)
+	return err == nil && p.SeesCamera(camera, kel)
+}
+
+// allowExport checks that the caller may download an export: its camera
+// must be in scope.
+func (s *Server) allowExport(r *http.Request, id string) error {
+	if userOf(r.Context()).CityWide() {
+		return nil
+	}
+	list, err := s.opts.Backend.Exports(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, e := range list {
+		if e.ID == id {
+			return s.allow(r, auth.ActExportsRead, e.Camera, time.Time{}, reasonOf(r))
+		}
+	}
+	return fmt.Errorf("%w: no export %q", ErrNotFound, id)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	p := userOf(r.Context())
+	var err error
+	if lo, ok := s.opts.Backend.(LogoutHandler); ok {
+		err = lo.Logout(r.Context(), p.User)
+	}
+	s.audit(r, "logout", "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"user": p.User, "state": "logged out: every token issued to this user until now is void"})
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	nt, c, err := s.opts.Auth.Refresh(tok)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": nt, "user": c.User, "role": c.Role, "scope": c.Scope, "expires": time.Unix(c.Expires, 0).UTC()})
 }

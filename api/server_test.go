@@ -113,7 +113,8 @@ func (nopCloser) Close() error { return nil }
 func newTestServer(t *testing.T) (*httptest.Server, string, *[]AuditEvent) {
 	t.Helper()
 	hash, _ := auth.HashPassword("pw")
-	a, err := auth.New([]auth.User{{Name: "op", PasswordHash: hash, Role: "admin"}}, []byte(strings.Repeat("s", 32)), time.Hour, nil)
+	users, _ := auth.NewStaticUsers([]auth.User{{Name: "op", PasswordHash: hash, Role: "admin"}})
+	a, err := auth.New(auth.Options{Issuer: "node:n1", Secret: []byte(strings.Repeat("s", 32)), Users: users, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

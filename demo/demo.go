@@ -4,6 +4,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,15 +12,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/auth"
 	"github.com/ronda-jakarta/ronda/certs"
 	"github.com/ronda-jakarta/ronda/kelurahan"
@@ -81,9 +85,12 @@ type CameraEntry struct {
 
 // UserEntry is a demo login.
 type UserEntry struct {
-	User     string `json:"user"`
-	Password string `json:"password"`
-	Role     string `json:"role"`
+	User     string     `json:"user"`
+	Password string     `json:"password"`
+	Role     string     `json:"role"`
+	Scope    auth.Scope `json:"scope,omitzero"`
+	// Kelurahan is the user's home kelurahan, for scoped users.
+	Kelurahan string `json:"kelurahan,omitempty"`
 }
 
 // preferred kelurahan: one per kota of the mainland, then the rest in order.
@@ -353,6 +360,18 @@ func Run(ctx context.Context, o Options) error {
 		log.Warn("federation not fully up yet; see the logs", "err", err)
 	}
 	if err == nil {
+		uctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err = createUsers(uctx, m)
+		cancel()
+		if err != nil {
+			log.Warn("creating the demo's users", "err", err)
+		}
+		raw, _ := json.MarshalIndent(m, "", "  ")
+		if err := os.WriteFile(filepath.Join(dir, "demo.json"), raw, 0o600); err != nil {
+			return err
+		}
+	}
+	if err == nil {
 		printBanner(m, dir)
 		if o.Ready != nil {
 			o.Ready(m)
@@ -412,6 +431,50 @@ func printBanner(m *Manifest, dir string) {
 	for _, n := range m.Nodes {
 		fmt.Printf("  %-4s %-28s %s   RTSPS %s/<camera id>\n", n.NodeID, n.Name, n.URL, n.RTSP)
 	}
-	fmt.Printf("\nLogin: %s / %s   (HTTPS with the demo city CA %s: accept the certificate warning)\n", m.Users[0].User, m.Users[0].Password, m.CAFile)
+	fmt.Printf("\nLogins (HTTPS with the demo city CA %s: accept the certificate warning):\n", m.CAFile)
+	for _, u := range m.Users {
+		fmt.Printf("  %-22s %-14s %-14s %s\n", u.User, u.Password, u.Role, u.Scope)
+	}
 	fmt.Println("Ctrl-C stops everything.")
+}
+
+// createUsers makes one user of each role through the hub's users API
+// (a re-run of the demo gives the existing ones new passwords), scoped to
+// the first node's kelurahan, and lists them in the manifest.
+func createUsers(ctx context.Context, m *Manifest) error {
+	if len(m.Hubs) == 0 || len(m.Nodes) == 0 || len(m.Users) == 0 {
+		return nil
+	}
+	c, err := NewClient(m.Hubs[0].URL, m.CAFile)
+	if err != nil {
+		return err
+	}
+	if err := c.Login(ctx, m.Users[0].User, m.Users[0].Password); err != nil {
+		return err
+	}
+	n1 := m.Nodes[0]
+	kel, _ := kelurahan.ByCode(n1.Kelurahan)
+	cam1 := kelurahan.CompactCode(n1.Kelurahan) + "-cam1"
+	wanted := []UserEntry{
+		{User: "operator", Role: auth.RoleOperator},
+		{User: "camat-" + strings.ReplaceAll(kel.KecamatanCode, ".", ""), Role: auth.RoleAreaOperator, Scope: auth.Scope{Areas: []string{kel.KecamatanCode}}, Kelurahan: n1.Kelurahan},
+		{User: "rtrw-" + n1.NodeID, Role: auth.RoleViewer, Scope: auth.Scope{Cameras: []string{cam1}, PlaybackHours: 24}, Kelurahan: n1.Kelurahan},
+		{User: "auditor", Role: auth.RoleAuditor},
+		{User: "lurah-" + n1.NodeID, Role: auth.RoleNodeAdmin, Scope: auth.Scope{Areas: []string{n1.Kelurahan}}, Kelurahan: n1.Kelurahan},
+	}
+	for _, u := range wanted {
+		u.Password = randomString(14)
+		scope := u.Scope
+		body, _ := json.Marshal(api.UserRequest{Name: u.User, Password: u.Password, Role: u.Role, Scope: &scope})
+		_, err := c.Do(ctx, "POST", "/api/v1/users", bytes.NewReader(body), "application/json", nil)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && strings.Contains(ae.Message, "exists already") {
+			_, err = c.Do(ctx, "PATCH", "/api/v1/users/"+u.User, bytes.NewReader(body), "application/json", nil)
+		}
+		if err != nil {
+			return fmt.Errorf("user %s: %w", u.User, err)
+		}
+		m.Users = append(m.Users, u)
+	}
+	return nil
 }

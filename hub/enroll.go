@@ -14,6 +14,7 @@ import (
 
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/certs"
+	"github.com/ronda-jakarta/ronda/hub/store"
 	"github.com/ronda-jakarta/ronda/kelurahan"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 )
@@ -77,7 +78,7 @@ func (b *backend) Enroll(ctx context.Context, req api.EnrollRequest) (api.Enroll
 		return api.Enrolled{}, fmt.Errorf("%w: the certificate request does not parse or its signature does not verify", api.ErrBadRequest)
 	}
 	// Check the node id before the token is spent on it.
-	if !certs.ValidName(req.NodeID) {
+	if !certs.ValidName(req.NodeID) || req.NodeID == store.HubAuditNode {
 		return api.Enrolled{}, fmt.Errorf("%w: node id %q: use letters, digits, '.', '-' and '_'", api.ErrBadRequest, req.NodeID)
 	}
 	tok, err := b.h.store.ConsumeJoinToken(ctx, tokenID(req.Token), req.NodeID)

@@ -6,6 +6,7 @@ package hub
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ import (
 
 // Hub is a running hub member.
 type Hub struct {
+	users  hubUsers
+	lists  *userLists
+	audit  *hubAuditor
+	cpDone chan struct{} // closed when the checkpoint loop has stopped
 	cfg    *Config
 	log    *slog.Logger
 	bundle *certs.Bundle
@@ -79,7 +84,7 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, log: log, bundle: bundle, done: make(chan struct{}), links: replication.NewLinkBook(nil),
-		stopBeat: make(chan struct{}), beatDone: make(chan struct{})}
+		stopBeat: make(chan struct{}), beatDone: make(chan struct{}), cpDone: make(chan struct{})}
 	h.forwarder = peer.NewForwarder(h.memberGRPC, credentials.NewTLS(bundle.ClientTLS(certs.KindHub)))
 	peers := make([]store.Peer, 0, len(cfg.Members))
 	for _, m := range cfg.Members {
@@ -139,7 +144,14 @@ func (h *Hub) Start() error {
 	if err != nil {
 		return fmt.Errorf("auth.token_secret_file: %w", err)
 	}
-	authn, err := auth.New(h.cfg.Auth.Users, secret, h.cfg.Auth.TokenTTL, nil)
+	cfgUsers, err := auth.NewStaticUsers(h.cfg.Auth.Users)
+	if err != nil {
+		return err
+	}
+	h.users = hubUsers{cfg: cfgUsers, store: h.store}
+	key := auth.DeriveSigningKey(secret)
+	h.lists = &userLists{key: key, pub: key.Public().(ed25519.PublicKey)}
+	authn, err := auth.New(auth.Options{Issuer: auth.IssuerHub, Secret: secret, SigningKey: key, Users: h.users, TTL: h.cfg.Auth.TokenTTL})
 	if err != nil {
 		return err
 	}
@@ -170,7 +182,9 @@ func (h *Hub) Start() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(h.repl.Collectors()...)
-	handler := api.New(api.Options{Backend: &backend{h: h}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: h.log.With("part", "api")})
+	h.audit = newHubAuditor(h)
+	go h.audit.run()
+	handler := api.New(api.Options{Backend: &backend{h: h}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: h.log.With("part", "api"), Audit: h.audit.add})
 	h.httpLis, err = net.Listen("tcp", h.cfg.HTTP.Listen)
 	if err != nil {
 		h.grpcLis.Close()
@@ -190,6 +204,7 @@ func (h *Hub) Start() error {
 		}
 	}()
 	go h.heartbeat()
+	go h.checkpoints()
 	h.log.Info("hub member started", "member", h.cfg.MemberID, "grpc", h.cfg.GRPCListen, "raft", h.cfg.RaftListen, "api", "https://"+h.httpLis.Addr().String())
 	return nil
 }
@@ -202,9 +217,13 @@ func (h *Hub) Close() error {
 		cancel()
 		<-h.done
 	}
+	if h.audit != nil {
+		h.audit.close()
+	}
 	if h.grpcSrv != nil {
 		close(h.stopBeat)
 		<-h.beatDone
+		<-h.cpDone
 	}
 	h.repl.Close()
 	if h.grpcSrv != nil {

@@ -87,7 +87,7 @@ type TLSFiles struct {
 // AuthConfig holds local users and the token secret.
 type AuthConfig struct {
 	TokenSecretFile string        `yaml:"token_secret_file"` // at least 32 bytes
-	TokenTTL        time.Duration `yaml:"token_ttl"`         // default 12h
+	TokenTTL        time.Duration `yaml:"token_ttl"`         // default 1h
 	Users           []auth.User   `yaml:"users"`
 }
 

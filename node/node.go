@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type Node struct {
 	rtsp    *restream.Server // nil unless rtsp.listen is set
 	outbox  *replication.PebbleOutbox
 	client  *replication.NodeClient
+	users   *users
 	cameras []*camera // in config order
 	byID    map[string]*camera
 
@@ -84,6 +86,7 @@ func (n *Node) startRestream(authn *auth.Authenticator) error {
 	}
 	rs, err := restream.New(restream.Options{Listen: n.cfg.RTSP.Listen, TLS: n.bundle.HTTPSTLS(), Logger: n.log.With("part", "rtsp"),
 		Login: func(user, pass string) error { _, _, err := authn.Login(user, pass); return err },
+		Allow: n.allowLive,
 		Audit: func(user, camera, stream, remote, outcome string) {
 			n.onAudit(api.AuditEvent{Time: time.Now(), User: user, Action: "live-rtsp " + stream, CameraID: camera, Remote: remote, Outcome: outcome})
 		}})
@@ -119,6 +122,17 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, kel: kel, bundle: bundle, byID: map[string]*camera{}, spans: map[string]*rondav1.Span{}}
+	localUsers := slices.Clone(cfg.Auth.Users)
+	for i, u := range localUsers {
+		if u.Role == auth.RoleNodeAdmin && len(u.Scope.Areas) == 0 {
+			localUsers[i].Scope.Areas = []string{cfg.Kelurahan} // a node admin is this kelurahan's
+		}
+	}
+	local, err := auth.NewStaticUsers(localUsers)
+	if err != nil {
+		return nil, fmt.Errorf("node: auth.users: %w", err)
+	}
+	n.users = newUsers(cfg.DataDir, cfg.Kelurahan, local, log.With("part", "users"))
 	perCamera := map[string]time.Duration{}
 	for _, cc := range cfg.Cameras {
 		if cc.MaxAge > 0 {
@@ -166,7 +180,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	info := n.info()
 	n.client = replication.NewNodeClient(replication.NodeClientConfig{
 		Members: cfg.Hub.Members, TLS: bundle.ClientTLS(certs.KindHub), Info: info,
-		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"), Resync: n, Directives: n,
+		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"), Resync: n, Directives: n, Users: n.users,
 		Keepalive: cfg.Hub.Keepalive, BatchSize: cfg.Hub.PushBatch, MaxBytesPerSecond: cfg.Hub.MaxPushRate, LearnMembers: !cfg.Hub.FixedMembers,
 	})
 	return n, nil
@@ -183,7 +197,7 @@ func (n *Node) Start() error {
 	if err != nil {
 		return fmt.Errorf("auth.token_secret_file: %w", err)
 	}
-	authn, err := auth.New(n.cfg.Auth.Users, secret, n.cfg.Auth.TokenTTL, nil)
+	authn, err := auth.New(auth.Options{Issuer: "node:" + n.cfg.NodeID, Secret: secret, HubKey: n.users.HubKey, Users: n.users.list, TTL: n.cfg.Auth.TokenTTL})
 	if err != nil {
 		return err
 	}

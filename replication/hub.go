@@ -213,6 +213,9 @@ func checkNode(ctx context.Context, nodeID, kelurahan string) (certs.Identity, e
 	if !ok {
 		return id, status.Error(codes.Unauthenticated, "no verified identity")
 	}
+	if nodeID == "hub" {
+		return id, status.Error(codes.PermissionDenied, `node id "hub" is reserved for the hub's own audit log; give the node another id`)
+	}
 	if nodeID != id.NodeID || (kelurahan != "" && kelurahan != id.Kelurahan) {
 		return id, status.Errorf(codes.PermissionDenied,
 			"certificate is %s but the request claims node %q of kelurahan %q; fix the node's config (node_id, kelurahan) to match its certificate",
@@ -226,7 +229,8 @@ func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rond
 	if req.GetNode() == nil {
 		return nil, status.Error(codes.InvalidArgument, "hello without node info")
 	}
-	if _, err := checkNode(ctx, req.Node.NodeId, req.Node.KelurahanCode); err != nil {
+	id, err := checkNode(ctx, req.Node.NodeId, req.Node.KelurahanCode)
+	if err != nil {
 		return nil, err
 	}
 	if req.Capability < MinCapabilityVersion {
@@ -234,19 +238,24 @@ func (s *HubServer) Hello(ctx context.Context, req *rondav1.HelloRequest) (*rond
 			"node speaks protocol %d; this hub needs at least %d: upgrade the node's ronda binary", req.Capability, MinCapabilityVersion)
 	}
 	s.seen(req.Node.NodeId, req.GetLastSeq())
-	return &rondav1.HelloResponse{
+	resp := &rondav1.HelloResponse{
 		Capability: CapabilityVersion,
 		MemberId:   s.end.MemberID(),
 		Members:    s.end.Members(),
 		AckedSeq:   s.end.AckedSeq(req.Node.NodeId),
 		AuditSeq:   s.end.AuditSeq(req.Node.NodeId),
 		Directives: s.end.Directives(req.Node.NodeId, req.GetDirectiveSeq()),
-	}, nil
+	}
+	if p, ok := s.end.(UserListProvider); ok {
+		resp.UserList, resp.HubKey = p.UserList(id.Kelurahan, req.GetUserListVersion())
+	}
+	return resp, nil
 }
 
 // Push implements rpcv1.ReplicationServer.
 func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav1.PushResponse, error) {
-	if _, err := checkNode(ctx, req.NodeId, ""); err != nil {
+	id, err := checkNode(ctx, req.NodeId, "")
+	if err != nil {
 		return nil, err
 	}
 	if n := len(req.Records); n > MaxPushRecords {
@@ -288,7 +297,11 @@ func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav
 		return &rondav1.PushResponse{AckedSeq: s.end.AckedSeq(req.NodeId), RetryAfterMs: 1000}, nil
 	}
 	s.pushes.WithLabelValues("applied").Inc()
-	return &rondav1.PushResponse{AckedSeq: acked, Directives: s.end.Directives(req.NodeId, req.GetDirectiveSeq())}, nil
+	resp := &rondav1.PushResponse{AckedSeq: acked, Directives: s.end.Directives(req.NodeId, req.GetDirectiveSeq())}
+	if p, ok := s.end.(UserListProvider); ok {
+		resp.UserList, resp.HubKey = p.UserList(id.Kelurahan, req.GetUserListVersion())
+	}
+	return resp, nil
 }
 
 // String describes the server for logs.

@@ -42,6 +42,8 @@ type NodeClientConfig struct {
 	// Directives applies what the hub tells the node (holds placed or
 	// released centrally); nil: the node takes none.
 	Directives DirectiveHandler
+	// Users keeps the signed user list the hub hands over (nil: none).
+	Users UserListHandler
 	// LearnMembers: also dial the members the hub lists in its answer to
 	// Hello that are not in Members (members that joined later).
 	LearnMembers bool
@@ -300,7 +302,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	defer conn.Close()
 	client := rpcv1.NewReplicationClient(conn)
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info, LastSeq: c.lastSeq(), DirectiveSeq: c.directiveSeq()})
+	hello, err := client.Hello(hctx, &rondav1.HelloRequest{Capability: CapabilityVersion, Node: c.cfg.Info, LastSeq: c.lastSeq(), DirectiveSeq: c.directiveSeq(), UserListVersion: c.userListVersion()})
 	cancel()
 	if err != nil {
 		return false, err
@@ -310,6 +312,7 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	}
 	c.checkBehind(addr, hello)
 	c.applyDirectives(addr, hello.Directives)
+	c.takeUserList(addr, hello.UserList, hello.HubKey)
 	c.learn(addr, hello.Members)
 	srv := grpctunnel.NewReverseTunnelServer(tunnelpb.NewTunnelServiceClient(conn))
 	rpcv1.RegisterNodeControlServer(srv, c.cfg.Control)
@@ -318,6 +321,19 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	c.Kick()
 	started, err := srv.Serve(ctx)
 	return started, err
+}
+
+func (c *NodeClient) userListVersion() uint64 {
+	if c.cfg.Users == nil {
+		return 0
+	}
+	return c.cfg.Users.UserListVersion()
+}
+
+func (c *NodeClient) takeUserList(from string, list, key []byte) {
+	if c.cfg.Users != nil && len(list) > 0 {
+		c.cfg.Users.SetUserList(from, list, key)
+	}
 }
 
 // lastSeq is the outbox's newest sequence, if the outbox can tell.
@@ -410,13 +426,14 @@ func (c *NodeClient) pushOnce(ctx context.Context, prev string) (more bool, memb
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req := &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs, LastSeq: c.lastSeq(), DirectiveSeq: c.directiveSeq()}
+	req := &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs, LastSeq: c.lastSeq(), DirectiveSeq: c.directiveSeq(), UserListVersion: c.userListVersion()}
 	resp, err := client.Push(pctx, req)
 	if err != nil {
 		return false, member, 0, err
 	}
 	c.lastPush.Store(time.Now().UnixNano())
 	c.applyDirectives(member, resp.Directives)
+	c.takeUserList(member, resp.UserList, resp.HubKey)
 	if rate := c.cfg.MaxBytesPerSecond; rate > 0 {
 		// Pace the drain: this push's bytes at the capped rate.
 		retry = time.Duration(float64(proto.Size(req)) / float64(rate) * float64(time.Second))

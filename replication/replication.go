@@ -72,6 +72,20 @@ type HubEnd interface {
 	Directives(nodeID string, after uint64) []*rondav1.Directive
 }
 
+// UserListProvider is implemented by a hub member that hands nodes their
+// signed user list (auth.SignedUserList) and its public key: in answers to
+// Hello and Push, when the node holds an older version than have.
+type UserListProvider interface {
+	UserList(kelurahan string, have uint64) (list, hubKey []byte)
+}
+
+// UserListHandler is implemented by a node: it keeps the newest signed user
+// list (after checking the signature) for offline login.
+type UserListHandler interface {
+	UserListVersion() uint64
+	SetUserList(from string, list, hubKey []byte)
+}
+
 // DirectiveHandler is implemented by a node: it applies what the hub tells
 // it (a hold placed or released centrally). Applying a directive twice must
 // change nothing; an error is reported to the hub as the outcome.

@@ -763,6 +763,10 @@ func TestFederation(t *testing.T) {
 		}
 	})
 
+	t.Run("roles and scopes: an RT/RW viewer is refused another kelurahan's camera at the hub and at the nodes, every refusal audited; logout reaches the node", func(t *testing.T) {
+		checkRoles(t, f)
+	})
+
 	outer := t
 	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog, and a node re-sends what it lost", func(t *testing.T) {
 		checkBackupRestore(t, f, outer)
@@ -957,6 +961,9 @@ func TestFederation(t *testing.T) {
 		checkRevocation(t, f)
 	})
 
+	t.Run("an audit record edited and another deleted in a member's store are named by ronda audit verify", func(t *testing.T) {
+		checkAuditTamper(t, f, outer)
+	})
 	t.Run("Ctrl-C stops the whole federation cleanly", func(t *testing.T) {
 		if err := f.cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)

@@ -44,6 +44,10 @@ Usage:
                                        a whole local federation
   ronda demo   link [--dir ./ronda-demo] NODE up|down|reset|half-open
                                        cut or heal a demo node's links to the hub
+  ronda users  list|add|set|delete [admin flags] ...
+                                       users, roles and scopes (at a hub member; 'ronda users help')
+  ronda audit  verify [admin flags] [--member h2] [--state FILE]
+                                       check the hub's audit Merkle log; names any rewritten or deleted record
   ronda verify [--ca CA.pem] [--segments DIR] FILE.mp4 MANIFEST.json
                                        check an export offline
   ronda version
@@ -70,6 +74,10 @@ func main() {
 		err = runDemo(ctx, args)
 	case "verify":
 		err = runVerify(args)
+	case "users":
+		err = runUsers(ctx, args)
+	case "audit":
+		err = runAudit(ctx, args)
 	case "version":
 		fmt.Println("ronda", node.Version)
 	case "-h", "--help", "help":

@@ -45,7 +45,10 @@ func addAudit(b *pebble.Batch, node *rondav1.StoredNode, e *rondav1.AuditEvent, 
 	if e.GetAuditSeq() > node.GetAuditSeq() {
 		node.AuditSeq, node.AuditHeadSha256 = e.GetAuditSeq(), auditchain.Hash(e)
 	}
-	return putProto(b, key, &rondav1.StoredAuditEvent{NodeId: nodeID, Event: e, CommittedUnixNano: now, ChainError: why})
+	if err := putProto(b, key, &rondav1.StoredAuditEvent{NodeId: nodeID, Event: e, CommittedUnixNano: now, ChainError: why}); err != nil {
+		return err
+	}
+	return appendLeaf(b, nodeID, e)
 }
 
 // AuditEvents returns audit events, oldest first: one node's with

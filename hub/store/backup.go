@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -108,6 +109,27 @@ func VerifyBackup(r io.Reader) (info BackupInfo, entries uint64, err error) {
 		}
 	}
 	return BackupInfo{AppliedIndex: hdr.applied, Bytes: cr.n}, sr.count, nil
+}
+
+// BackupEntries reads a whole backup (checking its framing and checksum)
+// into its keys and values: for comparing two backups key by key.
+func BackupEntries(r io.Reader) (applied uint64, entries map[string][]byte, err error) {
+	sr, hdr, err := newSnapshotReader(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	entries = map[string][]byte{}
+	for {
+		k, v, ok, err := sr.next()
+		if err != nil {
+			return 0, nil, err
+		}
+		if !ok {
+			break
+		}
+		entries[string(k)] = bytes.Clone(v)
+	}
+	return hdr.applied, entries, nil
 }
 
 type countingReader struct {

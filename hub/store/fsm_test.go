@@ -254,7 +254,7 @@ func TestFSMRejectsBadCommands(t *testing.T) {
 	if f.appliedIndex() != 3 {
 		t.Fatalf("rejected commands must still advance the applied index: %d", f.appliedIndex())
 	}
-	if err := ValidateCommand([]byte{9}); !errors.Is(err, ErrUnknownCommand) {
+	if err := ValidateCommand([]byte{0x7e}); !errors.Is(err, ErrUnknownCommand) {
 		t.Fatalf("ValidateCommand: %v", err)
 	}
 }

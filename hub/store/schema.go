@@ -20,6 +20,19 @@ package store
 //	u/<node id> NUL <audit seq>  -> rondav1.StoredAuditEvent (audit seq: uint64 big-endian), since v3
 //	h/<camera id> NUL <hold id>  -> rondav1.StoredHold, since v3
 //	d/<node id> NUL <seq>        -> rondav1.Directive not yet applied by the node (seq: uint64 big-endian), since v3
+//	r/<spiffe identity>          -> rondav1.Revocation, since v3
+//	j/<token sha256 hex>         -> rondav1.StoredJoinToken, since v3
+//	w/<user name>                -> rondav1.StoredUser, since v3
+//	o/<user name>                -> uint64 big-endian: a configured user's last logout (unix ms), since v3
+//	m/hubaudit                   -> rondav1.StoredNode: the head (audit seq, chain hash) of the hub's own
+//	                                audit events, kept under u/hub NUL <seq>
+//	l/<index>                    -> rondav1.AuditLeaf: leaf <index> (uint64 big-endian) of the audit
+//	                                Merkle log: the event's node and seq, and its leaf hash, since v3
+//	t/<level><index>             -> 32-byte hash of a perfect subtree of the log (level: 1 byte,
+//	                                index: uint64 big-endian; level 0 are the leaves), since v3
+//	k/<size>                     -> rondav1.AuditCheckpoint: a signed (size, root), since v3
+//	m/merkle                     -> the log's compact range: uint64 size, then its 32-byte hashes
+//	m/users                      -> uint64 big-endian: the users version (grows with every user command)
 //
 // Bump SchemaVersion whenever the layout or the meaning of a value changes; an
 // FSM refuses to open (and Restore refuses snapshots of) another version,
@@ -62,6 +75,11 @@ var (
 	prefixDirective  = []byte("d/")
 	prefixRevoked    = []byte("r/")
 	prefixJoinToken  = []byte("j/")
+	prefixUser       = []byte("w/")
+	prefixLogout     = []byte("o/")
+	prefixLeaf       = []byte("l/")
+	prefixTreeNode   = []byte("t/")
+	prefixCheckpoint = []byte("k/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

@@ -90,3 +90,38 @@ func Event(e api.AuditEvent) *rondav1.AuditEvent {
 	}
 	return ev
 }
+
+// LeafData is what a leaf of the hub's audit Merkle log hashes (RFC 6962
+// leaf hash): where the event is kept and its chain hash, which covers
+// every field of the event and its predecessor.
+func LeafData(nodeID string, seq uint64, chainHash []byte) []byte {
+	b := make([]byte, 0, 24+len(nodeID)+8+len(chainHash))
+	b = append(b, "ronda-audit-leaf-v1\x00"...)
+	b = append(b, nodeID...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return append(b, chainHash...)
+}
+
+// CheckpointText is what a checkpoint's signature covers.
+func CheckpointText(size uint64, root []byte, atUnixNano int64) []byte {
+	return fmt.Appendf(nil, "ronda audit log\n%d\n%x\n%d\n", size, root, atUnixNano)
+}
+
+// EventOf turns a listed record back into the event it was made from, so a
+// verifier can recompute its chain hash from its content.
+func EventOf(r api.AuditRecord) (*rondav1.AuditEvent, error) {
+	prev, err := hex.DecodeString(r.PrevHash)
+	if err != nil {
+		return nil, fmt.Errorf("audit record %s #%d: prev_hash %q is not hex", r.NodeID, r.Seq, r.PrevHash)
+	}
+	e := &rondav1.AuditEvent{AuditSeq: r.Seq, AtUnixNano: r.Time.UnixNano(), User: r.User, Action: r.Action, CameraId: r.CameraID,
+		Remote: r.Remote, Reason: r.Reason, Outcome: r.Outcome, PrevSha256: prev}
+	if r.From != nil {
+		e.FromUnixNano = r.From.UnixNano()
+	}
+	if r.To != nil {
+		e.ToUnixNano = r.To.UnixNano()
+	}
+	return e, nil
+}

@@ -38,6 +38,9 @@ type Options struct {
 	// Login checks a user's password (the node's users, rate-limited);
 	// it returns an error saying what was wrong.
 	Login func(user, password string) error
+	// Allow decides whether a logged-in user may watch a camera (the
+	// authorisation table: an RT/RW viewer only its cameras); nil: all.
+	Allow func(user, camera string) error
 	// Audit records every play and every refused attempt.
 	Audit  func(user, cameraID, stream, remote, outcome string)
 	Logger *slog.Logger
@@ -167,6 +170,12 @@ func (s *Server) authorize(conn *gortsplib.ServerConn, req *base.Request, path s
 	if st == nil {
 		s.audit(user, path, "", remote, "error: no such camera on this node")
 		return nil, &base.Response{StatusCode: base.StatusNotFound}
+	}
+	if s.opts.Allow != nil {
+		if err := s.opts.Allow(user, st.camera); err != nil {
+			s.audit(user, st.camera, st.name, remote, "denied: "+err.Error())
+			return nil, &base.Response{StatusCode: base.StatusForbidden}
+		}
 	}
 	ss := st.current()
 	if ss == nil {

@@ -1152,6 +1152,398 @@ func (x *JoinTokenCommand) GetAtUnixNano() int64 {
 	return 0
 }
 
+// StoredUser is a user managed through the API (hub.yaml's users are not
+// replicated: they are each member's break-glass accounts).
+type StoredUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	PasswordHash  string                 `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"` // bcrypt
+	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Areas         []string               `protobuf:"bytes,4,rep,name=areas,proto3" json:"areas,omitempty"`
+	Cameras       []string               `protobuf:"bytes,5,rep,name=cameras,proto3" json:"cameras,omitempty"`
+	PlaybackHours int32                  `protobuf:"varint,6,opt,name=playback_hours,json=playbackHours,proto3" json:"playback_hours,omitempty"`
+	Disabled      bool                   `protobuf:"varint,7,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// Tokens issued before this (unix milliseconds) are void: logout, a
+	// change of role, scope or password, disabling.
+	ValidAfterUnixMilli int64  `protobuf:"varint,8,opt,name=valid_after_unix_milli,json=validAfterUnixMilli,proto3" json:"valid_after_unix_milli,omitempty"`
+	ChangedBy           string `protobuf:"bytes,9,opt,name=changed_by,json=changedBy,proto3" json:"changed_by,omitempty"`
+	ChangedUnixNano     int64  `protobuf:"varint,10,opt,name=changed_unix_nano,json=changedUnixNano,proto3" json:"changed_unix_nano,omitempty"`
+	CreatedUnixNano     int64  `protobuf:"varint,11,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *StoredUser) Reset() {
+	*x = StoredUser{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredUser) ProtoMessage() {}
+
+func (x *StoredUser) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredUser.ProtoReflect.Descriptor instead.
+func (*StoredUser) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *StoredUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StoredUser) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *StoredUser) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *StoredUser) GetAreas() []string {
+	if x != nil {
+		return x.Areas
+	}
+	return nil
+}
+
+func (x *StoredUser) GetCameras() []string {
+	if x != nil {
+		return x.Cameras
+	}
+	return nil
+}
+
+func (x *StoredUser) GetPlaybackHours() int32 {
+	if x != nil {
+		return x.PlaybackHours
+	}
+	return 0
+}
+
+func (x *StoredUser) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *StoredUser) GetValidAfterUnixMilli() int64 {
+	if x != nil {
+		return x.ValidAfterUnixMilli
+	}
+	return 0
+}
+
+func (x *StoredUser) GetChangedBy() string {
+	if x != nil {
+		return x.ChangedBy
+	}
+	return ""
+}
+
+func (x *StoredUser) GetChangedUnixNano() int64 {
+	if x != nil {
+		return x.ChangedUnixNano
+	}
+	return 0
+}
+
+func (x *StoredUser) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+// UserCommand creates or replaces a user, deletes one, or logs one out
+// everywhere (CommandUser). Every command bumps the users version that
+// nodes' signed user lists carry.
+type UserCommand struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	User   *StoredUser            `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Delete bool                   `protobuf:"varint,2,opt,name=delete,proto3" json:"delete,omitempty"`
+	// logout: only user.name and user.valid_after_unix_milli are read.
+	Logout        bool `protobuf:"varint,3,opt,name=logout,proto3" json:"logout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserCommand) Reset() {
+	*x = UserCommand{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserCommand) ProtoMessage() {}
+
+func (x *UserCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserCommand.ProtoReflect.Descriptor instead.
+func (*UserCommand) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UserCommand) GetUser() *StoredUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *UserCommand) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *UserCommand) GetLogout() bool {
+	if x != nil {
+		return x.Logout
+	}
+	return false
+}
+
+// HubAuditCommand carries audit events of the hub's own API — logins at the
+// hub, live views and playbacks through it, refusals, user, role and
+// membership changes, enrollment (CommandHubAudit). The FSM numbers them in
+// the log of the pseudo-node "hub" and chains them like a node's events.
+type HubAuditCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member whose API saw them; it is recorded in each event's remote.
+	Member        string        `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Events        []*AuditEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubAuditCommand) Reset() {
+	*x = HubAuditCommand{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubAuditCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubAuditCommand) ProtoMessage() {}
+
+func (x *HubAuditCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubAuditCommand.ProtoReflect.Descriptor instead.
+func (*HubAuditCommand) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HubAuditCommand) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *HubAuditCommand) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// AuditLeaf is one leaf of the hub's audit Merkle log (RFC 6962): every
+// audit event the hub commits — a node's or its own — in commit order. Its
+// hash is the RFC 6962 leaf hash of auditchain.LeafData(node, seq, the
+// event's chain hash), so it commits to the whole event.
+type AuditLeaf struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	AuditSeq      uint64                 `protobuf:"varint,2,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
+	LeafHash      []byte                 `protobuf:"bytes,3,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditLeaf) Reset() {
+	*x = AuditLeaf{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditLeaf) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditLeaf) ProtoMessage() {}
+
+func (x *AuditLeaf) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditLeaf.ProtoReflect.Descriptor instead.
+func (*AuditLeaf) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AuditLeaf) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AuditLeaf) GetAuditSeq() uint64 {
+	if x != nil {
+		return x.AuditSeq
+	}
+	return 0
+}
+
+func (x *AuditLeaf) GetLeafHash() []byte {
+	if x != nil {
+		return x.LeafHash
+	}
+	return nil
+}
+
+// AuditCheckpoint is a signed statement of the audit log's size and root
+// (CommandAuditCheckpoint): the leader signs one every few seconds while
+// the log grows, with the hub's Ed25519 key over auditchain.CheckpointText.
+type AuditCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	Root          []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,3,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	Member        string                 `protobuf:"bytes,4,opt,name=member,proto3" json:"member,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpoint) Reset() {
+	*x = AuditCheckpoint{}
+	mi := &file_ronda_v1_fsm_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpoint) ProtoMessage() {}
+
+func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_fsm_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
+func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_fsm_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AuditCheckpoint) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *AuditCheckpoint) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *AuditCheckpoint) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 var File_ronda_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_fsm_proto_rawDesc = "" +
@@ -1253,7 +1645,40 @@ const file_ronda_v1_fsm_proto_rawDesc = "" +
 	"consume_id\x18\x02 \x01(\tR\tconsumeId\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12 \n" +
 	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
-	"atUnixNanoB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
+	"atUnixNano\"\xf8\x02\n" +
+	"\n" +
+	"StoredUser\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x14\n" +
+	"\x05areas\x18\x04 \x03(\tR\x05areas\x12\x18\n" +
+	"\acameras\x18\x05 \x03(\tR\acameras\x12%\n" +
+	"\x0eplayback_hours\x18\x06 \x01(\x05R\rplaybackHours\x12\x1a\n" +
+	"\bdisabled\x18\a \x01(\bR\bdisabled\x123\n" +
+	"\x16valid_after_unix_milli\x18\b \x01(\x03R\x13validAfterUnixMilli\x12\x1d\n" +
+	"\n" +
+	"changed_by\x18\t \x01(\tR\tchangedBy\x12*\n" +
+	"\x11changed_unix_nano\x18\n" +
+	" \x01(\x03R\x0fchangedUnixNano\x12*\n" +
+	"\x11created_unix_nano\x18\v \x01(\x03R\x0fcreatedUnixNano\"g\n" +
+	"\vUserCommand\x12(\n" +
+	"\x04user\x18\x01 \x01(\v2\x14.ronda.v1.StoredUserR\x04user\x12\x16\n" +
+	"\x06delete\x18\x02 \x01(\bR\x06delete\x12\x16\n" +
+	"\x06logout\x18\x03 \x01(\bR\x06logout\"W\n" +
+	"\x0fHubAuditCommand\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12,\n" +
+	"\x06events\x18\x02 \x03(\v2\x14.ronda.v1.AuditEventR\x06events\"^\n" +
+	"\tAuditLeaf\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\taudit_seq\x18\x02 \x01(\x04R\bauditSeq\x12\x1b\n" +
+	"\tleaf_hash\x18\x03 \x01(\fR\bleafHash\"\x91\x01\n" +
+	"\x0fAuditCheckpoint\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\fR\x04root\x12 \n" +
+	"\fat_unix_nano\x18\x03 \x01(\x03R\n" +
+	"atUnixNano\x12\x16\n" +
+	"\x06member\x18\x04 \x01(\tR\x06member\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignatureB7Z5github.com/ronda-jakarta/ronda/proto/ronda/v1;rondav1b\x06proto3"
 
 var (
 	file_ronda_v1_fsm_proto_rawDescOnce sync.Once
@@ -1267,7 +1692,7 @@ func file_ronda_v1_fsm_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_fsm_proto_rawDescData
 }
 
-var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ronda_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*NodeRecords)(nil),       // 0: ronda.v1.NodeRecords
 	(*StoredNode)(nil),        // 1: ronda.v1.StoredNode
@@ -1284,31 +1709,38 @@ var file_ronda_v1_fsm_proto_goTypes = []any{
 	(*RevocationCommand)(nil), // 12: ronda.v1.RevocationCommand
 	(*StoredJoinToken)(nil),   // 13: ronda.v1.StoredJoinToken
 	(*JoinTokenCommand)(nil),  // 14: ronda.v1.JoinTokenCommand
-	(*Record)(nil),            // 15: ronda.v1.Record
-	(*NodeInfo)(nil),          // 16: ronda.v1.NodeInfo
-	(*HoldInfo)(nil),          // 17: ronda.v1.HoldInfo
-	(*AuditEvent)(nil),        // 18: ronda.v1.AuditEvent
-	(*Camera)(nil),            // 19: ronda.v1.Camera
-	(*Span)(nil),              // 20: ronda.v1.Span
-	(*GapEvent)(nil),          // 21: ronda.v1.GapEvent
+	(*StoredUser)(nil),        // 15: ronda.v1.StoredUser
+	(*UserCommand)(nil),       // 16: ronda.v1.UserCommand
+	(*HubAuditCommand)(nil),   // 17: ronda.v1.HubAuditCommand
+	(*AuditLeaf)(nil),         // 18: ronda.v1.AuditLeaf
+	(*AuditCheckpoint)(nil),   // 19: ronda.v1.AuditCheckpoint
+	(*Record)(nil),            // 20: ronda.v1.Record
+	(*NodeInfo)(nil),          // 21: ronda.v1.NodeInfo
+	(*HoldInfo)(nil),          // 22: ronda.v1.HoldInfo
+	(*AuditEvent)(nil),        // 23: ronda.v1.AuditEvent
+	(*Camera)(nil),            // 24: ronda.v1.Camera
+	(*Span)(nil),              // 25: ronda.v1.Span
+	(*GapEvent)(nil),          // 26: ronda.v1.GapEvent
 }
 var file_ronda_v1_fsm_proto_depIdxs = []int32{
-	15, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
-	16, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
-	17, // 2: ronda.v1.StoredHold.hold:type_name -> ronda.v1.HoldInfo
-	17, // 3: ronda.v1.HoldCommand.hold:type_name -> ronda.v1.HoldInfo
-	18, // 4: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
-	19, // 5: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
-	20, // 6: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
-	21, // 7: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
+	20, // 0: ronda.v1.NodeRecords.records:type_name -> ronda.v1.Record
+	21, // 1: ronda.v1.StoredNode.info:type_name -> ronda.v1.NodeInfo
+	22, // 2: ronda.v1.StoredHold.hold:type_name -> ronda.v1.HoldInfo
+	22, // 3: ronda.v1.HoldCommand.hold:type_name -> ronda.v1.HoldInfo
+	23, // 4: ronda.v1.StoredAuditEvent.event:type_name -> ronda.v1.AuditEvent
+	24, // 5: ronda.v1.StoredCamera.camera:type_name -> ronda.v1.Camera
+	25, // 6: ronda.v1.StoredCoverage.spans:type_name -> ronda.v1.Span
+	26, // 7: ronda.v1.StoredCoverage.events:type_name -> ronda.v1.GapEvent
 	9,  // 8: ronda.v1.AreaSeed.areas:type_name -> ronda.v1.Area
 	11, // 9: ronda.v1.RevocationCommand.revocation:type_name -> ronda.v1.Revocation
 	13, // 10: ronda.v1.JoinTokenCommand.create:type_name -> ronda.v1.StoredJoinToken
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	15, // 11: ronda.v1.UserCommand.user:type_name -> ronda.v1.StoredUser
+	23, // 12: ronda.v1.HubAuditCommand.events:type_name -> ronda.v1.AuditEvent
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_fsm_proto_init() }
@@ -1323,7 +1755,7 @@ func file_ronda_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_fsm_proto_rawDesc), len(file_ronda_v1_fsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -33,9 +33,11 @@ type HelloRequest struct {
 	// The node's newest outbox sequence: the hub shows how far behind it is.
 	LastSeq uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	// The newest directive the node applied.
-	DirectiveSeq  uint64 `protobuf:"varint,4,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DirectiveSeq uint64 `protobuf:"varint,4,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
+	// The version of the signed user list the node holds (0: none).
+	UserListVersion uint64 `protobuf:"varint,5,opt,name=user_list_version,json=userListVersion,proto3" json:"user_list_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *HelloRequest) Reset() {
@@ -96,6 +98,13 @@ func (x *HelloRequest) GetDirectiveSeq() uint64 {
 	return 0
 }
 
+func (x *HelloRequest) GetUserListVersion() uint64 {
+	if x != nil {
+		return x.UserListVersion
+	}
+	return 0
+}
+
 type HelloResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Capability uint32                 `protobuf:"varint,1,opt,name=capability,proto3" json:"capability,omitempty"`
@@ -109,7 +118,11 @@ type HelloResponse struct {
 	// knows it acknowledged; the node then re-sends its history.
 	AuditSeq uint64 `protobuf:"varint,5,opt,name=audit_seq,json=auditSeq,proto3" json:"audit_seq,omitempty"`
 	// Directives after the node's directive_seq, oldest first (a bounded batch).
-	Directives    []*Directive `protobuf:"bytes,6,rep,name=directives,proto3" json:"directives,omitempty"`
+	Directives []*Directive `protobuf:"bytes,6,rep,name=directives,proto3" json:"directives,omitempty"`
+	// The node's signed user list (auth.SignedUserList, JSON) when the node's
+	// is older, and the hub's Ed25519 public key that signs lists and tokens.
+	UserList      []byte `protobuf:"bytes,7,opt,name=user_list,json=userList,proto3" json:"user_list,omitempty"`
+	HubKey        []byte `protobuf:"bytes,8,opt,name=hub_key,json=hubKey,proto3" json:"hub_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -182,6 +195,20 @@ func (x *HelloResponse) GetAuditSeq() uint64 {
 func (x *HelloResponse) GetDirectives() []*Directive {
 	if x != nil {
 		return x.Directives
+	}
+	return nil
+}
+
+func (x *HelloResponse) GetUserList() []byte {
+	if x != nil {
+		return x.UserList
+	}
+	return nil
+}
+
+func (x *HelloResponse) GetHubKey() []byte {
+	if x != nil {
+		return x.HubKey
 	}
 	return nil
 }
@@ -1456,9 +1483,11 @@ type PushRequest struct {
 	LastSeq uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	// The newest directive the node applied. A push without records is the
 	// node's heartbeat: it asks for new directives.
-	DirectiveSeq  uint64 `protobuf:"varint,4,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DirectiveSeq uint64 `protobuf:"varint,4,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
+	// The version of the signed user list the node holds.
+	UserListVersion uint64 `protobuf:"varint,5,opt,name=user_list_version,json=userListVersion,proto3" json:"user_list_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PushRequest) Reset() {
@@ -1519,13 +1548,23 @@ func (x *PushRequest) GetDirectiveSeq() uint64 {
 	return 0
 }
 
+func (x *PushRequest) GetUserListVersion() uint64 {
+	if x != nil {
+		return x.UserListVersion
+	}
+	return 0
+}
+
 type PushResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	AckedSeq uint64                 `protobuf:"varint,1,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
 	// Non-zero when the hub sheds load: retry after this many milliseconds.
 	RetryAfterMs int64 `protobuf:"varint,2,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	// Directives after the node's directive_seq, oldest first (a bounded batch).
-	Directives    []*Directive `protobuf:"bytes,3,rep,name=directives,proto3" json:"directives,omitempty"`
+	Directives []*Directive `protobuf:"bytes,3,rep,name=directives,proto3" json:"directives,omitempty"`
+	// As in HelloResponse: a newer signed user list, and the hub's key.
+	UserList      []byte `protobuf:"bytes,4,opt,name=user_list,json=userList,proto3" json:"user_list,omitempty"`
+	HubKey        []byte `protobuf:"bytes,5,opt,name=hub_key,json=hubKey,proto3" json:"hub_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1577,6 +1616,20 @@ func (x *PushResponse) GetRetryAfterMs() int64 {
 func (x *PushResponse) GetDirectives() []*Directive {
 	if x != nil {
 		return x.Directives
+	}
+	return nil
+}
+
+func (x *PushResponse) GetUserList() []byte {
+	if x != nil {
+		return x.UserList
+	}
+	return nil
+}
+
+func (x *PushResponse) GetHubKey() []byte {
+	if x != nil {
+		return x.HubKey
 	}
 	return nil
 }
@@ -3189,14 +3242,15 @@ var File_ronda_v1_replication_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\n" +
-	"\x1aronda/v1/replication.proto\x12\bronda.v1\"\x96\x01\n" +
+	"\x1aronda/v1/replication.proto\x12\bronda.v1\"\xc2\x01\n" +
 	"\fHelloRequest\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\rR\n" +
 	"capability\x12&\n" +
 	"\x04node\x18\x02 \x01(\v2\x12.ronda.v1.NodeInfoR\x04node\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12#\n" +
-	"\rdirective_seq\x18\x04 \x01(\x04R\fdirectiveSeq\"\xd5\x01\n" +
+	"\rdirective_seq\x18\x04 \x01(\x04R\fdirectiveSeq\x12*\n" +
+	"\x11user_list_version\x18\x05 \x01(\x04R\x0fuserListVersion\"\x8b\x02\n" +
 	"\rHelloResponse\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\rR\n" +
@@ -3207,7 +3261,9 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\taudit_seq\x18\x05 \x01(\x04R\bauditSeq\x123\n" +
 	"\n" +
 	"directives\x18\x06 \x03(\v2\x13.ronda.v1.DirectiveR\n" +
-	"directives\"}\n" +
+	"directives\x12\x1b\n" +
+	"\tuser_list\x18\a \x01(\fR\buserList\x12\x17\n" +
+	"\ahub_key\x18\b \x01(\fR\x06hubKey\"}\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12%\n" +
 	"\x0ekelurahan_code\x18\x02 \x01(\tR\rkelurahanCode\x12\x17\n" +
@@ -3313,18 +3369,21 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\"=\n" +
 	"\x0fCameraInventory\x12*\n" +
-	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"\x92\x01\n" +
+	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"\xbe\x01\n" +
 	"\vPushRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
 	"\arecords\x18\x02 \x03(\v2\x10.ronda.v1.RecordR\arecords\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12#\n" +
-	"\rdirective_seq\x18\x04 \x01(\x04R\fdirectiveSeq\"\x86\x01\n" +
+	"\rdirective_seq\x18\x04 \x01(\x04R\fdirectiveSeq\x12*\n" +
+	"\x11user_list_version\x18\x05 \x01(\x04R\x0fuserListVersion\"\xbc\x01\n" +
 	"\fPushResponse\x12\x1b\n" +
 	"\tacked_seq\x18\x01 \x01(\x04R\backedSeq\x12$\n" +
 	"\x0eretry_after_ms\x18\x02 \x01(\x03R\fretryAfterMs\x123\n" +
 	"\n" +
 	"directives\x18\x03 \x03(\v2\x13.ronda.v1.DirectiveR\n" +
-	"directives\"\xcb\x01\n" +
+	"directives\x12\x1b\n" +
+	"\tuser_list\x18\x04 \x01(\fR\buserList\x12\x17\n" +
+	"\ahub_key\x18\x05 \x01(\fR\x06hubKey\"\xcb\x01\n" +
 	"\vWhepRequest\x12\x1b\n" +
 	"\tcamera_id\x18\x01 \x01(\tR\bcameraId\x12\x1b\n" +
 	"\toffer_sdp\x18\x02 \x01(\tR\bofferSdp\x12\x12\n" +
