@@ -626,3 +626,24 @@ type AuditProver interface {
 	// false), or consistency between sizes index and size.
 	AuditProof(ctx context.Context, index, size uint64, consistency bool) ([][]byte, error)
 }
+
+// ExportProof ties an export to the hub's audit log: the audit event its
+// node logged when it made the export (naming the export and its file's
+// SHA-256), that event's leaf, a signed checkpoint of the log that includes
+// it, the RFC 6962 inclusion proof, and the hub's public key. `ronda verify
+// --audit-proof` checks it offline together with the export.
+type ExportProof struct {
+	Version    int             `json:"version"`
+	NodeID     string          `json:"node_id"`
+	ExportID   string          `json:"export_id"`
+	Record     AuditRecord     `json:"record"`
+	LeafIndex  uint64          `json:"leaf_index"`
+	Checkpoint AuditCheckpoint `json:"checkpoint"`
+	Inclusion  [][]byte        `json:"inclusion"`
+	PublicKey  []byte          `json:"public_key"`
+}
+
+// ExportProver is implemented by hub members.
+type ExportProver interface {
+	ExportProof(ctx context.Context, nodeID, exportID string) (ExportProof, error)
+}

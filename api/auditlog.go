@@ -101,3 +101,26 @@ func (s *Server) auditProof(consistency bool) func(http.ResponseWriter, *http.Re
 		writeJSON(w, http.StatusOK, map[string]any{first: a, second: b, "hashes": hashes})
 	}
 }
+
+// exportProof answers the proof that ties an export to the audit log.
+func (s *Server) exportProof(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.opts.Backend.(ExportProver)
+	var err error
+	if !ok {
+		err = fmt.Errorf("%w: export proofs come from the hub's audit log (ask a hub member)", ErrNotFound)
+	}
+	node, id := r.URL.Query().Get("node"), r.URL.Query().Get("export")
+	if err == nil && (node == "" || id == "") {
+		err = fmt.Errorf("%w: give ?node=NODE&export=EXPORT-ID", ErrBadRequest)
+	}
+	var out ExportProof
+	if err == nil {
+		out, err = p.ExportProof(r.Context(), node, id)
+	}
+	s.audit(r, "export-proof "+node+" "+id, "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -104,6 +104,9 @@ func (matrixBackend) AuditLeaves(context.Context, uint64, int) ([]AuditLeaf, err
 func (matrixBackend) AuditProof(context.Context, uint64, uint64, bool) ([][]byte, error) {
 	return nil, nil
 }
+func (matrixBackend) ExportProof(context.Context, string, string) (ExportProof, error) {
+	return ExportProof{}, nil
+}
 func (matrixBackend) Members(context.Context) (any, error)               { return []string{"h1"}, nil }
 func (matrixBackend) Join(context.Context, JoinRequest, string) error    { return nil }
 func (matrixBackend) RemoveMember(context.Context, string, string) error { return nil }
@@ -224,6 +227,7 @@ func matrixCalls(now time.Time) []matrixCall {
 		{route: "GET /api/v1/audit/leaves", method: "GET", path: "/api/v1/audit/leaves?start=0&count=10", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
 		{route: "GET /api/v1/audit/proof/inclusion", method: "GET", path: "/api/v1/audit/proof/inclusion?index=0&size=1", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
 		{route: "GET /api/v1/audit/proof/consistency", method: "GET", path: "/api/v1/audit/proof/consistency?from=1&to=2", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
+		{route: "GET /api/v1/audit/proof/export", method: "GET", path: "/api/v1/audit/proof/export?node=n1&export=e-own", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
 		{route: "GET /api/v1/cluster", method: "GET", path: "/api/v1/cluster", own: "AO", other: "AO"},
 		{route: "GET /api/v1/cluster/members", method: "GET", path: "/api/v1/cluster/members", own: "AO", other: "AO"},
 		{route: "POST /api/v1/cluster/members", method: "POST", path: "/api/v1/cluster/members", body: `{"id":"h4","raft":"127.0.0.1:1","grpc":"127.0.0.1:2"}`, ctype: "application/json", own: "A", other: "A"},

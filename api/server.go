@@ -120,6 +120,7 @@ func New(opts Options) *Server {
 	s.handle("GET /api/v1/audit/leaves", auth.ActAuditRead, s.auditLeaves)
 	s.handle("GET /api/v1/audit/proof/inclusion", auth.ActAuditRead, s.auditProof(false))
 	s.handle("GET /api/v1/audit/proof/consistency", auth.ActAuditRead, s.auditProof(true))
+	s.handle("GET /api/v1/audit/proof/export", auth.ActAuditRead, s.exportProof)
 	s.handle("GET /api/v1/search", auth.ActList, s.search)
 	s.handle("GET /api/v1/areas", auth.ActAreas, s.areas)
 	s.handle("POST /api/v1/exports", auth.ActExport, s.createExport)
@@ -372,6 +373,12 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 		out = []AuditRecord{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
+// ExportOutcome is the outcome of an export's audit event: it names the
+// export and its file's SHA-256.
+func ExportOutcome(id, sha256 string) string {
+	return "ok export=" + id + " file_sha256=" + sha256
 }
 
 func outcomeOf(err error) string {
@@ -946,7 +953,17 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		e, err = s.opts.Backend.CreateExport(r.Context(), req, userOf(r.Context()).User)
 	}
-	s.audit(r, "export", req.Camera, req.From, req.To, err)
+	// The export's id and file hash go into its audit event: once the hub
+	// has committed the event to its audit Merkle log, an inclusion proof
+	// ties the footage to the log (GET /api/v1/audit/proof/export).
+	if !errors.Is(err, ErrForbidden) { // a refusal was audited by allow
+		outcome := ExportOutcome(e.ID, e.SHA256)
+		if err != nil {
+			outcome = "error: " + err.Error()
+		}
+		s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: userOf(r.Context()).User, Action: "export", CameraID: req.Camera,
+			From: req.From, To: req.To, Remote: r.RemoteAddr, Reason: req.Reason, Outcome: outcome})
+	}
 	if err != nil {
 		writeError(w, err)
 		return

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -248,7 +249,7 @@ func (ca *CA) chainPEM(leafDER []byte) []byte {
 type IssueOptions struct {
 	Identity Identity      // City is taken from the CA
 	Hosts    []string      // DNS names and IPs for serving (HTTPS, gRPC); default 127.0.0.1 and localhost
-	Validity time.Duration // default 90 days (enrollment with short-lived certificates comes later)
+	Validity time.Duration // default 90 days (ronda certs issue); the hub issues and renews node certificates for enrollment.node_cert_validity
 }
 
 // leafTemplate checks the identity and builds a leaf certificate template.
@@ -283,11 +284,12 @@ func (ca *CA) leafTemplate(opts IssueOptions) (*x509.Certificate, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: randSerial(),
 		Subject:      pkix.Name{CommonName: id.URI()},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{u},
+		NotBefore:    now.Add(-min(time.Hour, validity/4)), // clock skew
+
+		NotAfter:    now.Add(validity),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		URIs:        []*url.URL{u},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -384,11 +386,49 @@ func WriteEnrolled(dir string, certPEM, caPEM []byte) (*Bundle, error) {
 	return LoadBundle(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, CAFile))
 }
 
-// Bundle is a loaded certificate, key and CA pool.
+// Bundle is a loaded certificate, key and CA pool. The certificate can be
+// swapped while servers and clients run (a renewed short-lived one): every
+// TLS configuration made from the bundle picks the current one at each
+// handshake, and connections already up keep going.
 type Bundle struct {
-	Cert     tls.Certificate
 	Identity Identity
 	Pool     *x509.CertPool
+
+	cert atomic.Pointer[tls.Certificate]
+}
+
+// Current is the certificate in use (with its Leaf parsed).
+func (b *Bundle) Current() *tls.Certificate { return b.cert.Load() }
+
+// Swap puts a renewed certificate in use; it must carry the same identity.
+func (b *Bundle) Swap(cert tls.Certificate) error {
+	if cert.Leaf == nil {
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			return err
+		}
+		cert.Leaf = leaf
+	}
+	if len(cert.Leaf.URIs) != 1 {
+		return ErrNoIdentity
+	}
+	id, err := ParseIdentity(cert.Leaf.URIs[0])
+	if err != nil {
+		return err
+	}
+	if id != b.Identity {
+		return fmt.Errorf("certs: the renewed certificate is for %s, not %s", id, b.Identity)
+	}
+	b.cert.Store(&cert)
+	return nil
+}
+
+func (b *Bundle) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return b.cert.Load(), nil
+}
+
+func (b *Bundle) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return b.cert.Load(), nil
 }
 
 // LoadBundle loads cert, key and CA files.
@@ -425,7 +465,10 @@ func LoadBundle(certFile, keyFile, caFile string) (*Bundle, error) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return nil, fmt.Errorf("certs: %s is not signed by the CA in %s: %w", certFile, caFile, err)
 	}
-	return &Bundle{Cert: cert, Identity: id, Pool: pool}, nil
+	cert.Leaf = leaf
+	b := &Bundle{Identity: id, Pool: pool}
+	b.cert.Store(&cert)
+	return b, nil
 }
 
 // ServerTLS is the configuration for a mutually authenticated server (gRPC,
@@ -434,7 +477,8 @@ func LoadBundle(certFile, keyFile, caFile string) (*Bundle, error) {
 func (b *Bundle) ServerTLS(allowKinds ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:            tls.VersionTLS13,
-		Certificates:          []tls.Certificate{b.Cert},
+		GetCertificate:        b.getCertificate,
+		GetClientCertificate:  b.getClientCertificate, // the same config dials Raft peers
 		ClientCAs:             b.Pool,
 		ClientAuth:            tls.RequireAndVerifyClientCert,
 		VerifyPeerCertificate: b.kindCheck(allowKinds),
@@ -447,7 +491,8 @@ func (b *Bundle) ServerTLS(allowKinds ...string) *tls.Config {
 func (b *Bundle) ClientTLS(wantKind string) *tls.Config {
 	return &tls.Config{
 		MinVersion:            tls.VersionTLS13,
-		Certificates:          []tls.Certificate{b.Cert},
+		GetClientCertificate:  b.getClientCertificate,
+		GetCertificate:        b.getCertificate,
 		RootCAs:               b.Pool,
 		ServerName:            "127.0.0.1",
 		VerifyPeerCertificate: b.kindCheck([]string{wantKind}),
@@ -458,7 +503,7 @@ func (b *Bundle) ClientTLS(wantKind string) *tls.Config {
 // HTTPSTLS is the configuration for the browser-facing HTTPS API: the city
 // certificate, no client certificate (people log in with a token).
 func (b *Bundle) HTTPSTLS() *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{b.Cert}}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: b.getCertificate}
 }
 
 // kindCheck runs after chain verification and rejects identities of the wrong

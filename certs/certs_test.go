@@ -177,14 +177,14 @@ func TestLeavesComeFromTheOnlineIntermediate(t *testing.T) {
 		t.Fatalf("issuing without the root key: %v", err)
 	}
 	b := mustIssue(t, ca, filepath.Join(dir, "n1"), Identity{Kind: KindNode, Kelurahan: "31.71.01.1001", NodeID: "n1"})
-	if len(b.Cert.Certificate) != 2 {
-		t.Fatalf("cert.pem holds %d certificates, want the leaf and the intermediate", len(b.Cert.Certificate))
+	if len(b.Current().Certificate) != 2 {
+		t.Fatalf("cert.pem holds %d certificates, want the leaf and the intermediate", len(b.Current().Certificate))
 	}
-	issuer, err := x509.ParseCertificate(b.Cert.Certificate[1])
+	issuer, err := x509.ParseCertificate(b.Current().Certificate[1])
 	if err != nil || issuer.Subject.CommonName != "Ronda online issuing CA jakarta" || !issuer.IsCA || !issuer.MaxPathLenZero {
 		t.Fatalf("issuer %v (%v): want the online intermediate, unable to make further CAs", issuer.Subject, err)
 	}
-	if b.Cert.Leaf.Issuer.CommonName != issuer.Subject.CommonName {
-		t.Fatalf("leaf issued by %q", b.Cert.Leaf.Issuer.CommonName)
+	if b.Current().Leaf.Issuer.CommonName != issuer.Subject.CommonName {
+		t.Fatalf("leaf issued by %q", b.Current().Leaf.Issuer.CommonName)
 	}
 }

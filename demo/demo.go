@@ -212,7 +212,9 @@ func Run(ctx context.Context, o Options) error {
 			"tls":     tlsFiles(hdir),
 			"members": members,
 			// New nodes enroll with a join token (ronda certs token / ronda node enroll).
-			"enrollment": map[string]any{"ca_dir": caDir},
+			// Short-lived node certificates: the demo's nodes renew theirs
+			// over their links about once a minute (node.yaml tls.renew_before).
+			"enrollment": map[string]any{"ca_dir": caDir, "node_cert_validity": demoNodeCertValidity.String()},
 			"auth":       map[string]any{"token_secret_file": hubSecret, "users": users},
 			// A node cut off shows offline within ~15 s (the tests play outages).
 			"node_keepalive": "10s",
@@ -239,7 +241,8 @@ func Run(ctx context.Context, o Options) error {
 	for i, k := range pickKelurahan(o.Nodes) {
 		id := fmt.Sprintf("n%d", i+1)
 		ndir := filepath.Join(dir, id)
-		if err := ca.Issue(filepath.Join(ndir, "tls"), certs.IssueOptions{Identity: certs.Identity{Kind: certs.KindNode, Kelurahan: k.Code, NodeID: id}}); err != nil {
+		if err := ca.Issue(filepath.Join(ndir, "tls"), certs.IssueOptions{Identity: certs.Identity{Kind: certs.KindNode, Kelurahan: k.Code, NodeID: id},
+			Validity: demoNodeCertValidity}); err != nil {
 			return err
 		}
 		secret := filepath.Join(ndir, "token-secret")
@@ -275,7 +278,7 @@ func Run(ctx context.Context, o Options) error {
 		cfg := map[string]any{
 			"node_id": id, "kelurahan": k.Code, "data_dir": filepath.Join(ndir, "data"),
 			"http": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", p+101+i)},
-			"tls":  tlsFiles(ndir),
+			"tls":  nodeTLS(ndir),
 			// Small pushes make a backlog's drain take a few round trips
 			// (visible on the demo, and long enough for the fault tests to
 			// kill something in the middle of it).
@@ -380,6 +383,17 @@ func Run(ctx context.Context, o Options) error {
 	<-ctx.Done()
 	log.Info("stopping the federation")
 	return nil
+}
+
+// demoNodeCertValidity is how long the demo's node certificates last; with
+// renew_before 9m every node renews about once a minute, so the demo (and
+// the end-to-end tests) run with renewals going on all the time.
+const demoNodeCertValidity = 10 * time.Minute
+
+func nodeTLS(d string) map[string]string {
+	m := tlsFiles(d)
+	m["renew_before"] = "9m"
+	return m
 }
 
 func tlsFiles(d string) map[string]string {

@@ -43,10 +43,10 @@ func setup(t *testing.T) (dir string, m *Manifest, file string, roots *x509.Cert
 		Segments:    []Segment{{File: "cam/1.mp4", Bytes: 10, SHA256: hex.EncodeToString(segSum[:])}},
 		RequestedBy: "auditor", Reason: "JAKI-2026-0001", Created: time.Now().UTC()}
 	var certPEM []byte // the node's certificate and the issuing CA, as the node signs
-	for _, der := range b.Cert.Certificate {
+	for _, der := range b.Current().Certificate {
 		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	if err := Sign(m, b.Cert.PrivateKey.(crypto.Signer), certPEM, b.Identity.URI()); err != nil {
+	if err := Sign(m, b.Current().PrivateKey.(crypto.Signer), certPEM, b.Identity.URI()); err != nil {
 		t.Fatal(err)
 	}
 	if err := Write(filepath.Join(dir, "m.json"), m); err != nil {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ronda-jakarta/ronda/api"
@@ -178,4 +179,25 @@ func (b *backend) AuditLeaves(ctx context.Context, start uint64, count int) ([]a
 func (b *backend) AuditProof(ctx context.Context, index, size uint64, consistency bool) ([][]byte, error) {
 	p, err := b.h.store.AuditProof(index, size, consistency)
 	return p, storeErr(err)
+}
+
+// ExportProof implements api.ExportProver.
+func (b *backend) ExportProof(ctx context.Context, nodeID, exportID string) (api.ExportProof, error) {
+	ev, index, err := b.h.store.ExportEvent(nodeID, exportID)
+	if err != nil {
+		return api.ExportProof{}, storeErr(err)
+	}
+	cps := b.h.store.AuditCheckpoints()
+	if len(cps) == 0 || cps[len(cps)-1].GetSize() <= index {
+		return api.ExportProof{}, fmt.Errorf("%w: the export's audit event is leaf %d of the audit log, and no signed checkpoint covers it yet; try again in %s",
+			api.ErrUnavailable, index, checkpointEvery)
+	}
+	cp := cps[len(cps)-1]
+	incl, err := b.h.store.AuditProof(index, cp.GetSize(), false)
+	if err != nil {
+		return api.ExportProof{}, storeErr(err)
+	}
+	return api.ExportProof{Version: 1, NodeID: nodeID, ExportID: exportID, Record: auditchain.Record(nodeID, ev.GetEvent()), LeafIndex: index,
+		Checkpoint: api.AuditCheckpoint{Size: cp.GetSize(), Root: cp.GetRoot(), At: cp.GetAtUnixNano(), Member: cp.GetMember(), Signature: cp.GetSignature()},
+		Inclusion:  incl, PublicKey: b.h.lists.pub}, nil
 }

@@ -64,8 +64,10 @@ type Config struct {
 		// CADir holds the signing CA (ca.pem, ca-key.pem) node certificates
 		// are issued from; the same on every member.
 		CADir string `yaml:"ca_dir"`
-		// NodeCertValidity: how long an enrolled node's certificate is valid
-		// (default 90 days).
+		// NodeCertValidity: how long an enrolled or renewed node certificate
+		// is valid (default 14 days). Nodes renew over their link when a
+		// third of it is left, so a node survives a WAN outage of up to a
+		// third of it without re-enrolling.
 		NodeCertValidity time.Duration `yaml:"node_cert_validity"`
 	} `yaml:"enrollment"`
 
@@ -97,6 +99,9 @@ func LoadConfig(path string) (*Config, error) {
 	return &c, nil
 }
 
+// DefaultNodeCertValidity is how long node certificates are valid.
+const DefaultNodeCertValidity = 14 * 24 * time.Hour
+
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(field, format string, a ...any) { errs = append(errs, fmt.Errorf(field+": "+format, a...)) }
@@ -108,6 +113,11 @@ func (c *Config) validate() error {
 	}
 	if c.GRPCListen == "" {
 		c.GRPCListen = "127.0.0.1:7443"
+	}
+	if c.Enrollment.NodeCertValidity == 0 {
+		c.Enrollment.NodeCertValidity = DefaultNodeCertValidity
+	} else if c.Enrollment.NodeCertValidity < 2*time.Minute {
+		bad("enrollment.node_cert_validity", "%s is too short; at least 2m (default %s)", c.Enrollment.NodeCertValidity, DefaultNodeCertValidity)
 	}
 	if c.RaftListen == "" {
 		c.RaftListen = "127.0.0.1:7001"

@@ -103,3 +103,34 @@ func (b *backend) Enroll(ctx context.Context, req api.EnrollRequest) (api.Enroll
 	b.h.log.Info("node enrolled", "identity", id.URI(), "token_created_by", tok.GetCreatedBy())
 	return api.Enrolled{Identity: id.URI(), Cert: string(certPEM), CA: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}))}, nil
 }
+
+// RenewNode implements replication.CertRenewer: a connected node's new
+// short-lived certificate, for the identity of the certificate it called
+// with (a revoked one never gets this far: the handshake refuses it).
+func (e *hubEnd) RenewNode(ctx context.Context, id certs.Identity, csrPEM []byte) ([]byte, time.Time, error) {
+	ca := e.h.enrollCA
+	if ca == nil {
+		return nil, time.Time{}, fmt.Errorf("%w: this member does not sign certificates (hub.yaml enrollment.ca_dir); ask another", api.ErrNotImpl)
+	}
+	if id.Kind != certs.KindNode {
+		return nil, time.Time{}, fmt.Errorf("%w: only nodes renew here", api.ErrForbidden)
+	}
+	if r, revoked := e.h.store.Revoked(id.URI()); revoked {
+		return nil, time.Time{}, fmt.Errorf("%w: %s is revoked (%s)", api.ErrForbidden, id, r.GetReason())
+	}
+	certPEM, err := ca.SignCSR(csrPEM, certs.IssueOptions{Identity: id, Validity: e.h.cfg.Enrollment.NodeCertValidity})
+	outcome := "ok"
+	if err != nil {
+		outcome = "error: " + err.Error()
+	}
+	notAfter := time.Now().Add(e.h.cfg.Enrollment.NodeCertValidity)
+	e.h.audit.add(api.AuditEvent{Time: time.Now(), User: "node:" + id.NodeID, Action: "cert-renew " + id.URI(),
+		Reason: "short-lived certificate, valid until " + notAfter.UTC().Format(time.RFC3339), Outcome: outcome})
+	if err != nil {
+		if errors.Is(err, certs.ErrBadName) {
+			return nil, time.Time{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		}
+		return nil, time.Time{}, err
+	}
+	return certPEM, notAfter, nil
+}

@@ -249,7 +249,7 @@ func (b *backend) WhepDelete(ctx context.Context, session string) error {
 
 func (b *backend) Cluster(ctx context.Context) (any, error) {
 	last, acked := b.n.outbox.Stats()
-	return map[string]any{"served_by": "node", "hub_links": b.n.client.Status(), "recording_alarm": b.n.store.Alarm(),
+	return map[string]any{"served_by": "node", "hub_links": b.n.client.Status(), "recording_alarm": b.n.store.Alarm(), "certificate": b.n.certInfo(),
 		"outbox": map[string]uint64{"last_seq": last, "acked_seq": acked, "pending": last - acked}}, nil
 }
 

@@ -82,6 +82,11 @@ type TLSFiles struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 	CA   string `yaml:"ca"`
+	// RenewBefore: renew the certificate over the hub link when less than
+	// this is left (default: a third of its lifetime). The new key and
+	// certificate replace the files and take effect at once, without
+	// dropping connections.
+	RenewBefore time.Duration `yaml:"renew_before"`
 }
 
 // AuthConfig holds local users and the token secret.

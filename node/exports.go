@@ -48,13 +48,13 @@ func (b *backend) CreateExport(ctx context.Context, req api.ExportRequest, user 
 	for _, s := range res.Segments {
 		m.Segments = append(m.Segments, evidence.Segment{File: s.File, Bytes: s.Bytes, SHA256: s.SHA256})
 	}
-	key, ok := n.bundle.Cert.PrivateKey.(crypto.Signer)
+	key, ok := n.bundle.Current().PrivateKey.(crypto.Signer)
 	if !ok {
 		os.Remove(file)
 		return api.Export{}, fmt.Errorf("node key cannot sign")
 	}
 	var certPEM []byte // the node's certificate and its chain (the city's issuing CA)
-	for _, der := range n.bundle.Cert.Certificate {
+	for _, der := range n.bundle.Current().Certificate {
 		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
 	if err := evidence.Sign(m, key, certPEM, n.bundle.Identity.URI()); err != nil {

@@ -55,6 +55,7 @@ type Node struct {
 	outbox  *replication.PebbleOutbox
 	client  *replication.NodeClient
 	users   *users
+	certs   certStatus
 	cameras []*camera // in config order
 	byID    map[string]*camera
 
@@ -110,6 +111,9 @@ func (n *Node) startRestream(authn *auth.Authenticator) error {
 // New opens the node's storage and prepares every part; Start runs them.
 func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	kel, _ := kelurahan.ByCode(cfg.Kelurahan)
+	if err := certs.RecoverRenewal(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+		return nil, fmt.Errorf("node: finishing an interrupted certificate renewal: %w", err)
+	}
 	bundle, err := certs.LoadBundle(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA)
 	if err != nil {
 		return nil, err
@@ -230,8 +234,9 @@ func (n *Node) Start() error {
 			go func() { defer n.wg.Done(); c.subIngest.Run(ctx) }()
 		}
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go func() { defer n.wg.Done(); n.client.Run(ctx) }()
+	go func() { defer n.wg.Done(); n.renewCerts(ctx) }()
 	go func() { defer n.wg.Done(); n.runInventory(ctx) }()
 	go func() {
 		defer n.wg.Done()

@@ -85,6 +85,7 @@ type memberConn struct {
 	conn      *grpc.ClientConn
 	client    rpcv1.ReplicationClient
 	tunnel    bool
+	since     time.Time
 	lastError string
 }
 
@@ -125,7 +126,9 @@ func (c *NodeClient) Kick() {
 type MemberStatus struct {
 	Address   string `json:"address"`
 	Connected bool   `json:"connected"`
-	LastError string `json:"last_error,omitempty"`
+	// ConnectedSince: when the current link came up (zero while down).
+	ConnectedSince time.Time `json:"connected_since,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
 }
 
 // Status reports the link to every member.
@@ -134,7 +137,7 @@ func (c *NodeClient) Status() []MemberStatus {
 	defer c.mu.Unlock()
 	var out []MemberStatus
 	for addr, m := range c.members {
-		out = append(out, MemberStatus{Address: addr, Connected: m.tunnel, LastError: m.lastError})
+		out = append(out, MemberStatus{Address: addr, Connected: m.tunnel, ConnectedSince: m.since, LastError: m.lastError})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
 	return out
@@ -212,7 +215,7 @@ func (c *NodeClient) runMember(ctx context.Context, addr string) {
 				msg += " (the hub refused this node's certificate: it may have been revoked, or it is not from this city's CA; ask the city admin, e.g. for a join token to enroll again)"
 			}
 		}
-		c.setMember(addr, func(m *memberConn) { m.tunnel, m.client, m.lastError = false, nil, msg })
+		c.setMember(addr, func(m *memberConn) { m.tunnel, m.client, m.lastError, m.since = false, nil, msg, time.Time{} })
 		wait := c.backoff(attempt)
 		attempt++
 		c.log.Warn("hub member link down; retrying", "member", addr, "err", msg, "retry_in", wait.Round(time.Millisecond))
@@ -316,7 +319,9 @@ func (c *NodeClient) session(ctx context.Context, addr string) (served bool, err
 	c.learn(addr, hello.Members)
 	srv := grpctunnel.NewReverseTunnelServer(tunnelpb.NewTunnelServiceClient(conn))
 	rpcv1.RegisterNodeControlServer(srv, c.cfg.Control)
-	c.setMember(addr, func(m *memberConn) { m.conn, m.client, m.tunnel, m.lastError = conn, client, true, "" })
+	c.setMember(addr, func(m *memberConn) {
+		m.conn, m.client, m.tunnel, m.lastError, m.since = conn, client, true, "", time.Now().UTC()
+	})
 	c.log.Info("linked to hub member", "member", addr, "member_id", hello.MemberId, "hub_capability", hello.Capability)
 	c.Kick()
 	started, err := srv.Serve(ctx)

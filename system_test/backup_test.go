@@ -204,7 +204,7 @@ func checkBackupRestore(t *testing.T, f *federation, outer *testing.T) {
 				t.Fatalf("the restored cluster holds an audit event that is not this test's: %v %v", err, ev)
 			}
 			added = append(added, ev.GetEvent().GetAction())
-		case strings.HasPrefix(k, "l/"), strings.HasPrefix(k, "t/"), strings.HasPrefix(k, "k/"):
+		case strings.HasPrefix(k, "l/"), strings.HasPrefix(k, "t/"), strings.HasPrefix(k, "k/"), strings.HasPrefix(k, "x/"):
 		default:
 			t.Fatalf("the restored cluster holds key %q the original did not", k)
 		}

@@ -695,7 +695,7 @@ func TestFederation(t *testing.T) {
 			}
 		}
 	})
-	t.Run("an export from a node verifies offline, and a tampered copy does not", func(t *testing.T) {
+	t.Run("an export from a node verifies offline, with its proof from the hub's audit log, and a tampered copy or proof does not", func(t *testing.T) {
 		n := m.Nodes[0]
 		c := f.client(t, n.URL)
 		cams, _ := c.Cameras(ctx(t))
@@ -731,6 +731,37 @@ func TestFederation(t *testing.T) {
 			t.Fatalf("ronda verify of an intact export: %v\n%s", err, out)
 		}
 		t.Logf("%s", strings.TrimSpace(string(out)))
+		// The export's proof from the hub's audit log: the node's export
+		// event (naming the export and its file hash) included in a signed
+		// checkpoint. It is there once the node uploaded the event and the
+		// leader signed a checkpoint covering it.
+		proofFile := filepath.Join(dir, "proof.json")
+		var proofOut []byte
+		took := poll(t, 60*time.Second, "the export's audit proof at the hub", func() error {
+			proofOut, err = exec.Command(bin, "audit", "export-proof", "--demo", f.dir, "--node", n.NodeID, "--export", e.ID, "--out", proofFile).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, proofOut)
+			}
+			return nil
+		})
+		out, err = exec.Command(bin, "verify", "--ca", m.CAFile, "--audit-proof", proofFile, file, mf).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "VERIFIED") || !strings.Contains(string(out), "in the hub's audit log") {
+			t.Fatalf("ronda verify with the audit proof: %v\n%s", err, out)
+		}
+		t.Logf("proof ready %.1f s after the export: %s", took.Seconds(), strings.TrimSpace(string(out)))
+		// A proof whose audit event was altered (the reason) fails.
+		var p api.ExportProof
+		raw, _ := os.ReadFile(proofFile)
+		if err := json.Unmarshal(raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		p.Record.Reason = "nothing to see"
+		raw, _ = json.Marshal(p)
+		os.WriteFile(proofFile, raw, 0o600)
+		out, err = exec.Command(bin, "verify", "--ca", m.CAFile, "--audit-proof", proofFile, file, mf).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "is not leaf") {
+			t.Fatalf("ronda verify accepted an altered audit proof: %v\n%s", err, out)
+		}
 		mp4[len(mp4)/2] ^= 0x01
 		os.WriteFile(file, mp4, 0o600)
 		out, err = exec.Command(bin, "verify", "--ca", m.CAFile, file, mf).CombinedOutput()
@@ -961,6 +992,9 @@ func TestFederation(t *testing.T) {
 		checkRevocation(t, f)
 	})
 
+	t.Run("node certificates are short-lived and renewed over the live link without dropping it", func(t *testing.T) {
+		checkRenewal(t, f)
+	})
 	t.Run("an audit record edited and another deleted in a member's store are named by ronda audit verify", func(t *testing.T) {
 		checkAuditTamper(t, f, outer)
 	})

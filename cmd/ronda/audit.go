@@ -20,6 +20,7 @@ import (
 
 const auditUsage = `Usage:
   ronda audit verify [admin flags] [--member NAME] [--state FILE] [--json]
+  ronda audit export-proof [admin flags] --node NODE --export ID [--out FILE]
 
 Checks a hub member's audit Merkle log (RFC 6962): every checkpoint's
 signature, every record against the leaf the log committed to, each node's
@@ -74,7 +75,38 @@ func (s *httpSource) Proof(ctx context.Context, a, b uint64, consistency bool) (
 	return out.Hashes, err
 }
 
+// runExportProof fetches the proof that ties an export to the audit log.
+func runExportProof(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("audit export-proof", flag.ExitOnError)
+	var a adminFlags
+	a.register(fs)
+	node := fs.String("node", "", "the node that made the export")
+	export := fs.String("export", "", "the export's id")
+	out := fs.String("out", "", "write the proof here (default: stdout)")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, auditUsage) }
+	fs.Parse(args)
+	if *node == "" || *export == "" {
+		return errors.New("audit export-proof: --node and --export are required")
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	var raw []byte
+	if _, err := c.Do(ctx, "GET", "/api/v1/audit/proof/export?"+url.Values{"node": {*node}, "export": {*export}}.Encode(), nil, "", &raw); err != nil {
+		return fmt.Errorf("audit export-proof: %w", err)
+	}
+	if *out == "" {
+		fmt.Println(string(raw))
+		return nil
+	}
+	return os.WriteFile(*out, raw, 0o644)
+}
+
 func runAudit(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "export-proof" {
+		return runExportProof(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		fmt.Print(auditUsage)
 		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {

@@ -78,6 +78,6 @@ func runNodeEnroll(args []string) error {
 	if err != nil {
 		return fmt.Errorf("the hub's answer does not match the key made here: %w", err)
 	}
-	fmt.Printf("enrolled as %s; certificate in %s (valid until %s)\n", b.Identity, filepath.Join(*out, certs.CertFile), b.Cert.Leaf.NotAfter.Format(time.RFC3339))
+	fmt.Printf("enrolled as %s; certificate in %s (valid until %s)\n", b.Identity, filepath.Join(*out, certs.CertFile), b.Current().Leaf.NotAfter.Format(time.RFC3339))
 	return nil
 }

@@ -4,7 +4,10 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,11 +20,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/camsim"
 	"github.com/ronda-jakarta/ronda/certs"
 	"github.com/ronda-jakarta/ronda/demo"
 	"github.com/ronda-jakarta/ronda/evidence"
 	"github.com/ronda-jakarta/ronda/hub"
+	"github.com/ronda-jakarta/ronda/internal/auditlog"
 	"github.com/ronda-jakarta/ronda/node"
 )
 
@@ -48,7 +53,7 @@ Usage:
                                        users, roles and scopes (at a hub member; 'ronda users help')
   ronda audit  verify [admin flags] [--member h2] [--state FILE]
                                        check the hub's audit Merkle log; names any rewritten or deleted record
-  ronda verify [--ca CA.pem] [--segments DIR] FILE.mp4 MANIFEST.json
+  ronda verify [--ca CA.pem] [--segments DIR] [--audit-proof PROOF.json [--hub-key KEY]] FILE.mp4 MANIFEST.json
                                        check an export offline
   ronda version
 `
@@ -315,6 +320,8 @@ func runVerify(args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ExitOnError)
 	caFile := fs.String("ca", "", "city CA certificate: the signer must chain to it")
 	segDir := fs.String("segments", "", "node's segments directory: check the source segments too")
+	proofFile := fs.String("audit-proof", "", "the export's proof from the hub's audit log (ronda audit export-proof): check it too")
+	hubKeyFile := fs.String("hub-key", "", "with --audit-proof: the hub's public key (32 raw bytes or base64) to trust instead of the one in the proof")
 	fs.Parse(args)
 	if fs.NArg() != 2 {
 		return errors.New("verify: give FILE.mp4 and MANIFEST.json")
@@ -335,6 +342,33 @@ func runVerify(args []string) error {
 		}
 	}
 	problems := evidence.Verify(m, fs.Arg(0), o)
+	proofLine := ""
+	if *proofFile != "" {
+		raw, err := os.ReadFile(*proofFile)
+		if err != nil {
+			return err
+		}
+		var p api.ExportProof
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("verify: %s is not an export proof: %w", *proofFile, err)
+		}
+		pub := ed25519.PublicKey(p.PublicKey)
+		if *hubKeyFile != "" {
+			k, err := os.ReadFile(*hubKeyFile)
+			if err != nil {
+				return err
+			}
+			if len(k) != ed25519.PublicKeySize {
+				if k, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(k))); err != nil || len(k) != ed25519.PublicKeySize {
+					return fmt.Errorf("verify: %s is not an Ed25519 public key", *hubKeyFile)
+				}
+			}
+			pub = k
+		}
+		problems = append(problems, auditlog.VerifyExportProof(p, m.NodeID, m.ID, m.Camera, m.SHA256, pub)...)
+		proofLine = fmt.Sprintf("; in the hub's audit log as %s audit event #%d (leaf %d of the checkpoint signed by %s at size %d, hub key %s)",
+			p.Record.NodeID, p.Record.Seq, p.LeafIndex, p.Checkpoint.Member, p.Checkpoint.Size, auditlog.KeyFingerprint(pub))
+	}
 	if len(problems) > 0 {
 		fmt.Printf("NOT VERIFIED: %s (%s, %s to %s)\n", fs.Arg(0), m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339))
 		for _, p := range problems {
@@ -342,7 +376,7 @@ func runVerify(args []string) error {
 		}
 		os.Exit(1)
 	}
-	fmt.Printf("VERIFIED: %s is export %s of camera %s, %s to %s, %d bytes, SHA-256 %s, signed by %s; requested by %s: %q\n",
-		fs.Arg(0), m.ID, m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Bytes, m.SHA256, m.Signer, m.RequestedBy, m.Reason)
+	fmt.Printf("VERIFIED: %s is export %s of camera %s, %s to %s, %d bytes, SHA-256 %s, signed by %s; requested by %s: %q%s\n",
+		fs.Arg(0), m.ID, m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Bytes, m.SHA256, m.Signer, m.RequestedBy, m.Reason, proofLine)
 	return nil
 }

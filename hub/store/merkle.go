@@ -50,6 +50,11 @@ func init() {
 
 func leafKey(i uint64) []byte { return binary.BigEndian.AppendUint64(bytes.Clone(prefixLeaf), i) }
 
+// leafIndexKey finds an event's leaf: x/<node> NUL <seq>.
+func leafIndexKey(nodeID string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(joinKey(prefixLeafIndex, nodeID), 0), seq)
+}
+
 func treeNodeKey(id compact.NodeID) []byte {
 	k := append(bytes.Clone(prefixTreeNode), byte(id.Level))
 	return binary.BigEndian.AppendUint64(k, id.Index)
@@ -104,6 +109,9 @@ func appendLeaf(b *pebble.Batch, nodeID string, e *rondav1.AuditEvent) error {
 		return werr
 	}
 	if err := putProto(b, leafKey(index), &rondav1.AuditLeaf{NodeId: nodeID, AuditSeq: e.GetAuditSeq(), LeafHash: leaf}); err != nil {
+		return err
+	}
+	if err := b.Set(leafIndexKey(nodeID, e.GetAuditSeq()), encodeUint64(index), nil); err != nil {
 		return err
 	}
 	v := binary.BigEndian.AppendUint64(nil, rng.End())
@@ -226,4 +234,50 @@ func (s *Store) AuditProof(index, size uint64, consistency bool) ([][]byte, erro
 		return nil, err
 	}
 	return nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+}
+
+// ExportEvent finds the audit event a node logged for export exportID (its
+// outcome names it, api.ExportOutcome) and the event's leaf in the log.
+func (s *Store) ExportEvent(nodeID, exportID string) (*rondav1.StoredAuditEvent, uint64, error) {
+	if err := validID("node", nodeID); err != nil || exportID == "" {
+		return nil, 0, fmt.Errorf("%w: a node id and an export id are required", ErrBadCommand)
+	}
+	want := "export=" + exportID + " "
+	var found *rondav1.StoredAuditEvent
+	var index uint64
+	_, err := s.fsm.read(func(r pebble.Reader) error {
+		err := scanPrefix(r, auditPrefix(nodeID), func(k, v []byte) error {
+			if found != nil || !bytes.Contains(v, []byte(want)) {
+				return nil
+			}
+			m := new(rondav1.StoredAuditEvent)
+			if err := proto.Unmarshal(v, m); err != nil {
+				return fmt.Errorf("%w: decode %q: %v", ErrSchema, k, err)
+			}
+			if m.GetEvent().GetAction() == "export" && bytes.Contains([]byte(m.GetEvent().GetOutcome()+" "), []byte(want)) {
+				found = m
+			}
+			return nil
+		})
+		if err != nil || found == nil {
+			return err
+		}
+		index, err = readUint64(r, leafIndexKey(nodeID, found.GetEvent().GetAuditSeq()))
+		if err == nil && index == 0 {
+			// index 0 is a real leaf only if leaf 0 is this event.
+			l := new(rondav1.AuditLeaf)
+			if ok, gerr := getProto(r, leafKey(0), l); gerr != nil || !ok || l.GetNodeId() != nodeID || l.GetAuditSeq() != found.GetEvent().GetAuditSeq() {
+				found = nil
+				return gerr
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if found == nil {
+		return nil, 0, fmt.Errorf("%w: %w: no export %s in node %s's audit log at this member (has the node uploaded it? it may be offline)", ErrBadCommand, ErrNotFound, exportID, nodeID)
+	}
+	return found, index, nil
 }

@@ -30,6 +30,7 @@ package store
 //	                                Merkle log: the event's node and seq, and its leaf hash, since v3
 //	t/<level><index>             -> 32-byte hash of a perfect subtree of the log (level: 1 byte,
 //	                                index: uint64 big-endian; level 0 are the leaves), since v3
+//	x/<node id> NUL <seq>        -> uint64 big-endian: the leaf of that audit event, since v3
 //	k/<size>                     -> rondav1.AuditCheckpoint: a signed (size, root), since v3
 //	m/merkle                     -> the log's compact range: uint64 size, then its 32-byte hashes
 //	m/users                      -> uint64 big-endian: the users version (grows with every user command)
@@ -80,6 +81,7 @@ var (
 	prefixLeaf       = []byte("l/")
 	prefixTreeNode   = []byte("t/")
 	prefixCheckpoint = []byte("k/")
+	prefixLeafIndex  = []byte("x/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

@@ -169,11 +169,11 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey, pinned *Chec
 			}
 			prev := entries[k-1]
 			if en.rec.Seq != prev.rec.Seq+1 && en.rec.ChainError == "" {
-				missing := fmt.Sprintf("event #%d", prev.rec.Seq+1)
+				missing := fmt.Sprintf("event #%d of %s before it is", prev.rec.Seq+1, node)
 				if en.rec.Seq-1 > prev.rec.Seq+1 {
-					missing = fmt.Sprintf("events #%d..#%d", prev.rec.Seq+1, en.rec.Seq-1)
+					missing = fmt.Sprintf("events #%d..#%d of %s before it are", prev.rec.Seq+1, en.rec.Seq-1, node)
 				}
-				add(int64(en.index), node, en.rec.Seq, "%s of %s before it are not in the log (removed)", missing, node)
+				add(int64(en.index), node, en.rec.Seq, "%s not in the log (removed)", missing)
 			} else if en.rec.Seq == prev.rec.Seq+1 && en.rec.PrevHash != hex.EncodeToString(prev.hash) && en.rec.ChainError == "" && !named[prev.index] {
 				add(int64(prev.index), node, prev.rec.Seq, "its successor #%d names another predecessor: this record was changed", en.rec.Seq)
 				named[prev.index] = true
@@ -185,6 +185,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey, pinned *Chec
 	rng := (&compact.RangeFactory{Hash: h.HashChildren}).NewEmptyRange(0)
 	next := 0
 	prevSize := uint64(0)
+	firstBad, later := false, []uint64(nil)
 	for _, c := range good {
 		if c.Size > uint64(len(hashes)) {
 			add(-1, "", 0, "checkpoint at size %d: the member serves only %d leaves: leaves were removed", c.Size, len(hashes))
@@ -202,10 +203,18 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey, pinned *Chec
 			}
 		}
 		if !bytes.Equal(root, c.Root) {
-			add(-1, "", 0, "checkpoint at size %d (signed by %s at %s): the log's first %d leaves hash to %x, not the signed %x: a leaf in [%d, %d) was changed",
-				c.Size, c.Member, time.Unix(0, c.At).UTC().Format(time.RFC3339), c.Size, root[:8], c.Root[:8], prevSize, c.Size)
+			if len(later) == 0 && !firstBad {
+				firstBad = true
+				add(-1, "", 0, "checkpoint at size %d (signed by %s at %s): the log's first %d leaves hash to %x, not the signed %x: a leaf in [%d, %d) was changed",
+					c.Size, c.Member, time.Unix(0, c.At).UTC().Format(time.RFC3339), c.Size, root[:8], c.Root[:8], prevSize, c.Size)
+			} else {
+				later = append(later, c.Size)
+			}
 		}
 		prevSize = c.Size
+	}
+	if len(later) > 0 {
+		add(-1, "", 0, "%d later checkpoints (sizes %d to %d) no longer match either: they include that change", len(later), later[0], later[len(later)-1])
 	}
 	if len(good) > 0 {
 		rep.Newest = good[len(good)-1]

@@ -30,10 +30,11 @@ var File_ronda_v1_rpc_services_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_rpc_services_proto_rawDesc = "" +
 	"\n" +
-	"\x1bronda/v1/rpc/services.proto\x12\fronda.v1.rpc\x1a\x1aronda/v1/replication.proto2~\n" +
+	"\x1bronda/v1/rpc/services.proto\x12\fronda.v1.rpc\x1a\x1aronda/v1/replication.proto2\xb8\x01\n" +
 	"\vReplication\x128\n" +
 	"\x05Hello\x12\x16.ronda.v1.HelloRequest\x1a\x17.ronda.v1.HelloResponse\x125\n" +
-	"\x04Push\x12\x15.ronda.v1.PushRequest\x1a\x16.ronda.v1.PushResponse2\xaa\x03\n" +
+	"\x04Push\x12\x15.ronda.v1.PushRequest\x1a\x16.ronda.v1.PushResponse\x128\n" +
+	"\x05Renew\x12\x16.ronda.v1.RenewRequest\x1a\x17.ronda.v1.RenewResponse2\xaa\x03\n" +
 	"\vNodeControl\x125\n" +
 	"\x04Whep\x12\x15.ronda.v1.WhepRequest\x1a\x16.ronda.v1.WhepResponse\x12D\n" +
 	"\tWhepPatch\x12\x1a.ronda.v1.WhepPatchRequest\x1a\x1b.ronda.v1.WhepPatchResponse\x12J\n" +
@@ -53,60 +54,64 @@ const file_ronda_v1_rpc_services_proto_rawDesc = "" +
 var file_ronda_v1_rpc_services_proto_goTypes = []any{
 	(*v1.HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*v1.PushRequest)(nil),                // 1: ronda.v1.PushRequest
-	(*v1.WhepRequest)(nil),                // 2: ronda.v1.WhepRequest
-	(*v1.WhepPatchRequest)(nil),           // 3: ronda.v1.WhepPatchRequest
-	(*v1.WhepSessionRequest)(nil),         // 4: ronda.v1.WhepSessionRequest
-	(*v1.WhepDeleteRequest)(nil),          // 5: ronda.v1.WhepDeleteRequest
-	(*v1.PlaybackRequest)(nil),            // 6: ronda.v1.PlaybackRequest
-	(*v1.RecordingsRequest)(nil),          // 7: ronda.v1.RecordingsRequest
-	(*v1.ApplyRequest)(nil),               // 8: ronda.v1.ApplyRequest
-	(*v1.ReadIndexRequest)(nil),           // 9: ronda.v1.ReadIndexRequest
-	(*v1.MemberStatsRequest)(nil),         // 10: ronda.v1.MemberStatsRequest
-	(*v1.TransferLeadershipRequest)(nil),  // 11: ronda.v1.TransferLeadershipRequest
-	(*v1.ReportLinksRequest)(nil),         // 12: ronda.v1.ReportLinksRequest
-	(*v1.HelloResponse)(nil),              // 13: ronda.v1.HelloResponse
-	(*v1.PushResponse)(nil),               // 14: ronda.v1.PushResponse
-	(*v1.WhepResponse)(nil),               // 15: ronda.v1.WhepResponse
-	(*v1.WhepPatchResponse)(nil),          // 16: ronda.v1.WhepPatchResponse
-	(*v1.WhepSessionResponse)(nil),        // 17: ronda.v1.WhepSessionResponse
-	(*v1.WhepDeleteResponse)(nil),         // 18: ronda.v1.WhepDeleteResponse
-	(*v1.PlaybackChunk)(nil),              // 19: ronda.v1.PlaybackChunk
-	(*v1.RecordingsResponse)(nil),         // 20: ronda.v1.RecordingsResponse
-	(*v1.ApplyResponse)(nil),              // 21: ronda.v1.ApplyResponse
-	(*v1.ReadIndexResponse)(nil),          // 22: ronda.v1.ReadIndexResponse
-	(*v1.MemberStatsResponse)(nil),        // 23: ronda.v1.MemberStatsResponse
-	(*v1.TransferLeadershipResponse)(nil), // 24: ronda.v1.TransferLeadershipResponse
-	(*v1.ReportLinksResponse)(nil),        // 25: ronda.v1.ReportLinksResponse
+	(*v1.RenewRequest)(nil),               // 2: ronda.v1.RenewRequest
+	(*v1.WhepRequest)(nil),                // 3: ronda.v1.WhepRequest
+	(*v1.WhepPatchRequest)(nil),           // 4: ronda.v1.WhepPatchRequest
+	(*v1.WhepSessionRequest)(nil),         // 5: ronda.v1.WhepSessionRequest
+	(*v1.WhepDeleteRequest)(nil),          // 6: ronda.v1.WhepDeleteRequest
+	(*v1.PlaybackRequest)(nil),            // 7: ronda.v1.PlaybackRequest
+	(*v1.RecordingsRequest)(nil),          // 8: ronda.v1.RecordingsRequest
+	(*v1.ApplyRequest)(nil),               // 9: ronda.v1.ApplyRequest
+	(*v1.ReadIndexRequest)(nil),           // 10: ronda.v1.ReadIndexRequest
+	(*v1.MemberStatsRequest)(nil),         // 11: ronda.v1.MemberStatsRequest
+	(*v1.TransferLeadershipRequest)(nil),  // 12: ronda.v1.TransferLeadershipRequest
+	(*v1.ReportLinksRequest)(nil),         // 13: ronda.v1.ReportLinksRequest
+	(*v1.HelloResponse)(nil),              // 14: ronda.v1.HelloResponse
+	(*v1.PushResponse)(nil),               // 15: ronda.v1.PushResponse
+	(*v1.RenewResponse)(nil),              // 16: ronda.v1.RenewResponse
+	(*v1.WhepResponse)(nil),               // 17: ronda.v1.WhepResponse
+	(*v1.WhepPatchResponse)(nil),          // 18: ronda.v1.WhepPatchResponse
+	(*v1.WhepSessionResponse)(nil),        // 19: ronda.v1.WhepSessionResponse
+	(*v1.WhepDeleteResponse)(nil),         // 20: ronda.v1.WhepDeleteResponse
+	(*v1.PlaybackChunk)(nil),              // 21: ronda.v1.PlaybackChunk
+	(*v1.RecordingsResponse)(nil),         // 22: ronda.v1.RecordingsResponse
+	(*v1.ApplyResponse)(nil),              // 23: ronda.v1.ApplyResponse
+	(*v1.ReadIndexResponse)(nil),          // 24: ronda.v1.ReadIndexResponse
+	(*v1.MemberStatsResponse)(nil),        // 25: ronda.v1.MemberStatsResponse
+	(*v1.TransferLeadershipResponse)(nil), // 26: ronda.v1.TransferLeadershipResponse
+	(*v1.ReportLinksResponse)(nil),        // 27: ronda.v1.ReportLinksResponse
 }
 var file_ronda_v1_rpc_services_proto_depIdxs = []int32{
 	0,  // 0: ronda.v1.rpc.Replication.Hello:input_type -> ronda.v1.HelloRequest
 	1,  // 1: ronda.v1.rpc.Replication.Push:input_type -> ronda.v1.PushRequest
-	2,  // 2: ronda.v1.rpc.NodeControl.Whep:input_type -> ronda.v1.WhepRequest
-	3,  // 3: ronda.v1.rpc.NodeControl.WhepPatch:input_type -> ronda.v1.WhepPatchRequest
-	4,  // 4: ronda.v1.rpc.NodeControl.WhepSession:input_type -> ronda.v1.WhepSessionRequest
-	5,  // 5: ronda.v1.rpc.NodeControl.WhepDelete:input_type -> ronda.v1.WhepDeleteRequest
-	6,  // 6: ronda.v1.rpc.NodeControl.Playback:input_type -> ronda.v1.PlaybackRequest
-	7,  // 7: ronda.v1.rpc.NodeControl.Recordings:input_type -> ronda.v1.RecordingsRequest
-	8,  // 8: ronda.v1.rpc.HubPeer.Apply:input_type -> ronda.v1.ApplyRequest
-	9,  // 9: ronda.v1.rpc.HubPeer.ReadIndex:input_type -> ronda.v1.ReadIndexRequest
-	10, // 10: ronda.v1.rpc.HubPeer.MemberStats:input_type -> ronda.v1.MemberStatsRequest
-	11, // 11: ronda.v1.rpc.HubPeer.TransferLeadership:input_type -> ronda.v1.TransferLeadershipRequest
-	12, // 12: ronda.v1.rpc.HubPeer.ReportLinks:input_type -> ronda.v1.ReportLinksRequest
-	13, // 13: ronda.v1.rpc.Replication.Hello:output_type -> ronda.v1.HelloResponse
-	14, // 14: ronda.v1.rpc.Replication.Push:output_type -> ronda.v1.PushResponse
-	15, // 15: ronda.v1.rpc.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
-	16, // 16: ronda.v1.rpc.NodeControl.WhepPatch:output_type -> ronda.v1.WhepPatchResponse
-	17, // 17: ronda.v1.rpc.NodeControl.WhepSession:output_type -> ronda.v1.WhepSessionResponse
-	18, // 18: ronda.v1.rpc.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
-	19, // 19: ronda.v1.rpc.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
-	20, // 20: ronda.v1.rpc.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
-	21, // 21: ronda.v1.rpc.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
-	22, // 22: ronda.v1.rpc.HubPeer.ReadIndex:output_type -> ronda.v1.ReadIndexResponse
-	23, // 23: ronda.v1.rpc.HubPeer.MemberStats:output_type -> ronda.v1.MemberStatsResponse
-	24, // 24: ronda.v1.rpc.HubPeer.TransferLeadership:output_type -> ronda.v1.TransferLeadershipResponse
-	25, // 25: ronda.v1.rpc.HubPeer.ReportLinks:output_type -> ronda.v1.ReportLinksResponse
-	13, // [13:26] is the sub-list for method output_type
-	0,  // [0:13] is the sub-list for method input_type
+	2,  // 2: ronda.v1.rpc.Replication.Renew:input_type -> ronda.v1.RenewRequest
+	3,  // 3: ronda.v1.rpc.NodeControl.Whep:input_type -> ronda.v1.WhepRequest
+	4,  // 4: ronda.v1.rpc.NodeControl.WhepPatch:input_type -> ronda.v1.WhepPatchRequest
+	5,  // 5: ronda.v1.rpc.NodeControl.WhepSession:input_type -> ronda.v1.WhepSessionRequest
+	6,  // 6: ronda.v1.rpc.NodeControl.WhepDelete:input_type -> ronda.v1.WhepDeleteRequest
+	7,  // 7: ronda.v1.rpc.NodeControl.Playback:input_type -> ronda.v1.PlaybackRequest
+	8,  // 8: ronda.v1.rpc.NodeControl.Recordings:input_type -> ronda.v1.RecordingsRequest
+	9,  // 9: ronda.v1.rpc.HubPeer.Apply:input_type -> ronda.v1.ApplyRequest
+	10, // 10: ronda.v1.rpc.HubPeer.ReadIndex:input_type -> ronda.v1.ReadIndexRequest
+	11, // 11: ronda.v1.rpc.HubPeer.MemberStats:input_type -> ronda.v1.MemberStatsRequest
+	12, // 12: ronda.v1.rpc.HubPeer.TransferLeadership:input_type -> ronda.v1.TransferLeadershipRequest
+	13, // 13: ronda.v1.rpc.HubPeer.ReportLinks:input_type -> ronda.v1.ReportLinksRequest
+	14, // 14: ronda.v1.rpc.Replication.Hello:output_type -> ronda.v1.HelloResponse
+	15, // 15: ronda.v1.rpc.Replication.Push:output_type -> ronda.v1.PushResponse
+	16, // 16: ronda.v1.rpc.Replication.Renew:output_type -> ronda.v1.RenewResponse
+	17, // 17: ronda.v1.rpc.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
+	18, // 18: ronda.v1.rpc.NodeControl.WhepPatch:output_type -> ronda.v1.WhepPatchResponse
+	19, // 19: ronda.v1.rpc.NodeControl.WhepSession:output_type -> ronda.v1.WhepSessionResponse
+	20, // 20: ronda.v1.rpc.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
+	21, // 21: ronda.v1.rpc.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
+	22, // 22: ronda.v1.rpc.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
+	23, // 23: ronda.v1.rpc.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
+	24, // 24: ronda.v1.rpc.HubPeer.ReadIndex:output_type -> ronda.v1.ReadIndexResponse
+	25, // 25: ronda.v1.rpc.HubPeer.MemberStats:output_type -> ronda.v1.MemberStatsResponse
+	26, // 26: ronda.v1.rpc.HubPeer.TransferLeadership:output_type -> ronda.v1.TransferLeadershipResponse
+	27, // 27: ronda.v1.rpc.HubPeer.ReportLinks:output_type -> ronda.v1.ReportLinksResponse
+	14, // [14:28] is the sub-list for method output_type
+	0,  // [0:14] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name

@@ -27,6 +27,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Replication_Hello_FullMethodName = "/ronda.v1.rpc.Replication/Hello"
 	Replication_Push_FullMethodName  = "/ronda.v1.rpc.Replication/Push"
+	Replication_Renew_FullMethodName = "/ronda.v1.rpc.Replication/Renew"
 )
 
 // ReplicationClient is the client API for Replication service.
@@ -40,6 +41,10 @@ type ReplicationClient interface {
 	// Push delivers outbox records. The response acknowledges the highest
 	// sequence number committed through Raft; the node drops records up to it.
 	Push(ctx context.Context, in *v1.PushRequest, opts ...grpc.CallOption) (*v1.PushResponse, error)
+	// Renew signs a new short-lived certificate for the calling node's
+	// identity (taken from its current certificate; the request only carries
+	// the new key), so nodes renew over their live connection.
+	Renew(ctx context.Context, in *v1.RenewRequest, opts ...grpc.CallOption) (*v1.RenewResponse, error)
 }
 
 type replicationClient struct {
@@ -70,6 +75,16 @@ func (c *replicationClient) Push(ctx context.Context, in *v1.PushRequest, opts .
 	return out, nil
 }
 
+func (c *replicationClient) Renew(ctx context.Context, in *v1.RenewRequest, opts ...grpc.CallOption) (*v1.RenewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.RenewResponse)
+	err := c.cc.Invoke(ctx, Replication_Renew_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicationServer is the server API for Replication service.
 // All implementations must embed UnimplementedReplicationServer
 // for forward compatibility.
@@ -81,6 +96,10 @@ type ReplicationServer interface {
 	// Push delivers outbox records. The response acknowledges the highest
 	// sequence number committed through Raft; the node drops records up to it.
 	Push(context.Context, *v1.PushRequest) (*v1.PushResponse, error)
+	// Renew signs a new short-lived certificate for the calling node's
+	// identity (taken from its current certificate; the request only carries
+	// the new key), so nodes renew over their live connection.
+	Renew(context.Context, *v1.RenewRequest) (*v1.RenewResponse, error)
 	mustEmbedUnimplementedReplicationServer()
 }
 
@@ -96,6 +115,9 @@ func (UnimplementedReplicationServer) Hello(context.Context, *v1.HelloRequest) (
 }
 func (UnimplementedReplicationServer) Push(context.Context, *v1.PushRequest) (*v1.PushResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Push not implemented")
+}
+func (UnimplementedReplicationServer) Renew(context.Context, *v1.RenewRequest) (*v1.RenewResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Renew not implemented")
 }
 func (UnimplementedReplicationServer) mustEmbedUnimplementedReplicationServer() {}
 func (UnimplementedReplicationServer) testEmbeddedByValue()                     {}
@@ -154,6 +176,24 @@ func _Replication_Push_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Replication_Renew_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.RenewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationServer).Renew(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replication_Renew_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationServer).Renew(ctx, req.(*v1.RenewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Replication_ServiceDesc is the grpc.ServiceDesc for Replication service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -168,6 +208,10 @@ var Replication_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Push",
 			Handler:    _Replication_Push_Handler,
+		},
+		{
+			MethodName: "Renew",
+			Handler:    _Replication_Renew_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
