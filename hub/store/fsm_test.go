@@ -57,7 +57,7 @@ func nodeCmd(t *testing.T, node string, now int64, recs ...*rondav1.Record) []by
 	return cmd
 }
 
-func applyAt(t *testing.T, f *fsm, index uint64, cmd []byte) applyResponse {
+func applyAt(t testing.TB, f *fsm, index uint64, cmd []byte) applyResponse {
 	t.Helper()
 	r := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: cmd})
 	if r == nil {

@@ -47,7 +47,7 @@ func (src storeSource) Proof(_ context.Context, index, size uint64, consistency 
 }
 
 // checkpoint signs the FSM's current head, as the leader does.
-func checkpoint(t *testing.T, f *fsm, s *Store, key ed25519.PrivateKey, index uint64) {
+func checkpoint(t testing.TB, f *fsm, s *Store, key ed25519.PrivateKey, index uint64) {
 	t.Helper()
 	size, root, err := s.AuditLogHead()
 	if err != nil {
