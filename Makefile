@@ -80,6 +80,8 @@ proto-check: tools
 ##   BenchmarkLeaderFailover: leader killed -> next committed write, default raft timeouts, 10 kills.
 ##   BenchmarkSnapshotRestore: snapshot and restore of the 30,000-camera x 90-day FSM vs copying its files.
 ##   BenchmarkAuditLog: 100,000 audit events into the Merkle log, inclusion proofs, a full 'ronda audit verify'.
+##   overview-bench: the UI's city overview with a synthetic city (267 nodes, 30,000 cameras) in Chromium,
+##     against a table with one row per camera.
 ##   replbench: 267 simulated nodes x 110 cameras vs 3 hub members: steady-state lag, reconnect storm of 1-hour backlogs.
 ##   livebench: live view in Chromium: time to first frame (GOP cache vs none, at the node and through the hub),
 ##     glass-to-glass latency (vs ffmpeg decoding the camera directly), fan-out to 50 and 200 WebRTC viewers.
@@ -96,6 +98,7 @@ bench: build deps
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkLeaderFailover -benchtime 1x -timeout 10m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkSnapshotRestore -benchtime 1x -timeout 30m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkAuditLog -benchtime 1x -timeout 10m -v
+	cd test/browser && node overview-bench.mjs --cameras 30000 --runs 5
 
 ## fuzz: run each fuzz target for FUZZTIME (default 3m); new inputs land in the Go cache,
 ## copy interesting ones into the package's testdata/fuzz to keep them as regression seeds.

@@ -798,6 +798,10 @@ func TestFederation(t *testing.T) {
 		checkRoles(t, f)
 	})
 
+	t.Run("the web UI's city overview lists the nodes by kota and kecamatan with a map, in both languages; an RT/RW viewer sees only its camera", func(t *testing.T) {
+		checkOverviewUI(t, f)
+	})
+
 	outer := t
 	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog, and a node re-sends what it lost", func(t *testing.T) {
 		checkBackupRestore(t, f, outer)

@@ -1,10 +1,11 @@
-// Ronda web UI: login, nodes, cameras, live view (WHEP) and playback (MP4).
-// Plain JavaScript, no build step. Hash routes: #/login #/nodes #/cameras
-// #/live/{camera} #/playback/{camera}.
+// Ronda web UI: login, city overview (overview.js), nodes, cameras, live
+// view (WHEP) and playback (MP4). Plain JavaScript, no build step. Hash
+// routes: #/login #/overview #/nodes #/cameras #/live/{camera}
+// #/playback/{camera}.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['login', 'nodes', 'cameras', 'live', 'playback'];
+const VIEWS = ['login', 'overview', 'nodes', 'cameras', 'live', 'playback'];
 const REFRESH_MS = 15000; // nodes and cameras tables refresh while shown
 
 const ui = {
@@ -67,7 +68,7 @@ function show(view) {
   ui.view = view;
   VIEWS.forEach((v) => { $('view-' + v).hidden = v !== view; });
   $('nav').hidden = view === 'login';
-  [['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
+  [['nav-overview', 'overview'], ['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
     if (v === view) $(id).setAttribute('aria-current', 'page'); else $(id).removeAttribute('aria-current');
   });
 }
@@ -466,15 +467,16 @@ async function route() {
     show('login');
     return;
   }
-  if (view === '' || view === 'login') { location.replace('#/nodes'); return; } // hashchange routes again
+  if (view === '' || view === 'login') { location.replace('#/overview'); return; } // hashchange routes again
   try {
     if (!ui.me) await loadMe();
     switch (view) {
+      case 'overview': await showOverview(); break;
       case 'nodes': await showNodes(); break;
       case 'cameras': await showCameras(); break;
       case 'live': showLive(decodeURIComponent(arg)); break;
       case 'playback': showPlayback(decodeURIComponent(arg)); break;
-      default: location.replace('#/nodes');
+      default: location.replace('#/overview');
     }
   } catch (err) {
     setStatus(err.message, true);
@@ -492,7 +494,7 @@ $('login-form').addEventListener('submit', async (ev) => {
     sessionStorage.setItem('ronda.token', (await resp.json()).token);
     $('login-password').value = '';
     ui.me = null;
-    route(); // the page asked for (a deep link survives the login), else #/nodes
+    route(); // the page asked for (a deep link survives the login), else #/overview
   } catch (err) {
     setStatus(err.message, true);
   }
@@ -505,6 +507,7 @@ $('lang-toggle').addEventListener('click', () => {
   localStorage.setItem('ronda.lang', lang);
   applyI18n();
   renderHeader();
+  if (ui.view === 'overview' && ov.nodes) renderOverview();
   if (ui.view === 'nodes') renderNodes();
   if (ui.view === 'cameras') renderCameras();
   renderLiveStatus();
