@@ -802,6 +802,10 @@ func TestFederation(t *testing.T) {
 		checkOverviewUI(t, f)
 	})
 
+	t.Run("the video wall decodes every tile, recovers a dropped one by itself, and opens the main stream on double-click", func(t *testing.T) {
+		checkWall(t, f)
+	})
+
 	outer := t
 	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog, and a node re-sends what it lost", func(t *testing.T) {
 		checkBackupRestore(t, f, outer)

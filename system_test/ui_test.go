@@ -106,3 +106,57 @@ func checkOverviewUI(t *testing.T, f *federation) {
 	t.Logf("overview: %s; %d kelurahan rows rendered in %.1f ms; map: %s; viewer %s sees %v. Screenshots: test-output/ui-overview.png, ui-overview-en.png, ui-overview-viewer.png, ui-cameras-viewer.png",
 		res.Summary, res.Rows, res.RenderMS, res.MapLabel, viewer.User, res.Viewer.Cameras)
 }
+
+// checkWall: the video wall in Chromium decodes frames in all 4 tiles, a
+// tile whose session is ended at the server recovers by itself, a
+// double-click gives the main stream, and a saved layout reopens by name.
+func checkWall(t *testing.T, f *federation) {
+	var res struct {
+		BeforeDrag []string `json:"before_drag"`
+		Dragged    string   `json:"dragged"`
+		Tiles      []struct {
+			Camera string `json:"camera"`
+			Frames int    `json:"frames"`
+			Stream string `json:"stream"`
+			W      int    `json:"w"`
+			H      int    `json:"h"`
+		} `json:"tiles"`
+		AllPlayingMS float64 `json:"all_playing_ms"`
+		Dropped      struct {
+			Loc    string `json:"loc"`
+			Status int    `json:"status"`
+		} `json:"dropped"`
+		RecoveredMS float64 `json:"recovered_ms"`
+		NewSession  string  `json:"new_session"`
+		Main        struct {
+			Stream string `json:"stream"`
+			W      int    `json:"w"`
+			H      int    `json:"h"`
+		} `json:"main"`
+		Saved    []string `json:"saved"`
+		Reopened []string `json:"reopened"`
+		Lag      float64  `json:"worst_frame_gap_ms_16_tiles"`
+		Sixteen  float64  `json:"sixteen_playing_ms"`
+	}
+	runBrowserJSON(t, "wall.mjs", &res, "--url", f.m.Hubs[0].URL, "--user", f.m.Users[0].User, "--password", f.m.Users[0].Password,
+		"--camera", "-", "--shots", filepath.Join(repoRoot(t), "test-output"))
+	if len(res.Tiles) != 4 || res.Dragged == "" || slices.Contains(res.BeforeDrag, res.Dragged) || res.Tiles[3].Camera != res.Dragged {
+		t.Fatalf("tiles %+v (before the drag %v); want 4 with %s, not on the wall before, dragged onto the last", res.Tiles, res.BeforeDrag, res.Dragged)
+	}
+	for i, tile := range res.Tiles {
+		if tile.Frames < 10 || tile.W == 0 || tile.Stream != "sub" {
+			t.Fatalf("tile %d (%s): %d frames, %dx%d, stream %s", i, tile.Camera, tile.Frames, tile.W, tile.H, tile.Stream)
+		}
+	}
+	if res.Dropped.Status != 200 || res.NewSession == "" || res.NewSession == res.Dropped.Loc {
+		t.Fatalf("dropping tile 0's session: %+v, new session %q", res.Dropped, res.NewSession)
+	}
+	if res.Main.Stream != "main" || res.Main.W <= res.Tiles[1].W {
+		t.Fatalf("double-click: %+v (the sub stream was %dx%d)", res.Main, res.Tiles[1].W, res.Tiles[1].H)
+	}
+	if !slices.Equal(res.Saved, res.Reopened) || len(res.Saved) != 4 {
+		t.Fatalf("saved layout %v reopened as %v", res.Saved, res.Reopened)
+	}
+	t.Logf("video wall: %s dragged onto tile 4; 4 tiles decoding (sub stream %dx%d) %.0f ms after the drag; a tile whose session was ended at the server recovered in %.1f s; double-click: main stream %dx%d; layout saved and reopened; 16 live tiles all decoding %.1f s after they were filled, worst gap between animation frames over 5 s then %.0f ms. Screenshots: test-output/ui-wall.png, ui-wall-16.png",
+		res.Dragged, res.Tiles[0].W, res.Tiles[0].H, res.AllPlayingMS, res.RecoveredMS/1000, res.Main.W, res.Main.H, res.Sixteen/1000, res.Lag)
+}

@@ -5,7 +5,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['login', 'overview', 'nodes', 'cameras', 'live', 'playback'];
+const VIEWS = ['login', 'overview', 'wall', 'nodes', 'cameras', 'live', 'playback'];
 const REFRESH_MS = 15000; // nodes and cameras tables refresh while shown
 
 const ui = {
@@ -63,12 +63,13 @@ function endSession(msg, toLogin) {
 function show(view) {
   if (ui.view === 'live' && view !== 'live') stopLive();
   if (ui.view === 'playback' && view !== 'playback') stopPlayback();
+  if (ui.view === 'wall') stopWall();
   clearInterval(ui.refresh);
   ui.refresh = 0;
   ui.view = view;
   VIEWS.forEach((v) => { $('view-' + v).hidden = v !== view; });
   $('nav').hidden = view === 'login';
-  [['nav-overview', 'overview'], ['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
+  [['nav-overview', 'overview'], ['nav-wall', 'wall'], ['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
     if (v === view) $(id).setAttribute('aria-current', 'page'); else $(id).removeAttribute('aria-current');
   });
 }
@@ -472,6 +473,7 @@ async function route() {
     if (!ui.me) await loadMe();
     switch (view) {
       case 'overview': await showOverview(); break;
+      case 'wall': await showWall(decodeURIComponent(arg)); break;
       case 'nodes': await showNodes(); break;
       case 'cameras': await showCameras(); break;
       case 'live': showLive(decodeURIComponent(arg)); break;
@@ -530,7 +532,7 @@ $('live-relay').addEventListener('change', (ev) => {
 });
 $('playback-range').addEventListener('change', onRangeChange);
 window.addEventListener('hashchange', route);
-window.addEventListener('pagehide', () => stopLive());
+window.addEventListener('pagehide', () => { stopLive(); stopWall(); });
 
 applyI18n();
 route();

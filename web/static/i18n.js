@@ -4,7 +4,12 @@
 const I18N = {
   id: {
     'skip': 'Langsung ke isi', 'lang.switch': 'Switch to English',
-    'nav.nodes': 'Node', 'nav.cameras': 'Kamera', 'logout': 'Keluar', 'nav.overview': 'Ikhtisar',
+    'nav.nodes': 'Node', 'nav.cameras': 'Kamera', 'logout': 'Keluar', 'nav.overview': 'Ikhtisar', 'nav.wall': 'Dinding video',
+    'wall.title': 'Dinding video', 'wall.size': 'Petak', 'wall.layouts': 'Tata letak tersimpan', 'wall.name': 'Nama tata letak',
+    'wall.save': 'Simpan', 'wall.cameras': 'Kamera (seret ke petak)', 'wall.pick': 'Kamera untuk petak', 'wall.empty': '— kosong —',
+    'wall.help': 'Seret kamera ke petak atau pilih di menu petak. Klik dua kali petak untuk aliran utama (HD); petak yang terputus pulih sendiri.',
+    'wall.camdown': 'Kamera tidak mengalir', 'wall.recovering': 'Memulihkan dalam', 'wall.needname': 'Beri nama tata letak dulu.',
+    'wall.saved': 'Tata letak "{name}" disimpan di peramban ini.',
     'overview.title': 'Ikhtisar kota', 'overview.filter': 'Cari kelurahan, kecamatan, kota atau node',
     'overview.problemsonly': 'Hanya yang bermasalah', 'overview.problems': 'Masalah lebih dulu',
     'overview.summary': '{nodes} node: {dark} luring, {degraded} terganggu · {up} dari {cams} kamera mengalir',
@@ -45,7 +50,12 @@ const I18N = {
   },
   en: {
     'skip': 'Skip to content', 'lang.switch': 'Ganti ke Bahasa Indonesia',
-    'nav.nodes': 'Nodes', 'nav.cameras': 'Cameras', 'logout': 'Log out', 'nav.overview': 'Overview',
+    'nav.nodes': 'Nodes', 'nav.cameras': 'Cameras', 'logout': 'Log out', 'nav.overview': 'Overview', 'nav.wall': 'Video wall',
+    'wall.title': 'Video wall', 'wall.size': 'Tiles', 'wall.layouts': 'Saved layouts', 'wall.name': 'Layout name',
+    'wall.save': 'Save', 'wall.cameras': 'Cameras (drag onto a tile)', 'wall.pick': 'Camera for tile', 'wall.empty': '— empty —',
+    'wall.help': "Drag a camera onto a tile or pick it in the tile's menu. Double-click a tile for the main (HD) stream; a tile that drops recovers by itself.",
+    'wall.camdown': 'Camera not streaming', 'wall.recovering': 'Recovering in', 'wall.needname': 'Name the layout first.',
+    'wall.saved': 'Layout "{name}" saved in this browser.',
     'overview.title': 'City overview', 'overview.filter': 'Search kelurahan, kecamatan, kota or node',
     'overview.problemsonly': 'Problems only', 'overview.problems': 'Problems first',
     'overview.summary': '{nodes} nodes: {dark} offline, {degraded} degraded · {up} of {cams} cameras streaming',
