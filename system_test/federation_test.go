@@ -806,6 +806,10 @@ func TestFederation(t *testing.T) {
 		checkWall(t, f)
 	})
 
+	t.Run("a camera's playback in the UI scrubs to a recorded minute, plays at 4x, steps, and exports a selected range", func(t *testing.T) {
+		checkCamera(t, f)
+	})
+
 	outer := t
 	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog, and a node re-sends what it lost", func(t *testing.T) {
 		checkBackupRestore(t, f, outer)

@@ -109,7 +109,7 @@ async function loadMe() {
 function renderHeader() {
   const me = ui.me;
   $('served-by').textContent = !me ? '' :
-    '· ' + (me.served_by === 'hub' ? (me.name || t('hub')) : t('kelurahan') + ' ' + me.name);
+    '· ' + (me.served_by === 'hub' ? (me.name || t('hub')) : (me.name.startsWith('Kelurahan') ? me.name : t('kelurahan') + ' ' + me.name));
   $('whoami').textContent = me ? me.user + ' (' + me.role + ')' : '';
 }
 
@@ -413,11 +413,20 @@ async function loadPlayback(id) {
   try {
     ui.rec = await (await api(base + '/recordings?' + q, { signal: ctl.signal })).json();
     renderTimeline(ui.rec);
-    const blob = await (await api(base + '/media.mp4?' + q, { signal: ctl.signal })).blob();
+    const media = await api(base + '/media.mp4?' + q, { signal: ctl.signal });
+    // The file's time 0 is this instant (an edit list skips to it).
+    ui.mediaFrom = new Date(media.headers.get('X-Ronda-From') || range.from);
+    const blob = await media.blob();
     const v = $('playback-video');
     if (v.src.startsWith('blob:')) URL.revokeObjectURL(v.src);
     v.src = URL.createObjectURL(blob);
+    if (ui.seekTo) {
+      const at = ui.seekTo;
+      ui.seekTo = null;
+      v.addEventListener('loadedmetadata', () => { v.currentTime = Math.max(0, (at - ui.mediaFrom) / 1000); }, { once: true });
+    }
     v.play().catch(() => { /* autoplay refused: the controls are there */ });
+    if (typeof afterPlaybackLoad === 'function') afterPlaybackLoad(id);
     setPlaybackStatus(fmtTime(range.from) + ' – ' + fmtTime(range.to) + ' (' + Math.round(blob.size / 1024) + ' KiB)');
   } catch (err) {
     if (err.name !== 'AbortError') setPlaybackStatus(err.message, true);
@@ -513,7 +522,7 @@ $('lang-toggle').addEventListener('click', () => {
   if (ui.view === 'nodes') renderNodes();
   if (ui.view === 'cameras') renderCameras();
   renderLiveStatus();
-  if (ui.view === 'playback' && ui.rec) renderTimeline(ui.rec);
+  if (ui.view === 'playback' && ui.rec) { renderTimeline(ui.rec); renderSelection(); }
 });
 
 $('live-retry').addEventListener('click', () => { if (ui.liveId) startLive(ui.liveId); });
