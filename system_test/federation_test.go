@@ -810,6 +810,10 @@ func TestFederation(t *testing.T) {
 		checkCamera(t, f)
 	})
 
+	t.Run("the search view finds the cameras around a place picked on the map", func(t *testing.T) {
+		checkSearchUI(t, f)
+	})
+
 	outer := t
 	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog, and a node re-sends what it lost", func(t *testing.T) {
 		checkBackupRestore(t, f, outer)

@@ -205,3 +205,39 @@ func checkCamera(t *testing.T, f *federation) {
 	t.Logf("camera %s at %s: scrubbed to a recorded minute, frames shown %.1f s from the target (%s); 4x played at %.1fx; one frame step %.3f s; range %s exported as %s and downloaded (%d bytes). Screenshots: test-output/ui-camera-scrubbed.png, ui-camera-export.png",
 		camID, n.NodeID, (res.ShownMS-res.TargetMS)/1000, res.Clock, res.Speed, res.Step[1]-res.Step[0], res.Selection, res.ExportID, res.Download.Bytes)
 }
+
+// checkSearchUI: clicking the map at a node's kelurahan and searching 1 km
+// around it over the last minutes lists that node's cameras, nearest first,
+// and no other kelurahan's.
+func checkSearchUI(t *testing.T, f *federation) {
+	n := f.m.Nodes[0]
+	var want []string
+	for _, c := range f.m.Cameras {
+		if c.Kelurahan == n.Kelurahan {
+			want = append(want, c.ID)
+		}
+	}
+	var res struct {
+		Picked  string `json:"picked"`
+		Summary string `json:"summary"`
+		Rows    []struct {
+			Camera string `json:"camera"`
+			Text   string `json:"text"`
+		} `json:"rows"`
+	}
+	runBrowserJSON(t, "search.mjs", &res, "--url", f.m.Hubs[1].URL, "--user", f.m.Users[0].User, "--password", f.m.Users[0].Password,
+		"--camera", "-", "--kelurahan", n.Kelurahan, "--shots", filepath.Join(repoRoot(t), "test-output"))
+	var got []string
+	for _, r := range res.Rows {
+		got = append(got, r.Camera)
+		if !strings.Contains(r.Text, " m") {
+			t.Fatalf("search row without a distance: %q", r.Text)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("search 1 km around %s's office (picked at %s) found %v; want its cameras %v (%s)", n.Kelurahan, res.Picked, got, want, res.Summary)
+	}
+	t.Logf("search: a click on the map at %s (%s), 1 km, last 15 min: %s: %v. Screenshot: test-output/ui-search.png", n.Name, res.Picked, res.Summary, got)
+}

@@ -5,7 +5,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['login', 'overview', 'wall', 'nodes', 'cameras', 'live', 'playback'];
+const VIEWS = ['login', 'overview', 'wall', 'search', 'nodes', 'cameras', 'live', 'playback'];
 const REFRESH_MS = 15000; // nodes and cameras tables refresh while shown
 
 const ui = {
@@ -69,7 +69,7 @@ function show(view) {
   ui.view = view;
   VIEWS.forEach((v) => { $('view-' + v).hidden = v !== view; });
   $('nav').hidden = view === 'login';
-  [['nav-overview', 'overview'], ['nav-wall', 'wall'], ['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
+  [['nav-overview', 'overview'], ['nav-wall', 'wall'], ['nav-search', 'search'], ['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
     if (v === view) $(id).setAttribute('aria-current', 'page'); else $(id).removeAttribute('aria-current');
   });
 }
@@ -111,6 +111,8 @@ function renderHeader() {
   $('served-by').textContent = !me ? '' :
     '· ' + (me.served_by === 'hub' ? (me.name || t('hub')) : (me.name.startsWith('Kelurahan') ? me.name : t('kelurahan') + ' ' + me.name));
   $('whoami').textContent = me ? me.user + ' (' + me.role + ')' : '';
+  // City-wide search is the hub's.
+  $('nav-search').hidden = !me || me.served_by !== 'hub';
 }
 
 // ---- nodes ----
@@ -483,6 +485,7 @@ async function route() {
     switch (view) {
       case 'overview': await showOverview(); break;
       case 'wall': await showWall(decodeURIComponent(arg)); break;
+      case 'search': await showSearch(); break;
       case 'nodes': await showNodes(); break;
       case 'cameras': await showCameras(); break;
       case 'live': showLive(decodeURIComponent(arg)); break;
