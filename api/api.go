@@ -38,7 +38,24 @@ type Node struct {
 	// it has not heard from the leader lately).
 	LinkedMembers []string `json:"linked_members,omitempty"`
 	StatusFrom    string   `json:"status_from,omitempty"`
+	// Storage (hub): the node's recording storage as it last reported.
+	Storage *NodeStorage `json:"storage,omitempty"`
 }
+
+// NodeStorage is a node's recording storage.
+type NodeStorage struct {
+	FreeBytes        uint64  `json:"free_bytes"`
+	WriteBytesPerSec float64 `json:"write_bytes_per_second"`
+	ReserveBytes     uint64  `json:"reserve_bytes"`
+	// DaysUntilFull: at the current write rate, days until retention has to
+	// delete old footage to keep recording (absent while nothing is written).
+	DaysUntilFull *float64  `json:"days_until_full,omitempty"`
+	At            time.Time `json:"at"`
+}
+
+// StorageLowDays: a node with less than this many days until full shows
+// degraded.
+const StorageLowDays = 2
 
 // Camera is a camera as the API shows it.
 type Camera struct {

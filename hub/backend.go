@@ -55,6 +55,18 @@ func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
 			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()], AckedSeq: n.GetAppliedSeq()}
 		l, from := b.h.nodeLink(info.GetNodeId())
 		nodeStatus(&an, l.LinkStatus)
+		if st := l.Storage; st != nil {
+			an.Storage = &api.NodeStorage{FreeBytes: st.GetFreeBytes(), WriteBytesPerSec: st.GetWriteBytesPerSecond(),
+				ReserveBytes: st.GetReserveBytes(), At: time.Unix(0, st.GetAtUnixNano()).UTC()}
+			if rate := st.GetWriteBytesPerSecond(); rate > 0 {
+				days := float64(st.GetFreeBytes()-min(st.GetFreeBytes(), st.GetReserveBytes())) / (rate * 86400)
+				an.Storage.DaysUntilFull = &days
+				if days < api.StorageLowDays && an.Status == "online" {
+					an.Status = "degraded"
+					an.StatusDetail = fmt.Sprintf("disk nearly full: %.1f days of recording left at %.1f Mbit/s; retention will delete the oldest unheld footage", days, rate*8/1e6)
+				}
+			}
+		}
 		an.LinkedMembers, an.StatusFrom = l.Members, from
 		id := certs.Identity{City: b.h.bundle.Identity.City, Kind: certs.KindNode, Kelurahan: info.GetKelurahanCode(), NodeID: info.GetNodeId()}
 		if r, ok := b.h.store.Revoked(id.URI()); ok && !an.Online {

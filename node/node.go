@@ -185,6 +185,7 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	n.client = replication.NewNodeClient(replication.NodeClientConfig{
 		Members: cfg.Hub.Members, TLS: bundle.ClientTLS(certs.KindHub), Info: info,
 		Control: &control{n: n}, Outbox: n.outbox, Logger: log.With("part", "replication"), Resync: n, Directives: n, Users: n.users,
+		Storage:   n.storageStatus,
 		Keepalive: cfg.Hub.Keepalive, BatchSize: cfg.Hub.PushBatch, MaxBytesPerSecond: cfg.Hub.MaxPushRate, LearnMembers: !cfg.Hub.FixedMembers,
 	})
 	return n, nil
@@ -551,4 +552,13 @@ func inventoryKey(inv *rondav1.CameraInventory) string {
 		s += fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s|%g|%g|%s|%s|%q;", c.Id, c.Name, c.Codec, c.Width, c.Height, c.State, c.Reason, c.Lat, c.Lon, c.Rt, c.Rw, c.Tags)
 	}
 	return s
+}
+
+// storageStatus is the recording storage for the hub's overview.
+func (n *Node) storageStatus() *rondav1.StorageStatus {
+	st, err := n.store.Storage()
+	if err != nil {
+		return nil
+	}
+	return &rondav1.StorageStatus{FreeBytes: st.FreeBytes, WriteBytesPerSecond: st.WriteBytesPS, ReserveBytes: st.ReserveBytes, AtUnixNano: time.Now().UnixNano()}
 }

@@ -56,6 +56,7 @@ type link struct {
 	lastSeq  uint64      // the node's newest outbox seq, as it last said
 	opens    []time.Time // tunnel opens within FlapWindow
 	downAt   time.Time   // when the last tunnel closed
+	storage  *rondav1.StorageStatus
 }
 
 // FlapWindow and FlapOpens: a node whose tunnel to a member opened
@@ -181,6 +182,8 @@ type LinkStatus struct {
 	DownSince  time.Time // the last tunnel closed then (zero: never connected here)
 	LastSeq    uint64    // the node's newest outbox seq, as it last said
 	Reconnects int       // tunnel opens within FlapWindow
+	// Storage is the node's recording storage as it last said (nil: never).
+	Storage *rondav1.StorageStatus
 }
 
 // Flapping reports whether the link reconnected FlapOpens times lately.
@@ -195,7 +198,7 @@ func (s *HubServer) Link(nodeID string) LinkStatus {
 		return LinkStatus{}
 	}
 	return LinkStatus{Connected: l.tunnels > 0, Since: l.since, LastSeen: l.lastSeen, DownSince: l.downAt, LastSeq: l.lastSeq,
-		Reconnects: len(pruneBefore(append([]time.Time(nil), l.opens...), s.now().Add(-FlapWindow)))}
+		Reconnects: len(pruneBefore(append([]time.Time(nil), l.opens...), s.now().Add(-FlapWindow))), Storage: l.storage}
 }
 
 // NodeControl returns a client for calls into a node over its reverse tunnel
@@ -272,6 +275,13 @@ func (s *HubServer) Push(ctx context.Context, req *rondav1.PushRequest) (*rondav
 		}
 	}
 	s.seen(req.NodeId, req.GetLastSeq())
+	if st := req.GetStorage(); st != nil {
+		s.mu.Lock()
+		if l := s.links[req.NodeId]; l != nil {
+			l.storage = st
+		}
+		s.mu.Unlock()
+	}
 	admit := time.NewTimer(admitWait)
 	select {
 	case s.inflight <- struct{}{}:

@@ -25,7 +25,7 @@ func (s *HubServer) LinkStates() []*rondav1.LinkState {
 	for id, l := range s.links {
 		out = append(out, &rondav1.LinkState{NodeId: id, Connected: l.tunnels > 0, SinceUnixNano: unixNano(l.since),
 			LastSeenUnixNano: unixNano(l.lastSeen), DownSinceUnixNano: unixNano(l.downAt), LastSeq: l.lastSeq,
-			Reconnects: uint32(len(pruneBefore(append([]time.Time(nil), l.opens...), now.Add(-FlapWindow))))})
+			Reconnects: uint32(len(pruneBefore(append([]time.Time(nil), l.opens...), now.Add(-FlapWindow)))), Storage: l.storage})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeId < out[j].NodeId })
 	return out
@@ -116,6 +116,9 @@ func MergeLinks(v *rondav1.LinksView, nodeID string) NodeLink {
 				out.LastSeen = seen
 			}
 			out.LastSeq = max(out.LastSeq, l.GetLastSeq())
+			if st := l.GetStorage(); st != nil && (out.Storage == nil || st.GetAtUnixNano() > out.Storage.GetAtUnixNano()) {
+				out.Storage = st
+			}
 			out.Reconnects = max(out.Reconnects, int(l.GetReconnects()))
 		}
 	}

@@ -38,3 +38,15 @@ func TestLinkBookMergesMembersAndForgetsSilentOnes(t *testing.T) {
 		t.Fatalf("view after h2 went silent: %v", v)
 	}
 }
+
+// The merged view carries the node's storage as it last told any member.
+func TestMergeLinksTakesTheFreshestStorage(t *testing.T) {
+	v := &rondav1.LinksView{Members: []*rondav1.LinksReport{
+		{MemberId: "h1", Links: []*rondav1.LinkState{{NodeId: "n1", Connected: true, Storage: &rondav1.StorageStatus{FreeBytes: 100, AtUnixNano: 10}}}},
+		{MemberId: "h2", Links: []*rondav1.LinkState{{NodeId: "n1", Connected: true, Storage: &rondav1.StorageStatus{FreeBytes: 90, AtUnixNano: 20}}}},
+		{MemberId: "h3", Links: []*rondav1.LinkState{{NodeId: "n1"}}},
+	}}
+	if st := MergeLinks(v, "n1").Storage; st.GetFreeBytes() != 90 {
+		t.Fatalf("merged storage %+v, want the newest report (90 bytes free)", st)
+	}
+}

@@ -44,6 +44,9 @@ type NodeClientConfig struct {
 	Directives DirectiveHandler
 	// Users keeps the signed user list the hub hands over (nil: none).
 	Users UserListHandler
+	// Storage, if set, reports the node's recording storage in every push
+	// (the hub shows days of storage left).
+	Storage func() *rondav1.StorageStatus
 	// LearnMembers: also dial the members the hub lists in its answer to
 	// Hello that are not in Members (members that joined later).
 	LearnMembers bool
@@ -432,6 +435,9 @@ func (c *NodeClient) pushOnce(ctx context.Context, prev string) (more bool, memb
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req := &rondav1.PushRequest{NodeId: c.cfg.Info.NodeId, Records: recs, LastSeq: c.lastSeq(), DirectiveSeq: c.directiveSeq(), UserListVersion: c.userListVersion()}
+	if c.cfg.Storage != nil {
+		req.Storage = c.cfg.Storage()
+	}
 	resp, err := client.Push(pctx, req)
 	if err != nil {
 		return false, member, 0, err

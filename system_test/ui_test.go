@@ -5,11 +5,13 @@ package system_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ronda-jakarta/ronda/auth"
 )
@@ -54,6 +56,20 @@ func checkOverviewUI(t *testing.T, f *federation) {
 		nodes = append(nodes, n.NodeID)
 	}
 	shots := filepath.Join(repoRoot(t), "test-output")
+	// Every node reports its storage; the hub turns it into days left.
+	hub := liveHub(t, f)
+	poll(t, 120*time.Second, "every node's storage at the hub", func() error {
+		ns, err := hub.Nodes(ctx(t))
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if n.Storage == nil || n.Storage.FreeBytes == 0 || n.Storage.DaysUntilFull == nil || *n.Storage.DaysUntilFull <= 0 {
+				return fmt.Errorf("%s: storage %+v", n.NodeID, n.Storage)
+			}
+		}
+		return nil
+	})
 	var res struct {
 		Listed []struct {
 			Kel, State, Text string
@@ -85,6 +101,11 @@ func checkOverviewUI(t *testing.T, f *federation) {
 	for _, n := range f.m.Nodes {
 		if !online[n.Kelurahan] {
 			t.Fatalf("the overview does not show %s (%s) online: %+v", n.NodeID, n.Kelurahan, res.Listed)
+		}
+	}
+	for _, r := range res.Listed {
+		if !strings.Contains(r.Text, "hari") && !strings.Contains(r.Text, "tahun") {
+			t.Fatalf("the overview row of %s shows no storage left: %q", r.Kel, r.Text)
 		}
 	}
 	if !strings.Contains(res.Summary, "node") || res.Painted == 0 || !strings.Contains(res.MapLabel, "kamera") {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,10 +31,11 @@ type Retention struct {
 // written counts bytes appended to segment files (all cameras), for the
 // measured write bandwidth behind the free-space floor.
 type bandwidth struct {
-	total   atomic.Int64
-	lastAt  time.Time
-	lastTot int64
-	rate    float64 // bytes/s, smoothed
+	total    atomic.Int64
+	lastAt   time.Time
+	lastTot  int64
+	rate     float64       // bytes/s, smoothed
+	rateBits atomic.Uint64 // rate, for readers outside the retention loop
 }
 
 func (b *bandwidth) sample(now time.Time) float64 {
@@ -49,7 +51,23 @@ func (b *bandwidth) sample(now time.Time) float64 {
 		}
 	}
 	b.lastAt, b.lastTot = now, tot
+	b.rateBits.Store(math.Float64bits(b.rate))
 	return b.rate
+}
+
+// Storage is the recording filesystem's state.
+type Storage struct {
+	FreeBytes    uint64
+	WriteBytesPS float64 // bytes written per second (smoothed over retention passes)
+	ReserveBytes uint64  // retention keeps this free (and Headroom of writes)
+}
+
+// Storage reports free space, the write rate and the reserve.
+func (s *Store) Storage() (Storage, error) {
+	free, err := s.opts.Retention.FreeSpace()
+	rate := math.Float64frombits(s.bw.rateBits.Load())
+	return Storage{FreeBytes: free, WriteBytesPS: rate,
+		ReserveBytes: s.opts.Retention.Reserve + uint64(rate*s.opts.Retention.Headroom.Seconds())}, err
 }
 
 func statfsFree(dir string) func() (uint64, error) {

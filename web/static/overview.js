@@ -84,6 +84,12 @@ function nodeState(r) {
   return worst;
 }
 
+// fmtDays: days of recording left until retention must delete old footage.
+function fmtDays(d) {
+  if (d >= 365) return t('overview.years');
+  return (d < 10 ? d.toFixed(1) : Math.floor(d)) + ' ' + t('overview.days');
+}
+
 function ovMatches(r, q) {
   if (!q) return true;
   return (r.name + ' ' + r.code + ' ' + r.kecamatan + ' ' + r.kota + ' ' + r.nodes.map((n) => n.node_id).join(' ')).toLowerCase().includes(q);
@@ -165,8 +171,8 @@ function renderOverview() {
     const table = document.createElement('table');
     table.className = 'ov-table';
     const head = document.createElement('thead');
-    head.innerHTML = '<tr><th scope="col"></th><th scope="col"></th><th scope="col"></th><th scope="col"></th><th scope="col"></th></tr>';
-    ['col.kelurahan', 'col.state', 'overview.cams', 'col.recording', 'overview.lastsync'].forEach((k, i) => { head.rows[0].cells[i].textContent = t(k); });
+    head.innerHTML = '<tr><th scope="col"></th><th scope="col"></th><th scope="col"></th><th scope="col"></th><th scope="col"></th><th scope="col"></th></tr>';
+    ['col.kelurahan', 'col.state', 'overview.cams', 'col.recording', 'overview.storage', 'overview.lastsync'].forEach((k, i) => { head.rows[0].cells[i].textContent = t(k); });
     table.append(head);
     const tbody = document.createElement('tbody');
     const kecList = [...kecs.entries()].sort((a, b) => score(b[1]) - score(a[1]) || a[0].localeCompare(b[0]));
@@ -174,7 +180,7 @@ function renderOverview() {
       const th = document.createElement('tr');
       th.className = 'ov-kec';
       const td = cell(t('col.kecamatan') + ' ' + kec);
-      td.colSpan = 5;
+      td.colSpan = 6;
       th.append(td);
       tbody.append(th);
       list.sort((a, b) => b.problem - a.problem || (b.nodes.length - a.nodes.length) || a.name.localeCompare(b.name));
@@ -186,7 +192,7 @@ function renderOverview() {
         tr.className = 'muted ov-bare';
         tr.dataset.kelurahan = bare.map((r) => r.code).join(' ');
         const td = cell(t('overview.nonode').replace('{n}', bare.length) + ': ' + bare.map((r) => r.name).join(', '));
-        td.colSpan = 5;
+        td.colSpan = 6;
         tr.append(td);
         tbody.append(tr);
       };
@@ -201,7 +207,10 @@ function renderOverview() {
         const camsTd = cell(r.nodes.length || r.up + r.down ? r.up + ' ▲ / ' + r.down + ' ▼' : '—', r.down > 0 ? 'bad' : '');
         if (r.down > 0) camsTd.title = [...r.reasons.entries()].map(([why, n]) => why + ' ×' + n).join('\n');
         const last = r.nodes.map((n) => n.last_seen).sort().pop();
-        tr.append(cell(r.name + ' (' + r.code + ')'), st, camsTd, cell(r.up + r.down ? r.recording + '/' + (r.up + r.down) : '—'), cell(last ? fmtTime(last) : '—'));
+        const days = r.nodes.map((n) => n.storage && n.storage.days_until_full).filter((d) => typeof d === 'number').sort((a, b) => a - b)[0];
+        const storage = cell(typeof days === 'number' ? fmtDays(days) : '—', typeof days === 'number' && days < 2 ? 'bad' : '');
+        storage.dataset.testid = 'ov-storage';
+        tr.append(cell(r.name + ' (' + r.code + ')'), st, camsTd, cell(r.up + r.down ? r.recording + '/' + (r.up + r.down) : '—'), storage, cell(last ? fmtTime(last) : '—'));
         tbody.append(tr);
       }
       bareRow();

@@ -1486,8 +1486,10 @@ type PushRequest struct {
 	DirectiveSeq uint64 `protobuf:"varint,4,opt,name=directive_seq,json=directiveSeq,proto3" json:"directive_seq,omitempty"`
 	// The version of the signed user list the node holds.
 	UserListVersion uint64 `protobuf:"varint,5,opt,name=user_list_version,json=userListVersion,proto3" json:"user_list_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The node's recording storage, for the hub's "days of storage left".
+	Storage       *StorageStatus `protobuf:"bytes,6,opt,name=storage,proto3" json:"storage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PushRequest) Reset() {
@@ -1555,6 +1557,84 @@ func (x *PushRequest) GetUserListVersion() uint64 {
 	return 0
 }
 
+func (x *PushRequest) GetStorage() *StorageStatus {
+	if x != nil {
+		return x.Storage
+	}
+	return nil
+}
+
+// StorageStatus is a node's recording filesystem as the node measures it.
+type StorageStatus struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	FreeBytes uint64                 `protobuf:"varint,1,opt,name=free_bytes,json=freeBytes,proto3" json:"free_bytes,omitempty"`
+	// Bytes written per second by the recorders (smoothed).
+	WriteBytesPerSecond float64 `protobuf:"fixed64,2,opt,name=write_bytes_per_second,json=writeBytesPerSecond,proto3" json:"write_bytes_per_second,omitempty"`
+	// Bytes retention always keeps free (below this it deletes old footage).
+	ReserveBytes  uint64 `protobuf:"varint,3,opt,name=reserve_bytes,json=reserveBytes,proto3" json:"reserve_bytes,omitempty"`
+	AtUnixNano    int64  `protobuf:"varint,4,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorageStatus) Reset() {
+	*x = StorageStatus{}
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageStatus) ProtoMessage() {}
+
+func (x *StorageStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageStatus.ProtoReflect.Descriptor instead.
+func (*StorageStatus) Descriptor() ([]byte, []int) {
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StorageStatus) GetFreeBytes() uint64 {
+	if x != nil {
+		return x.FreeBytes
+	}
+	return 0
+}
+
+func (x *StorageStatus) GetWriteBytesPerSecond() float64 {
+	if x != nil {
+		return x.WriteBytesPerSecond
+	}
+	return 0
+}
+
+func (x *StorageStatus) GetReserveBytes() uint64 {
+	if x != nil {
+		return x.ReserveBytes
+	}
+	return 0
+}
+
+func (x *StorageStatus) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
 type PushResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	AckedSeq uint64                 `protobuf:"varint,1,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
@@ -1571,7 +1651,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1663,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[17]
+	mi := &file_ronda_v1_replication_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1676,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{17}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PushResponse) GetAckedSeq() uint64 {
@@ -1652,7 +1732,7 @@ type WhepRequest struct {
 
 func (x *WhepRequest) Reset() {
 	*x = WhepRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1744,7 @@ func (x *WhepRequest) String() string {
 func (*WhepRequest) ProtoMessage() {}
 
 func (x *WhepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[18]
+	mi := &file_ronda_v1_replication_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1757,7 @@ func (x *WhepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepRequest.ProtoReflect.Descriptor instead.
 func (*WhepRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{18}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WhepRequest) GetCameraId() string {
@@ -1733,7 +1813,7 @@ type IceServer struct {
 
 func (x *IceServer) Reset() {
 	*x = IceServer{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1825,7 @@ func (x *IceServer) String() string {
 func (*IceServer) ProtoMessage() {}
 
 func (x *IceServer) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[19]
+	mi := &file_ronda_v1_replication_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1838,7 @@ func (x *IceServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IceServer.ProtoReflect.Descriptor instead.
 func (*IceServer) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{19}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *IceServer) GetUrls() []string {
@@ -1796,7 +1876,7 @@ type WhepResponse struct {
 
 func (x *WhepResponse) Reset() {
 	*x = WhepResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1888,7 @@ func (x *WhepResponse) String() string {
 func (*WhepResponse) ProtoMessage() {}
 
 func (x *WhepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[20]
+	mi := &file_ronda_v1_replication_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1901,7 @@ func (x *WhepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepResponse.ProtoReflect.Descriptor instead.
 func (*WhepResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{20}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WhepResponse) GetAnswerSdp() string {
@@ -1863,7 +1943,7 @@ type WhepPatchRequest struct {
 
 func (x *WhepPatchRequest) Reset() {
 	*x = WhepPatchRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1955,7 @@ func (x *WhepPatchRequest) String() string {
 func (*WhepPatchRequest) ProtoMessage() {}
 
 func (x *WhepPatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[21]
+	mi := &file_ronda_v1_replication_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +1968,7 @@ func (x *WhepPatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepPatchRequest.ProtoReflect.Descriptor instead.
 func (*WhepPatchRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{21}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WhepPatchRequest) GetSessionId() string {
@@ -1913,7 +1993,7 @@ type WhepPatchResponse struct {
 
 func (x *WhepPatchResponse) Reset() {
 	*x = WhepPatchResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2005,7 @@ func (x *WhepPatchResponse) String() string {
 func (*WhepPatchResponse) ProtoMessage() {}
 
 func (x *WhepPatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[22]
+	mi := &file_ronda_v1_replication_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2018,7 @@ func (x *WhepPatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepPatchResponse.ProtoReflect.Descriptor instead.
 func (*WhepPatchResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{22}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
 }
 
 type WhepSessionRequest struct {
@@ -1950,7 +2030,7 @@ type WhepSessionRequest struct {
 
 func (x *WhepSessionRequest) Reset() {
 	*x = WhepSessionRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2042,7 @@ func (x *WhepSessionRequest) String() string {
 func (*WhepSessionRequest) ProtoMessage() {}
 
 func (x *WhepSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[23]
+	mi := &file_ronda_v1_replication_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2055,7 @@ func (x *WhepSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepSessionRequest.ProtoReflect.Descriptor instead.
 func (*WhepSessionRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{23}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WhepSessionRequest) GetSessionId() string {
@@ -2015,7 +2095,7 @@ type WhepSessionResponse struct {
 
 func (x *WhepSessionResponse) Reset() {
 	*x = WhepSessionResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2107,7 @@ func (x *WhepSessionResponse) String() string {
 func (*WhepSessionResponse) ProtoMessage() {}
 
 func (x *WhepSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[24]
+	mi := &file_ronda_v1_replication_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2120,7 @@ func (x *WhepSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepSessionResponse.ProtoReflect.Descriptor instead.
 func (*WhepSessionResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{24}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WhepSessionResponse) GetSessionId() string {
@@ -2157,7 +2237,7 @@ type WhepDeleteRequest struct {
 
 func (x *WhepDeleteRequest) Reset() {
 	*x = WhepDeleteRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2249,7 @@ func (x *WhepDeleteRequest) String() string {
 func (*WhepDeleteRequest) ProtoMessage() {}
 
 func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[25]
+	mi := &file_ronda_v1_replication_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2262,7 @@ func (x *WhepDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteRequest.ProtoReflect.Descriptor instead.
 func (*WhepDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{25}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WhepDeleteRequest) GetSessionId() string {
@@ -2200,7 +2280,7 @@ type WhepDeleteResponse struct {
 
 func (x *WhepDeleteResponse) Reset() {
 	*x = WhepDeleteResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2292,7 @@ func (x *WhepDeleteResponse) String() string {
 func (*WhepDeleteResponse) ProtoMessage() {}
 
 func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[26]
+	mi := &file_ronda_v1_replication_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2305,7 @@ func (x *WhepDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhepDeleteResponse.ProtoReflect.Descriptor instead.
 func (*WhepDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{26}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
 }
 
 type PlaybackRequest struct {
@@ -2240,7 +2320,7 @@ type PlaybackRequest struct {
 
 func (x *PlaybackRequest) Reset() {
 	*x = PlaybackRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2332,7 @@ func (x *PlaybackRequest) String() string {
 func (*PlaybackRequest) ProtoMessage() {}
 
 func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[27]
+	mi := &file_ronda_v1_replication_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2345,7 @@ func (x *PlaybackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackRequest.ProtoReflect.Descriptor instead.
 func (*PlaybackRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{27}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlaybackRequest) GetCameraId() string {
@@ -2305,7 +2385,7 @@ type PlaybackChunk struct {
 
 func (x *PlaybackChunk) Reset() {
 	*x = PlaybackChunk{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2397,7 @@ func (x *PlaybackChunk) String() string {
 func (*PlaybackChunk) ProtoMessage() {}
 
 func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[28]
+	mi := &file_ronda_v1_replication_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2410,7 @@ func (x *PlaybackChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaybackChunk.ProtoReflect.Descriptor instead.
 func (*PlaybackChunk) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{28}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PlaybackChunk) GetData() []byte {
@@ -2351,7 +2431,7 @@ type RecordingsRequest struct {
 
 func (x *RecordingsRequest) Reset() {
 	*x = RecordingsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2443,7 @@ func (x *RecordingsRequest) String() string {
 func (*RecordingsRequest) ProtoMessage() {}
 
 func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[29]
+	mi := &file_ronda_v1_replication_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2456,7 @@ func (x *RecordingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsRequest.ProtoReflect.Descriptor instead.
 func (*RecordingsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{29}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RecordingsRequest) GetCameraId() string {
@@ -2415,7 +2495,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2507,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[30]
+	mi := &file_ronda_v1_replication_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2520,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{30}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Gap) GetStartUnixNano() int64 {
@@ -2481,7 +2561,7 @@ type RecordingsResponse struct {
 
 func (x *RecordingsResponse) Reset() {
 	*x = RecordingsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2573,7 @@ func (x *RecordingsResponse) String() string {
 func (*RecordingsResponse) ProtoMessage() {}
 
 func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[31]
+	mi := &file_ronda_v1_replication_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2586,7 @@ func (x *RecordingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordingsResponse.ProtoReflect.Descriptor instead.
 func (*RecordingsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{31}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RecordingsResponse) GetSpans() []*Span {
@@ -2533,7 +2613,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2625,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[32]
+	mi := &file_ronda_v1_replication_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2638,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{32}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2579,7 +2659,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2671,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[33]
+	mi := &file_ronda_v1_replication_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2684,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{33}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -2633,7 +2713,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[34]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2725,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[34]
+	mi := &file_ronda_v1_replication_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2738,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{34}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReadIndexRequest) GetLinearizable() bool {
@@ -2677,7 +2757,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[35]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2769,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[35]
+	mi := &file_ronda_v1_replication_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +2782,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{35}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2723,14 +2803,16 @@ type LinkState struct {
 	// The node's newest outbox seq, as it last said.
 	LastSeq uint64 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	// Tunnel opens within the flapping window.
-	Reconnects    uint32 `protobuf:"varint,7,opt,name=reconnects,proto3" json:"reconnects,omitempty"`
+	Reconnects uint32 `protobuf:"varint,7,opt,name=reconnects,proto3" json:"reconnects,omitempty"`
+	// The node's storage as it last said in a push to this member.
+	Storage       *StorageStatus `protobuf:"bytes,8,opt,name=storage,proto3" json:"storage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LinkState) Reset() {
 	*x = LinkState{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[36]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2824,7 @@ func (x *LinkState) String() string {
 func (*LinkState) ProtoMessage() {}
 
 func (x *LinkState) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[36]
+	mi := &file_ronda_v1_replication_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2837,7 @@ func (x *LinkState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkState.ProtoReflect.Descriptor instead.
 func (*LinkState) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{36}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LinkState) GetNodeId() string {
@@ -2807,6 +2889,13 @@ func (x *LinkState) GetReconnects() uint32 {
 	return 0
 }
 
+func (x *LinkState) GetStorage() *StorageStatus {
+	if x != nil {
+		return x.Storage
+	}
+	return nil
+}
+
 // LinksReport is a member's links to the nodes (its heartbeat to the leader).
 type LinksReport struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2818,7 +2907,7 @@ type LinksReport struct {
 
 func (x *LinksReport) Reset() {
 	*x = LinksReport{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[37]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2830,7 +2919,7 @@ func (x *LinksReport) String() string {
 func (*LinksReport) ProtoMessage() {}
 
 func (x *LinksReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[37]
+	mi := &file_ronda_v1_replication_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +2932,7 @@ func (x *LinksReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksReport.ProtoReflect.Descriptor instead.
 func (*LinksReport) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{37}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LinksReport) GetMemberId() string {
@@ -2872,7 +2961,7 @@ type LinksView struct {
 
 func (x *LinksView) Reset() {
 	*x = LinksView{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[38]
+	mi := &file_ronda_v1_replication_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2884,7 +2973,7 @@ func (x *LinksView) String() string {
 func (*LinksView) ProtoMessage() {}
 
 func (x *LinksView) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[38]
+	mi := &file_ronda_v1_replication_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +2986,7 @@ func (x *LinksView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinksView.ProtoReflect.Descriptor instead.
 func (*LinksView) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{38}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LinksView) GetLeaderId() string {
@@ -2923,7 +3012,7 @@ type ReportLinksRequest struct {
 
 func (x *ReportLinksRequest) Reset() {
 	*x = ReportLinksRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[39]
+	mi := &file_ronda_v1_replication_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3024,7 @@ func (x *ReportLinksRequest) String() string {
 func (*ReportLinksRequest) ProtoMessage() {}
 
 func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[39]
+	mi := &file_ronda_v1_replication_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3037,7 @@ func (x *ReportLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksRequest.ProtoReflect.Descriptor instead.
 func (*ReportLinksRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{39}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReportLinksRequest) GetReport() *LinksReport {
@@ -2967,7 +3056,7 @@ type ReportLinksResponse struct {
 
 func (x *ReportLinksResponse) Reset() {
 	*x = ReportLinksResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[40]
+	mi := &file_ronda_v1_replication_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3068,7 @@ func (x *ReportLinksResponse) String() string {
 func (*ReportLinksResponse) ProtoMessage() {}
 
 func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[40]
+	mi := &file_ronda_v1_replication_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3081,7 @@ func (x *ReportLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLinksResponse.ProtoReflect.Descriptor instead.
 func (*ReportLinksResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{40}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReportLinksResponse) GetView() *LinksView {
@@ -3010,7 +3099,7 @@ type MemberStatsRequest struct {
 
 func (x *MemberStatsRequest) Reset() {
 	*x = MemberStatsRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[41]
+	mi := &file_ronda_v1_replication_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3111,7 @@ func (x *MemberStatsRequest) String() string {
 func (*MemberStatsRequest) ProtoMessage() {}
 
 func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[41]
+	mi := &file_ronda_v1_replication_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3124,7 @@ func (x *MemberStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsRequest.ProtoReflect.Descriptor instead.
 func (*MemberStatsRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{41}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{42}
 }
 
 // MemberStatsResponse is a member's own raft view, for `ronda hub members`
@@ -3058,7 +3147,7 @@ type MemberStatsResponse struct {
 
 func (x *MemberStatsResponse) Reset() {
 	*x = MemberStatsResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[42]
+	mi := &file_ronda_v1_replication_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3070,7 +3159,7 @@ func (x *MemberStatsResponse) String() string {
 func (*MemberStatsResponse) ProtoMessage() {}
 
 func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[42]
+	mi := &file_ronda_v1_replication_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3083,7 +3172,7 @@ func (x *MemberStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatsResponse.ProtoReflect.Descriptor instead.
 func (*MemberStatsResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{42}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *MemberStatsResponse) GetId() string {
@@ -3159,7 +3248,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[43]
+	mi := &file_ronda_v1_replication_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3260,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[43]
+	mi := &file_ronda_v1_replication_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3273,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{43}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -3203,7 +3292,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[44]
+	mi := &file_ronda_v1_replication_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3215,7 +3304,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[44]
+	mi := &file_ronda_v1_replication_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3228,7 +3317,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{44}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -3248,7 +3337,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[45]
+	mi := &file_ronda_v1_replication_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3260,7 +3349,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[45]
+	mi := &file_ronda_v1_replication_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3273,7 +3362,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{45}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RenewRequest) GetCsrPem() []byte {
@@ -3294,7 +3383,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_ronda_v1_replication_proto_msgTypes[46]
+	mi := &file_ronda_v1_replication_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3395,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ronda_v1_replication_proto_msgTypes[46]
+	mi := &file_ronda_v1_replication_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3408,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{46}
+	return file_ronda_v1_replication_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RenewResponse) GetCertPem() []byte {
@@ -3467,13 +3556,21 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\"=\n" +
 	"\x0fCameraInventory\x12*\n" +
-	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"\xbe\x01\n" +
+	"\acameras\x18\x01 \x03(\v2\x10.ronda.v1.CameraR\acameras\"\xf1\x01\n" +
 	"\vPushRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12*\n" +
 	"\arecords\x18\x02 \x03(\v2\x10.ronda.v1.RecordR\arecords\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12#\n" +
 	"\rdirective_seq\x18\x04 \x01(\x04R\fdirectiveSeq\x12*\n" +
-	"\x11user_list_version\x18\x05 \x01(\x04R\x0fuserListVersion\"\xbc\x01\n" +
+	"\x11user_list_version\x18\x05 \x01(\x04R\x0fuserListVersion\x121\n" +
+	"\astorage\x18\x06 \x01(\v2\x17.ronda.v1.StorageStatusR\astorage\"\xaa\x01\n" +
+	"\rStorageStatus\x12\x1d\n" +
+	"\n" +
+	"free_bytes\x18\x01 \x01(\x04R\tfreeBytes\x123\n" +
+	"\x16write_bytes_per_second\x18\x02 \x01(\x01R\x13writeBytesPerSecond\x12#\n" +
+	"\rreserve_bytes\x18\x03 \x01(\x04R\freserveBytes\x12 \n" +
+	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
+	"atUnixNano\"\xbc\x01\n" +
 	"\fPushResponse\x12\x1b\n" +
 	"\tacked_seq\x18\x01 \x01(\x04R\backedSeq\x12$\n" +
 	"\x0eretry_after_ms\x18\x02 \x01(\x03R\fretryAfterMs\x123\n" +
@@ -3565,7 +3662,7 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\x10ReadIndexRequest\x12\"\n" +
 	"\flinearizable\x18\x01 \x01(\bR\flinearizable\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x85\x02\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xb8\x02\n" +
 	"\tLinkState\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12&\n" +
@@ -3575,7 +3672,8 @@ const file_ronda_v1_replication_proto_rawDesc = "" +
 	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\x12\x1e\n" +
 	"\n" +
 	"reconnects\x18\a \x01(\rR\n" +
-	"reconnects\"U\n" +
+	"reconnects\x121\n" +
+	"\astorage\x18\b \x01(\v2\x17.ronda.v1.StorageStatusR\astorage\"U\n" +
 	"\vLinksReport\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12)\n" +
 	"\x05links\x18\x02 \x03(\v2\x13.ronda.v1.LinkStateR\x05links\"Y\n" +
@@ -3620,7 +3718,7 @@ func file_ronda_v1_replication_proto_rawDescGZIP() []byte {
 	return file_ronda_v1_replication_proto_rawDescData
 }
 
-var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_ronda_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_ronda_v1_replication_proto_goTypes = []any{
 	(*HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
 	(*HelloResponse)(nil),              // 1: ronda.v1.HelloResponse
@@ -3639,36 +3737,37 @@ var file_ronda_v1_replication_proto_goTypes = []any{
 	(*GapEvent)(nil),                   // 14: ronda.v1.GapEvent
 	(*CameraInventory)(nil),            // 15: ronda.v1.CameraInventory
 	(*PushRequest)(nil),                // 16: ronda.v1.PushRequest
-	(*PushResponse)(nil),               // 17: ronda.v1.PushResponse
-	(*WhepRequest)(nil),                // 18: ronda.v1.WhepRequest
-	(*IceServer)(nil),                  // 19: ronda.v1.IceServer
-	(*WhepResponse)(nil),               // 20: ronda.v1.WhepResponse
-	(*WhepPatchRequest)(nil),           // 21: ronda.v1.WhepPatchRequest
-	(*WhepPatchResponse)(nil),          // 22: ronda.v1.WhepPatchResponse
-	(*WhepSessionRequest)(nil),         // 23: ronda.v1.WhepSessionRequest
-	(*WhepSessionResponse)(nil),        // 24: ronda.v1.WhepSessionResponse
-	(*WhepDeleteRequest)(nil),          // 25: ronda.v1.WhepDeleteRequest
-	(*WhepDeleteResponse)(nil),         // 26: ronda.v1.WhepDeleteResponse
-	(*PlaybackRequest)(nil),            // 27: ronda.v1.PlaybackRequest
-	(*PlaybackChunk)(nil),              // 28: ronda.v1.PlaybackChunk
-	(*RecordingsRequest)(nil),          // 29: ronda.v1.RecordingsRequest
-	(*Gap)(nil),                        // 30: ronda.v1.Gap
-	(*RecordingsResponse)(nil),         // 31: ronda.v1.RecordingsResponse
-	(*ApplyRequest)(nil),               // 32: ronda.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 33: ronda.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 34: ronda.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 35: ronda.v1.ReadIndexResponse
-	(*LinkState)(nil),                  // 36: ronda.v1.LinkState
-	(*LinksReport)(nil),                // 37: ronda.v1.LinksReport
-	(*LinksView)(nil),                  // 38: ronda.v1.LinksView
-	(*ReportLinksRequest)(nil),         // 39: ronda.v1.ReportLinksRequest
-	(*ReportLinksResponse)(nil),        // 40: ronda.v1.ReportLinksResponse
-	(*MemberStatsRequest)(nil),         // 41: ronda.v1.MemberStatsRequest
-	(*MemberStatsResponse)(nil),        // 42: ronda.v1.MemberStatsResponse
-	(*TransferLeadershipRequest)(nil),  // 43: ronda.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 44: ronda.v1.TransferLeadershipResponse
-	(*RenewRequest)(nil),               // 45: ronda.v1.RenewRequest
-	(*RenewResponse)(nil),              // 46: ronda.v1.RenewResponse
+	(*StorageStatus)(nil),              // 17: ronda.v1.StorageStatus
+	(*PushResponse)(nil),               // 18: ronda.v1.PushResponse
+	(*WhepRequest)(nil),                // 19: ronda.v1.WhepRequest
+	(*IceServer)(nil),                  // 20: ronda.v1.IceServer
+	(*WhepResponse)(nil),               // 21: ronda.v1.WhepResponse
+	(*WhepPatchRequest)(nil),           // 22: ronda.v1.WhepPatchRequest
+	(*WhepPatchResponse)(nil),          // 23: ronda.v1.WhepPatchResponse
+	(*WhepSessionRequest)(nil),         // 24: ronda.v1.WhepSessionRequest
+	(*WhepSessionResponse)(nil),        // 25: ronda.v1.WhepSessionResponse
+	(*WhepDeleteRequest)(nil),          // 26: ronda.v1.WhepDeleteRequest
+	(*WhepDeleteResponse)(nil),         // 27: ronda.v1.WhepDeleteResponse
+	(*PlaybackRequest)(nil),            // 28: ronda.v1.PlaybackRequest
+	(*PlaybackChunk)(nil),              // 29: ronda.v1.PlaybackChunk
+	(*RecordingsRequest)(nil),          // 30: ronda.v1.RecordingsRequest
+	(*Gap)(nil),                        // 31: ronda.v1.Gap
+	(*RecordingsResponse)(nil),         // 32: ronda.v1.RecordingsResponse
+	(*ApplyRequest)(nil),               // 33: ronda.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 34: ronda.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 35: ronda.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 36: ronda.v1.ReadIndexResponse
+	(*LinkState)(nil),                  // 37: ronda.v1.LinkState
+	(*LinksReport)(nil),                // 38: ronda.v1.LinksReport
+	(*LinksView)(nil),                  // 39: ronda.v1.LinksView
+	(*ReportLinksRequest)(nil),         // 40: ronda.v1.ReportLinksRequest
+	(*ReportLinksResponse)(nil),        // 41: ronda.v1.ReportLinksResponse
+	(*MemberStatsRequest)(nil),         // 42: ronda.v1.MemberStatsRequest
+	(*MemberStatsResponse)(nil),        // 43: ronda.v1.MemberStatsResponse
+	(*TransferLeadershipRequest)(nil),  // 44: ronda.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 45: ronda.v1.TransferLeadershipResponse
+	(*RenewRequest)(nil),               // 46: ronda.v1.RenewRequest
+	(*RenewResponse)(nil),              // 47: ronda.v1.RenewResponse
 }
 var file_ronda_v1_replication_proto_depIdxs = []int32{
 	2,  // 0: ronda.v1.HelloRequest.node:type_name -> ronda.v1.NodeInfo
@@ -3687,19 +3786,21 @@ var file_ronda_v1_replication_proto_depIdxs = []int32{
 	8,  // 13: ronda.v1.HoldChange.hold:type_name -> ronda.v1.HoldInfo
 	3,  // 14: ronda.v1.CameraInventory.cameras:type_name -> ronda.v1.Camera
 	5,  // 15: ronda.v1.PushRequest.records:type_name -> ronda.v1.Record
-	7,  // 16: ronda.v1.PushResponse.directives:type_name -> ronda.v1.Directive
-	19, // 17: ronda.v1.WhepRequest.ice_servers:type_name -> ronda.v1.IceServer
-	4,  // 18: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
-	30, // 19: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
-	36, // 20: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
-	37, // 21: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
-	37, // 22: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
-	38, // 23: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	17, // 16: ronda.v1.PushRequest.storage:type_name -> ronda.v1.StorageStatus
+	7,  // 17: ronda.v1.PushResponse.directives:type_name -> ronda.v1.Directive
+	20, // 18: ronda.v1.WhepRequest.ice_servers:type_name -> ronda.v1.IceServer
+	4,  // 19: ronda.v1.RecordingsResponse.spans:type_name -> ronda.v1.Span
+	31, // 20: ronda.v1.RecordingsResponse.gaps:type_name -> ronda.v1.Gap
+	17, // 21: ronda.v1.LinkState.storage:type_name -> ronda.v1.StorageStatus
+	37, // 22: ronda.v1.LinksReport.links:type_name -> ronda.v1.LinkState
+	38, // 23: ronda.v1.LinksView.members:type_name -> ronda.v1.LinksReport
+	38, // 24: ronda.v1.ReportLinksRequest.report:type_name -> ronda.v1.LinksReport
+	39, // 25: ronda.v1.ReportLinksResponse.view:type_name -> ronda.v1.LinksView
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_ronda_v1_replication_proto_init() }
@@ -3728,7 +3829,7 @@ func file_ronda_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ronda_v1_replication_proto_rawDesc), len(file_ronda_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
