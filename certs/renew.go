@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/ronda-jakarta/ronda/internal/fsutil"
 )
 
 // NewKeyCSR makes a key in memory and a certificate request for it.
@@ -54,10 +56,10 @@ func WriteRenewed(certFile, keyFile string, certPEM []byte, key *ecdsa.PrivateKe
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: the renewed certificate does not match the new key: %w", err)
 	}
-	if err := writeSynced(keyFile+".new", keyPEM, 0o600); err != nil {
+	if err := fsutil.WriteSynced(keyFile+".new", keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := writeSynced(certFile+".new", certPEM, 0o644); err != nil {
+	if err := fsutil.WriteSynced(certFile+".new", certPEM, 0o644); err != nil {
 		return tls.Certificate{}, err
 	}
 	if err := os.Rename(keyFile+".new", keyFile); err != nil {
@@ -85,20 +87,4 @@ func RecoverRenewal(certFile, keyFile string) error {
 		return os.Remove(keyFile + ".new")
 	}
 	return nil
-}
-
-func writeSynced(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -55,18 +55,6 @@ func (b *backend) Nodes(ctx context.Context) ([]api.Node, error) {
 			Kota: k.Kota, Online: online, LastSeen: seen, Cameras: count[info.GetNodeId()], AckedSeq: n.GetAppliedSeq()}
 		l, from := b.h.nodeLink(info.GetNodeId())
 		nodeStatus(&an, l.LinkStatus)
-		if st := l.Storage; st != nil {
-			an.Storage = &api.NodeStorage{FreeBytes: st.GetFreeBytes(), WriteBytesPerSec: st.GetWriteBytesPerSecond(),
-				ReserveBytes: st.GetReserveBytes(), At: time.Unix(0, st.GetAtUnixNano()).UTC()}
-			if rate := st.GetWriteBytesPerSecond(); rate > 0 {
-				days := float64(st.GetFreeBytes()-min(st.GetFreeBytes(), st.GetReserveBytes())) / (rate * 86400)
-				an.Storage.DaysUntilFull = &days
-				if days < api.StorageLowDays && an.Status == "online" {
-					an.Status = "degraded"
-					an.StatusDetail = fmt.Sprintf("disk nearly full: %.1f days of recording left at %.1f Mbit/s; retention will delete the oldest unheld footage", days, rate*8/1e6)
-				}
-			}
-		}
 		an.LinkedMembers, an.StatusFrom = l.Members, from
 		id := certs.Identity{City: b.h.bundle.Identity.City, Kind: certs.KindNode, Kelurahan: info.GetKelurahanCode(), NodeID: info.GetNodeId()}
 		if r, ok := b.h.store.Revoked(id.URI()); ok && !an.Online {
@@ -87,6 +75,14 @@ const DegradedBehind = 1000
 func nodeStatus(n *api.Node, l replication.LinkStatus) {
 	if l.LastSeq > n.AckedSeq {
 		n.Behind = l.LastSeq - n.AckedSeq
+	}
+	if st := l.Storage; st != nil {
+		n.Storage = &api.NodeStorage{FreeBytes: st.GetFreeBytes(), WriteBytesPerSec: st.GetWriteBytesPerSecond(),
+			ReserveBytes: st.GetReserveBytes(), At: time.Unix(0, st.GetAtUnixNano()).UTC()}
+		if rate := st.GetWriteBytesPerSecond(); rate > 0 {
+			days := float64(st.GetFreeBytes()-min(st.GetFreeBytes(), st.GetReserveBytes())) / (rate * 86400)
+			n.Storage.DaysUntilFull = &days
+		}
 	}
 	n.Reconnects = l.Reconnects
 	switch {
@@ -109,6 +105,10 @@ func nodeStatus(n *api.Node, l replication.LinkStatus) {
 	case n.Behind > DegradedBehind:
 		n.Status = "degraded"
 		n.StatusDetail = fmt.Sprintf("behind by %d records (draining its backlog)", n.Behind)
+	case n.Storage != nil && n.Storage.DaysUntilFull != nil && *n.Storage.DaysUntilFull < api.StorageLowDays:
+		n.Status = "degraded"
+		n.StatusDetail = fmt.Sprintf("disk nearly full: %.1f days of recording left at %.1f Mbit/s; retention will delete the oldest unheld footage",
+			*n.Storage.DaysUntilFull, n.Storage.WriteBytesPerSec*8/1e6)
 	default:
 		n.Status = "online"
 	}

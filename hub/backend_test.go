@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,19 @@ func TestNodeStatus(t *testing.T) {
 	nodeStatus(&n, replication.LinkStatus{Connected: true, LastSeq: 105, Reconnects: 1})
 	if n.Status != "online" || n.Behind != 5 {
 		t.Fatalf("online node: %+v", n)
+	}
+	// Disk: 1 GiB free above a 1 GiB reserve at 10 MiB/s is 0.001 days.
+	n = api.Node{AckedSeq: 100}
+	nodeStatus(&n, replication.LinkStatus{Connected: true, LastSeq: 100,
+		Storage: &rondav1.StorageStatus{FreeBytes: 2 << 30, ReserveBytes: 1 << 30, WriteBytesPerSecond: 10 << 20}})
+	if n.Status != "degraded" || n.Storage == nil || n.Storage.DaysUntilFull == nil || *n.Storage.DaysUntilFull > 0.01 ||
+		!strings.Contains(n.StatusDetail, "disk nearly full") {
+		t.Fatalf("node with a nearly full disk: %+v %+v", n, n.Storage)
+	}
+	n = api.Node{AckedSeq: 100}
+	nodeStatus(&n, replication.LinkStatus{Connected: true, LastSeq: 100,
+		Storage: &rondav1.StorageStatus{FreeBytes: 500 << 30, ReserveBytes: 1 << 30, WriteBytesPerSecond: 1 << 20}})
+	if n.Status != "online" || n.Storage.DaysUntilFull == nil || *n.Storage.DaysUntilFull < 5 {
+		t.Fatalf("node with room: %+v %+v", n, n.Storage)
 	}
 }

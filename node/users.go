@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/auth"
+	"github.com/ronda-jakarta/ronda/internal/fsutil"
 )
 
 // Files in the data directory: the hub's public key (learnt over the
@@ -38,10 +40,7 @@ type users struct {
 	fileMu sync.Mutex // one writer of the files at a time
 }
 
-func newUsers(dataDir, kel string, local auth.StaticUsers, log interface {
-	Warn(string, ...any)
-	Info(string, ...any)
-}) *users {
+func newUsers(dataDir, kel string, local auth.StaticUsers, log *slog.Logger) *users {
 	u := &users{dir: dataDir, kel: kel, log: log, list: auth.NewNodeDirectory(local)}
 	if k, err := os.ReadFile(filepath.Join(dataDir, hubKeyFile)); err == nil && len(k) == ed25519.PublicKeySize {
 		u.hubKey = k
@@ -81,10 +80,10 @@ func (u *users) SetUserList(from string, data, key []byte) {
 		if u.hubKey != nil {
 			u.log.Warn("the hub's signing key changed (token secret rotated?); taking the new one", "member", from)
 		}
-		if err := writeFileAtomic(filepath.Join(u.dir, hubKeyFile), key); err != nil {
+		if err := fsutil.WriteAtomic(filepath.Join(u.dir, hubKeyFile), key, 0o600); err != nil {
 			u.log.Warn("storing the hub's key", "err", err)
 		}
-		u.hubKey = slicesClone(key)
+		u.hubKey = bytes.Clone(key)
 	}
 	pub := u.hubKey
 	u.mu.Unlock()
@@ -99,32 +98,10 @@ func (u *users) SetUserList(from string, data, key []byte) {
 	if !u.list.SetList(l) {
 		return
 	}
-	if err := writeFileAtomic(filepath.Join(u.dir, userListFile), data); err != nil {
+	if err := fsutil.WriteAtomic(filepath.Join(u.dir, userListFile), data, 0o600); err != nil {
 		u.log.Warn("storing the user list (offline login uses the previous one after a restart)", "err", err)
 	}
 	u.log.Info("took the hub's user list", "version", l.Version, "users", len(l.Users), "member", from)
-}
-
-func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // Logout implements api.LogoutHandler at the node: the node's own tokens

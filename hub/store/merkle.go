@@ -262,15 +262,17 @@ func (s *Store) ExportEvent(nodeID, exportID string) (*rondav1.StoredAuditEvent,
 		if err != nil || found == nil {
 			return err
 		}
-		index, err = readUint64(r, leafIndexKey(nodeID, found.GetEvent().GetAuditSeq()))
-		if err == nil && index == 0 {
-			// index 0 is a real leaf only if leaf 0 is this event.
-			l := new(rondav1.AuditLeaf)
-			if ok, gerr := getProto(r, leafKey(0), l); gerr != nil || !ok || l.GetNodeId() != nodeID || l.GetAuditSeq() != found.GetEvent().GetAuditSeq() {
-				found = nil
-				return gerr
-			}
+		key := leafIndexKey(nodeID, found.GetEvent().GetAuditSeq())
+		v, closer, err := r.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			found = nil // stored before the Merkle log existed: no leaf
+			return nil
 		}
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		index, err = decodeUint64(key, v)
 		return err
 	})
 	if err != nil {

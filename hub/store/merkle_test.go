@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/ronda-jakarta/ronda/auth"
@@ -181,5 +183,36 @@ func TestAuditVerifyCatchesARewriteOfRecordAndLeaf(t *testing.T) {
 	}
 	if !chain || !root {
 		t.Fatalf("chain named the record: %v, checkpoint mismatch: %v", chain, root)
+	}
+}
+
+// An export's audit event is found by its export id, with its leaf; an
+// inclusion proof from there verifies against the log's root.
+func TestExportEventAndItsLeaf(t *testing.T) {
+	f, s, _ := buildAuditLog(t)
+	var last rondav1.StoredAuditEvent
+	if _, err := getProto(f.db, auditKey("n1", 20), &last); err != nil {
+		t.Fatal(err)
+	}
+	e := &rondav1.AuditEvent{AuditSeq: 21, AtUnixNano: 9000, User: "auditor", Action: "export", CameraId: "3171011001-cam1",
+		Outcome: "ok export=E1 file_sha256=abcd", PrevSha256: auditchain.Hash(last.GetEvent())}
+	if r := applyAt(t, f, 100, nodeCmd(t, "n1", 9, &rondav1.Record{Seq: 22, Body: &rondav1.Record_Audit{Audit: e}})); r.err != nil {
+		t.Fatal(r.err)
+	}
+	ev, index, err := s.ExportEvent("n1", "E1")
+	if err != nil || ev.GetEvent().GetAuditSeq() != 21 || index != 25 {
+		t.Fatalf("export event: %v seq %d leaf %d", err, ev.GetEvent().GetAuditSeq(), index)
+	}
+	if _, _, err := s.ExportEvent("n1", "E2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an unknown export: %v", err)
+	}
+	size, root, _ := s.AuditLogHead()
+	p, err := s.AuditProof(index, size, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(auditchain.LeafData("n1", 21, auditchain.Hash(e)))
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leaf, p, root); err != nil {
+		t.Fatal(err)
 	}
 }
