@@ -45,7 +45,7 @@ deps:
 	@command -v ffmpeg >/dev/null && command -v chromium >/dev/null || { \
 		echo "installing ffmpeg and chromium (Debian packages)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; }
-	@cd test/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@cd test/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 tools:
 	@mkdir -p $(TOOLS)

@@ -6,10 +6,11 @@ package api
 
 import (
 	"context"
+	"io"
+	"strings"
+	"time"
 
 	"github.com/ronda-jakarta/ronda/auth"
-	"io"
-	"time"
 )
 
 // Node is a kelurahan node as the API shows it.
@@ -147,6 +148,11 @@ type Me struct {
 	Scope    auth.Scope `json:"scope,omitzero"`
 	ServedBy string     `json:"served_by"` // "hub" | "node"
 	Name     string     `json:"name"`      // "Hub Kota Jakarta" or the kelurahan name
+	// Can lists the actions (auth.Action: live, playback, export, ...) the
+	// user may take at all on this server; NeedsReason those of them that
+	// need a reason every time (an auditor's). Both sorted.
+	Can         []string `json:"can"`
+	NeedsReason []string `json:"needs_reason"`
 }
 
 // ExportRequest is the body of POST /api/v1/exports.
@@ -159,18 +165,53 @@ type ExportRequest struct {
 
 // Export is an exported piece of footage with its signed manifest.
 type Export struct {
-	ID          string    `json:"id"`
-	Camera      string    `json:"camera"`
-	From        time.Time `json:"from"`
-	To          time.Time `json:"to"`
-	Status      string    `json:"status"` // done
-	Bytes       int64     `json:"bytes"`
+	ID     string    `json:"id"`
+	Camera string    `json:"camera"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	// Status: done (at its node); at the hub at_node: the node made it and
+	// keeps the file (FileURL and ManifestURL are the node's).
+	Status      string    `json:"status"`
+	Bytes       int64     `json:"bytes"` // 0 at the hub (its audit event does not say)
 	SHA256      string    `json:"sha256"`
 	Reason      string    `json:"reason"`
 	RequestedBy string    `json:"requested_by"`
 	Created     time.Time `json:"created"`
 	FileURL     string    `json:"file_url"`
 	ManifestURL string    `json:"manifest_url"`
+	// NodeID: the node that made it and keeps it.
+	NodeID string `json:"node_id,omitempty"`
+}
+
+// ExportVerification is the answer of GET /api/v1/exports/{id}/verify. At a
+// node (Method "manifest") it is the check `ronda verify FILE MANIFEST`
+// makes of the stored export; at the hub (Method "audit-log") the check of
+// the export's audit event in the hub's signed audit log, as `ronda verify
+// --audit-proof` makes it. Checks says what was checked and held, Problems
+// what did not (Verified: none).
+type ExportVerification struct {
+	Export   string    `json:"export"`
+	NodeID   string    `json:"node_id,omitempty"`
+	Camera   string    `json:"camera,omitempty"`
+	Method   string    `json:"method"` // manifest | audit-log
+	Verified bool      `json:"verified"`
+	Problems []string  `json:"problems"`
+	SHA256   string    `json:"sha256"`
+	Signer   string    `json:"signer"` // the manifest's signer (node) or the checkpoint's member (hub)
+	Checked  time.Time `json:"checked"`
+	Checks   []string  `json:"checks"`
+	// Hub: the event's leaf and the signed checkpoint that covers it.
+	Leaf           *uint64 `json:"leaf,omitempty"`
+	CheckpointSize uint64  `json:"checkpoint_size,omitempty"`
+	// Note says what this verification does not cover.
+	Note string `json:"note,omitempty"`
+}
+
+// ExportVerifier is implemented by backends that can check an export (a
+// node its stored files, the hub the export's audit event). nodeID (hub)
+// may be empty when only one node made an export with this id.
+type ExportVerifier interface {
+	VerifyExport(ctx context.Context, id, nodeID string) (ExportVerification, error)
 }
 
 // WhepOffer is a WHEP POST.
@@ -440,6 +481,13 @@ type HoldRequest struct {
 // MaxHoldRange bounds one hold (longer ones are several holds, on purpose).
 const MaxHoldRange = 31 * 24 * time.Hour
 
+// HoldLister is implemented by backends that list every camera's holds
+// (GET /api/v1/holds): a node its recording store's, the hub those in its
+// replicated state.
+type HoldLister interface {
+	AllHolds(ctx context.Context) ([]Hold, error)
+}
+
 // HoldStore is implemented by backends that keep footage (nodes).
 type HoldStore interface {
 	PutHold(ctx context.Context, cameraID string, req HoldRequest, user string) (Hold, error)
@@ -525,14 +573,112 @@ type AuditRecord struct {
 	// node's chain (empty when it does).
 	Committed  *time.Time `json:"committed,omitempty"`
 	ChainError string     `json:"chain_error,omitempty"`
+	// Leaf (hub): the event's leaf in the audit Merkle log, when it has one.
+	Leaf *uint64 `json:"leaf,omitempty"`
 }
 
 // AuditQuery selects audit events: one node's (NodeID; required on a hub
 // to page with After), those with Seq > After, at most Limit.
+//
+// For AuditSearcher (order=newest) After is unused; Before is the cursor
+// (a leaf index at the hub, an audit seq at a node: events below it; 0:
+// from the newest), and User, Action (a prefix), Camera and Outcome (ok,
+// denied or error) filter, as Match says. At most MaxScan records are
+// examined.
 type AuditQuery struct {
 	NodeID string
 	After  uint64
 	Limit  int
+
+	Before  uint64
+	User    string
+	Action  string
+	Camera  string
+	Outcome string
+	MaxScan int
+}
+
+// Match reports whether an event passes the query's filters.
+func (q AuditQuery) Match(nodeID, user, action, camera, outcome string) bool {
+	switch {
+	case q.NodeID != "" && nodeID != q.NodeID,
+		q.User != "" && user != q.User,
+		q.Action != "" && !strings.HasPrefix(action, q.Action),
+		q.Camera != "" && camera != q.Camera:
+		return false
+	}
+	switch q.Outcome {
+	case "ok":
+		return strings.HasPrefix(outcome, "ok")
+	case "denied":
+		return strings.HasPrefix(outcome, "denied")
+	case "error":
+		return strings.HasPrefix(outcome, "error")
+	}
+	return true
+}
+
+// MaxAuditScan bounds the records one GET /api/v1/audit?order=newest examines.
+const MaxAuditScan = 50000
+
+// Bounded is q with Limit and MaxScan in their ranges (defaults 1000 and
+// MaxAuditScan).
+func (q AuditQuery) Bounded() AuditQuery {
+	if q.Limit <= 0 {
+		q.Limit = 1000
+	}
+	if q.MaxScan <= 0 || q.MaxScan > MaxAuditScan {
+		q.MaxScan = MaxAuditScan
+	}
+	return q
+}
+
+// AuditPage is one page of a newest-first audit listing. NextBefore is the
+// cursor of the next page (nil: the oldest record was reached); Scanned how
+// many records were examined for this one.
+type AuditPage struct {
+	Events     []AuditRecord
+	NextBefore *uint64
+	Scanned    int
+}
+
+// AuditSearcher is implemented by backends that list their audit log newest
+// first with filters (GET /api/v1/audit?order=newest): the hub in the order
+// it committed the events (by leaf index), a node by its audit seq.
+type AuditSearcher interface {
+	AuditNewest(ctx context.Context, q AuditQuery) (AuditPage, error)
+}
+
+// AuditVerifier is implemented by backends that check their own audit log
+// (GET /api/v1/audit/verify): a hub member its audit Merkle log, a node its
+// hash chain. The answer is served as JSON and carries "ok".
+type AuditVerifier interface {
+	VerifyAudit(ctx context.Context) (any, error)
+}
+
+// AuditVerifyCache is how long GET /api/v1/audit/verify answers from its
+// last verification.
+const AuditVerifyCache = 30 * time.Second
+
+// NodeAuditVerification is a node's answer of GET /api/v1/audit/verify.
+type NodeAuditVerification struct {
+	OK       bool                `json:"ok"`
+	NodeID   string              `json:"node_id"`
+	Events   uint64              `json:"events"`
+	HeadSeq  uint64              `json:"head_seq"`
+	HeadHash string              `json:"head_hash,omitempty"`
+	Findings []AuditChainFinding `json:"findings"`
+	TookMS   int64               `json:"took_ms"`
+	Checked  time.Time           `json:"checked"`
+	Note     string              `json:"note,omitempty"` // what the check cannot show
+}
+
+// AuditChainFinding is something wrong in a node's audit hash chain: the
+// event (by audit seq) and what is wrong with it.
+type AuditChainFinding struct {
+	NodeID  string `json:"node_id,omitempty"`
+	Seq     uint64 `json:"seq"`
+	Problem string `json:"problem"`
 }
 
 // AuditLog is implemented by backends that keep audit events (a node its

@@ -88,7 +88,16 @@ func (matrixBackend) OpenExport(_ context.Context, id, _ string) (io.ReadSeekClo
 func (matrixBackend) PutHold(_ context.Context, id string, req HoldRequest, _ string) (Hold, error) {
 	return Hold{ID: "h1", CameraID: id}, nil
 }
-func (matrixBackend) Holds(context.Context, string) ([]Hold, error)    { return nil, nil }
+func (matrixBackend) Holds(context.Context, string) ([]Hold, error) { return nil, nil }
+func (matrixBackend) AllHolds(context.Context) ([]Hold, error) {
+	return []Hold{{ID: "h-own", CameraID: camOwn, Active: true}, {ID: "h-other", CameraID: camOther, Active: true}}, nil
+}
+func (matrixBackend) VerifyExport(_ context.Context, id, _ string) (ExportVerification, error) {
+	return ExportVerification{Export: id, Verified: true}, nil
+}
+func (matrixBackend) VerifyAudit(context.Context) (any, error) {
+	return map[string]bool{"ok": true}, nil
+}
 func (matrixBackend) DeleteHold(context.Context, string, string) error { return nil }
 func (matrixBackend) Search(context.Context, SearchRequest) (SearchResult, error) {
 	return SearchResult{Cameras: []SearchCamera{{ID: camOwn, KelurahanCode: kelOwn}, {ID: camOther, KelurahanCode: kelOther}}, Total: 2}, nil
@@ -216,13 +225,16 @@ func matrixCalls(now time.Time) []matrixCall {
 		{route: "DELETE /api/v1/whep/{session}", method: "DELETE", path: "/api/v1/whep/s1", own: "AOKCLVvN", other: "AOKCLVvN"},
 		{route: "GET /api/v1/live/ice-servers", method: "GET", path: "/api/v1/live/ice-servers", own: "AOKCLVvN", other: "AOKCLVvN"},
 		{route: "GET /api/v1/cameras/{id}/holds", method: "GET", path: "/api/v1/cameras/{cam}/holds", own: "AOKCLUuN", other: cityWide},
+		{route: "GET /api/v1/holds", method: "GET", path: "/api/v1/holds", own: "AOKCLUuN", other: "AOKCLUuN", listKey: "holds", seesOther: "AOUu"},
 		{route: "POST /api/v1/cameras/{id}/holds", method: "POST", path: "/api/v1/cameras/{cam}/holds", body: hold, ctype: "application/json", own: "AOKCLUuN", other: cityWide},
 		{route: "DELETE /api/v1/cameras/{id}/holds/{hold}", method: "DELETE", path: "/api/v1/cameras/{cam}/holds/h1", own: "AOKCLUN", other: "AOU"},
 		{route: "POST /api/v1/exports", method: "POST", path: "/api/v1/exports", body: export, ctype: "application/json", own: "AOKCLUuN", other: cityWide},
 		{route: "GET /api/v1/exports", method: "GET", path: "/api/v1/exports", own: "AOKCLUuN", other: "AOKCLUuN", listKey: "exports", seesOther: "AOUu"},
 		{route: "GET /api/v1/exports/{id}/file.mp4", method: "GET", path: "/api/v1/exports/{exp}/file.mp4", own: "AOKCLUuN", other: cityWide},
 		{route: "GET /api/v1/exports/{id}/manifest.json", method: "GET", path: "/api/v1/exports/{exp}/manifest.json", own: "AOKCLUuN", other: cityWide},
+		{route: "GET /api/v1/exports/{id}/verify", method: "GET", path: "/api/v1/exports/{exp}/verify", own: "AOKCLUuN", other: cityWide},
 		{route: "GET /api/v1/audit", method: "GET", path: "/api/v1/audit?node=n1", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
+		{route: "GET /api/v1/audit/verify", method: "GET", path: "/api/v1/audit/verify", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
 		{route: "GET /api/v1/audit/checkpoints", method: "GET", path: "/api/v1/audit/checkpoints", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
 		{route: "GET /api/v1/audit/leaves", method: "GET", path: "/api/v1/audit/leaves?start=0&count=10", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},
 		{route: "GET /api/v1/audit/proof/inclusion", method: "GET", path: "/api/v1/audit/proof/inclusion?index=0&size=1", own: "AUu", other: "AUu", ownNode: "AUuN", otherNode: "AUuN"},

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +53,11 @@ type Server struct {
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
 	routes   []Route
+
+	// The last GET /api/v1/audit/verify answer (AuditVerifyCache).
+	verifyMu   sync.Mutex
+	verifyAt   time.Time
+	verifyBody any
 }
 
 // Route is an API call and its action in the authorisation table ("" for
@@ -101,6 +108,7 @@ func New(opts Options) *Server {
 	s.handle("GET /api/v1/whep/{session}", auth.ActLive, s.whepSession)
 	s.handle("DELETE /api/v1/whep/{session}", auth.ActLive, s.whepDelete)
 	s.handle("GET /api/v1/live/ice-servers", auth.ActLive, s.iceServers)
+	s.handle("GET /api/v1/holds", auth.ActHoldsRead, s.allHolds)
 	s.handle("GET /api/v1/cameras/{id}/holds", auth.ActHoldsRead, s.holds)
 	s.handle("POST /api/v1/cameras/{id}/holds", auth.ActHold, s.putHold)
 	s.handle("DELETE /api/v1/cameras/{id}/holds/{hold}", auth.ActHold, s.deleteHold)
@@ -116,6 +124,7 @@ func New(opts Options) *Server {
 	s.handle("DELETE /api/v1/cluster/members/{id}", auth.ActClusterAdmin, s.removeMember)
 	s.handle("POST /api/v1/cluster/leader", auth.ActClusterAdmin, s.transferLeader)
 	s.handle("GET /api/v1/audit", auth.ActAuditRead, s.auditLog)
+	s.handle("GET /api/v1/audit/verify", auth.ActAuditRead, s.auditVerify)
 	s.handle("GET /api/v1/audit/checkpoints", auth.ActAuditRead, s.auditCheckpoints)
 	s.handle("GET /api/v1/audit/leaves", auth.ActAuditRead, s.auditLeaves)
 	s.handle("GET /api/v1/audit/proof/inclusion", auth.ActAuditRead, s.auditProof(false))
@@ -127,6 +136,7 @@ func New(opts Options) *Server {
 	s.handle("GET /api/v1/exports", auth.ActExportsRead, s.exports)
 	s.handle("GET /api/v1/exports/{id}/file.mp4", auth.ActExportsRead, s.exportPart("file"))
 	s.handle("GET /api/v1/exports/{id}/manifest.json", auth.ActExportsRead, s.exportPart("manifest"))
+	s.handle("GET /api/v1/exports/{id}/verify", auth.ActExportsRead, s.verifyExport)
 	s.handle("GET /api/v1/users", auth.ActUsers, s.users)
 	s.handle("POST /api/v1/users", auth.ActUsers, s.createUser)
 	s.handle("GET /api/v1/users/{name}", auth.ActUsers, s.user)
@@ -342,23 +352,45 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // MaxAuditPage bounds one GET /api/v1/audit answer.
 const MaxAuditPage = 10000
 
-// auditLog lists audit events (city admins and auditors): ?node=ID&after=SEQ&limit=N.
+// auditLog lists audit events (city admins and auditors): ?node=ID&after=SEQ&limit=N,
+// oldest first; or, with order=newest, newest first with filters (user,
+// action prefix, camera, outcome ok|denied|error) and the cursor before=N.
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
-	q := AuditQuery{NodeID: r.URL.Query().Get("node"), Limit: 1000}
+	qv := r.URL.Query()
+	q := AuditQuery{NodeID: qv.Get("node"), Limit: 1000}
 	var err error
 	al, ok := s.opts.Backend.(AuditLog)
 	if !ok {
 		err = fmt.Errorf("%w: this server keeps no audit log", ErrNotFound)
 	}
-	if v := r.URL.Query().Get("after"); err == nil && v != "" {
-		if q.After, err = strconv.ParseUint(v, 10, 64); err != nil {
+	newest := false
+	switch o := qv.Get("order"); o {
+	case "", "oldest":
+	case "newest":
+		newest = true
+	default:
+		if err == nil {
+			err = fmt.Errorf("%w: 'order' is newest (newest first, with filters and 'before') or left out (oldest first, paged with 'after'); got %q", ErrBadRequest, o)
+		}
+	}
+	if v := qv.Get("after"); err == nil && v != "" {
+		if newest {
+			err = fmt.Errorf("%w: with order=newest page with 'before' (the answer's next_before), not 'after'", ErrBadRequest)
+		} else if q.After, err = strconv.ParseUint(v, 10, 64); err != nil {
 			err = fmt.Errorf("%w: 'after' must be an audit sequence number (got %q)", ErrBadRequest, v)
 		}
 	}
-	if v := r.URL.Query().Get("limit"); err == nil && v != "" {
+	if v := qv.Get("limit"); err == nil && v != "" {
 		if q.Limit, err = strconv.Atoi(v); err != nil || q.Limit < 1 || q.Limit > MaxAuditPage {
 			err = fmt.Errorf("%w: 'limit' must be 1..%d (got %q)", ErrBadRequest, MaxAuditPage, v)
 		}
+	}
+	if err == nil {
+		err = s.auditFilters(qv, newest, &q)
+	}
+	if err == nil && newest {
+		s.auditNewest(w, r, q)
+		return
 	}
 	var out []AuditRecord
 	if err == nil {
@@ -373,6 +405,65 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 		out = []AuditRecord{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
+// auditFilters reads order=newest's cursor and filters into q; without
+// order=newest they are refused (the oldest-first listing takes none).
+func (s *Server) auditFilters(qv url.Values, newest bool, q *AuditQuery) error {
+	var given []string
+	for _, name := range []string{"before", "user", "action", "camera", "outcome"} {
+		if qv.Get(name) != "" {
+			given = append(given, name)
+		}
+	}
+	if !newest {
+		if len(given) > 0 {
+			return fmt.Errorf("%w: %s go with order=newest (newest first); the oldest-first listing pages with 'after' and takes no filters", ErrBadRequest, strings.Join(given, ", "))
+		}
+		return nil
+	}
+	if v := qv.Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%w: 'before' is the next_before of the previous page, a positive whole number (got %q)", ErrBadRequest, v)
+		}
+		q.Before = n
+	}
+	q.User, q.Action, q.Camera, q.Outcome = qv.Get("user"), qv.Get("action"), qv.Get("camera"), qv.Get("outcome")
+	switch q.Outcome {
+	case "", "ok", "denied", "error":
+	default:
+		return fmt.Errorf("%w: 'outcome' is ok, denied or error (got %q)", ErrBadRequest, q.Outcome)
+	}
+	q.MaxScan = MaxAuditScan
+	return nil
+}
+
+// auditNewest answers order=newest: {"events", "next_before" (absent at the
+// oldest record), "scanned"}.
+func (s *Server) auditNewest(w http.ResponseWriter, r *http.Request, q AuditQuery) {
+	var page AuditPage
+	as, ok := s.opts.Backend.(AuditSearcher)
+	var err error
+	if !ok {
+		by, _ := s.opts.Backend.Identity()
+		err = fmt.Errorf("%w: this %s lists its audit log oldest first only; leave out 'order'", ErrNotFound, by)
+	} else {
+		page, err = as.AuditNewest(r.Context(), q)
+	}
+	s.audit(r, "audit-read", "", time.Time{}, time.Time{}, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if page.Events == nil {
+		page.Events = []AuditRecord{}
+	}
+	out := map[string]any{"events": page.Events, "scanned": page.Scanned}
+	if page.NextBefore != nil {
+		out["next_before"] = *page.NextBefore
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // ExportOutcome is the outcome of an export's audit event: it names the
@@ -391,7 +482,22 @@ func outcomeOf(err error) string {
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	p := userOf(r.Context())
 	by, name := s.opts.Backend.Identity()
-	writeJSON(w, http.StatusOK, Me{User: p.User, Role: p.Role, Scope: p.Scope, ServedBy: by, Name: name})
+	// What the user may do at all here: any camera (a playback from now),
+	// at a node in the node's kelurahan, as the calls themselves check.
+	now := s.opts.Now()
+	t := auth.Target{Now: now, From: now, AtNode: by == "node"}
+	if t.AtNode {
+		t.Kelurahan = s.nodeKelurahan(r.Context())
+	}
+	can, needs := auth.Capabilities(p, t)
+	me := Me{User: p.User, Role: p.Role, Scope: p.Scope, ServedBy: by, Name: name, Can: []string{}, NeedsReason: []string{}}
+	for _, a := range can {
+		me.Can = append(me.Can, string(a))
+	}
+	for _, a := range needs {
+		me.NeedsReason = append(me.NeedsReason, string(a))
+	}
+	writeJSON(w, http.StatusOK, me)
 }
 
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
@@ -489,6 +595,22 @@ type firstWrite struct {
 	started bool
 }
 
+// Header lets a backend set headers before its first byte (the hub passes
+// on what the node said the file covers).
+func (f *firstWrite) Header() http.Header { return f.w.Header() }
+
+// SetPlaybackHeaders says what a playback file covers: X-Ronda-From is
+// the wall time of the file's time 0.
+func SetPlaybackHeaders(h http.Header, info PlaybackInfo) {
+	h.Set("X-Ronda-From", info.From.UTC().Format(time.RFC3339Nano))
+	h.Set("X-Ronda-To", info.To.UTC().Format(time.RFC3339Nano))
+	h.Set("X-Ronda-Keyframe-From", info.KeyframeFrom.UTC().Format(time.RFC3339Nano))
+	h.Set("X-Ronda-Gaps", strconv.Itoa(info.Gaps))
+	if info.Truncated != "" {
+		h.Set("X-Ronda-Truncated", info.Truncated)
+	}
+}
+
 func (f *firstWrite) Write(b []byte) (int, error) {
 	if !f.started {
 		f.started = true
@@ -514,17 +636,10 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer m.Close()
-		info := m.Info()
 		h := w.Header()
 		h.Set("Content-Type", "video/mp4")
 		h.Set("Cache-Control", "no-store")
-		h.Set("X-Ronda-From", info.From.UTC().Format(time.RFC3339Nano))
-		h.Set("X-Ronda-To", info.To.UTC().Format(time.RFC3339Nano))
-		h.Set("X-Ronda-Keyframe-From", info.KeyframeFrom.UTC().Format(time.RFC3339Nano))
-		h.Set("X-Ronda-Gaps", strconv.Itoa(info.Gaps))
-		if info.Truncated != "" {
-			h.Set("X-Ronda-Truncated", info.Truncated)
-		}
+		SetPlaybackHeaders(h, m.Info())
 		http.ServeContent(w, r, "", time.Time{}, m)
 		return
 	}
@@ -988,7 +1103,7 @@ func (s *Server) exports(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) exportPart(part string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		err := s.allowExport(r, r.PathValue("id"))
+		err := s.allowExport(r, r.PathValue("id"), "")
 		var f io.ReadSeekCloser
 		var name string
 		var mod time.Time
@@ -1232,9 +1347,10 @@ func (s *Server) sees(r *http.Request, camera string) bool {
 	return err == nil && p.SeesCamera(camera, kel)
 }
 
-// allowExport checks that the caller may download an export: its camera
-// must be in scope.
-func (s *Server) allowExport(r *http.Request, id string) error {
+// allowExport checks that the caller may download or verify an export:
+// its camera must be in scope. nodeID (hub, optional) names the node that
+// made it.
+func (s *Server) allowExport(r *http.Request, id, nodeID string) error {
 	if userOf(r.Context()).CityWide() {
 		return nil
 	}
@@ -1243,11 +1359,11 @@ func (s *Server) allowExport(r *http.Request, id string) error {
 		return err
 	}
 	for _, e := range list {
-		if e.ID == id {
+		if e.ID == id && (nodeID == "" || e.NodeID == nodeID) {
 			return s.allow(r, auth.ActExportsRead, e.Camera, time.Time{}, reasonOf(r))
 		}
 	}
-	return fmt.Errorf("%w: no export %q", ErrNotFound, id)
+	return fmt.Errorf("%w: no export %q; GET /api/v1/exports lists the exports this user may see", ErrNotFound, id)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {

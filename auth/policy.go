@@ -295,3 +295,24 @@ func Authorize(p Principal, a Action, t Target) error {
 	}
 	return deny("the call is not in the authorisation table")
 }
+
+// Capabilities lists the actions p may take at all where t stands for the
+// place (t.Camera empty: no one camera; at a node, its kelurahan): the
+// actions Authorize allows, and, of them, those it allows only with a
+// reason (ErrReasonRequired), each sorted. For a UI to offer only what the
+// user may do; the API still decides every call.
+func Capabilities(p Principal, t Target) (can, needsReason []Action) {
+	t.Camera, t.Reason = "", ""
+	for _, a := range Actions {
+		switch err := Authorize(p, a, t); {
+		case err == nil:
+			can = append(can, a)
+		case errors.Is(err, ErrReasonRequired):
+			can = append(can, a)
+			needsReason = append(needsReason, a)
+		}
+	}
+	slices.Sort(can)
+	slices.Sort(needsReason)
+	return can, needsReason
+}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"time"
 
@@ -200,4 +201,47 @@ func (b *backend) ExportProof(ctx context.Context, nodeID, exportID string) (api
 	return api.ExportProof{Version: 1, NodeID: nodeID, ExportID: exportID, Record: auditchain.Record(nodeID, ev.GetEvent()), LeafIndex: index,
 		Checkpoint: api.AuditCheckpoint{Size: cp.GetSize(), Root: cp.GetRoot(), At: cp.GetAtUnixNano(), Member: cp.GetMember(), Signature: cp.GetSignature()},
 		Inclusion:  incl, PublicKey: b.h.lists.pub}, nil
+}
+
+// memberSource serves this member's audit log to the verifier in process,
+// as the API serves it (GET /api/v1/audit/checkpoints, leaves, proofs).
+type memberSource struct{ b *backend }
+
+func (src memberSource) Checkpoints(ctx context.Context) ([]auditlog.Checkpoint, error) {
+	cps, err := src.b.AuditCheckpoints(ctx)
+	return cps.Checkpoints, err
+}
+
+func (src memberSource) Leaves(ctx context.Context, start uint64, count int) ([]auditlog.Leaf, error) {
+	return src.b.AuditLeaves(ctx, start, count)
+}
+
+func (src memberSource) Proof(ctx context.Context, index, size uint64, consistency bool) ([][]byte, error) {
+	return src.b.AuditProof(ctx, index, size, consistency)
+}
+
+// AuditVerification is a hub member's answer of GET /api/v1/audit/verify:
+// the verifier's report (auditlog.Report) over this member's own store.
+type AuditVerification struct {
+	OK     bool   `json:"ok"`
+	Member string `json:"member"`
+	auditlog.Report
+	HubKey  string    `json:"hub_key"` // its fingerprint (auditlog.KeyFingerprint)
+	TookMS  int64     `json:"took_ms"`
+	Checked time.Time `json:"checked"`
+}
+
+// VerifyAudit runs the audit log verifier (`ronda audit verify`) over this
+// member's own store with the hub's public key (api.AuditVerifier).
+func (b *backend) VerifyAudit(ctx context.Context) (any, error) {
+	start := time.Now()
+	rep, err := auditlog.Verify(ctx, memberSource{b}, ed25519.PublicKey(b.h.lists.pub), nil)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the audit log of member %s: %w", b.h.cfg.MemberID, err)
+	}
+	if rep.Findings == nil {
+		rep.Findings = []auditlog.Finding{}
+	}
+	return AuditVerification{OK: rep.OK(), Member: b.h.cfg.MemberID, Report: rep, HubKey: auditlog.KeyFingerprint(b.h.lists.pub),
+		TookMS: time.Since(start).Milliseconds(), Checked: start.UTC()}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -255,6 +256,15 @@ func (b *backend) Playback(ctx context.Context, w io.Writer, id string, from, to
 	if err != nil {
 		return replication.FromStatus(err)
 	}
+	// The node says what the file covers ahead of its bytes: pass it on as
+	// the node's own API does (X-Ronda-From is the file's time 0).
+	if md, err := stream.Header(); err == nil {
+		if hw, ok := w.(interface{ Header() http.Header }); ok {
+			if info, ok := replication.PlaybackInfoFromMD(md); ok {
+				api.SetPlaybackHeaders(hw.Header(), info)
+			}
+		}
+	}
 	for {
 		chunk, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -385,12 +395,6 @@ func (b *backend) CreateExport(ctx context.Context, req api.ExportRequest, user 
 	return api.Export{}, fmt.Errorf("%w: exports are made by the node that owns the camera; POST /api/v1/exports at node %s (%s)", api.ErrNotImpl, c.NodeId, url)
 }
 
-func (b *backend) Exports(ctx context.Context) ([]api.Export, error) { return nil, nil }
-
-func (b *backend) OpenExport(ctx context.Context, id, part string) (io.ReadSeekCloser, string, time.Time, error) {
-	return nil, "", time.Time{}, fmt.Errorf("%w: no export %q at the hub; exports are kept by the node that made them", api.ErrNotFound, id)
-}
-
 // ReadBarrier makes a catalog read as fresh as asked (see store.ReadBarrier).
 func (b *backend) ReadBarrier(ctx context.Context, consistency string) (string, error) {
 	level, err := store.ParseConsistency(consistency)
@@ -511,7 +515,7 @@ func (b *backend) Search(ctx context.Context, req api.SearchRequest) (api.Search
 
 // Audit lists the audit events nodes uploaded (api.AuditLog).
 func (b *backend) Audit(ctx context.Context, q api.AuditQuery) ([]api.AuditRecord, error) {
-	evs, err := b.h.store.AuditEvents(q.NodeID, q.After, q.Limit)
+	evs, err := b.h.store.AuditEntries(q.NodeID, q.After, q.Limit)
 	if errors.Is(err, store.ErrBadCommand) {
 		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
@@ -520,12 +524,44 @@ func (b *backend) Audit(ctx context.Context, q api.AuditQuery) ([]api.AuditRecor
 	}
 	out := make([]api.AuditRecord, 0, len(evs))
 	for _, e := range evs {
-		r := auditchain.Record(e.GetNodeId(), e.GetEvent())
-		committed := time.Unix(0, e.GetCommittedUnixNano()).UTC()
-		r.Committed, r.ChainError = &committed, e.GetChainError()
+		r := auditRecord(e.Event)
+		r.Leaf = e.Leaf
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// auditRecord is a stored audit event as the API lists it.
+func auditRecord(e *rondav1.StoredAuditEvent) api.AuditRecord {
+	r := auditchain.Record(e.GetNodeId(), e.GetEvent())
+	committed := time.Unix(0, e.GetCommittedUnixNano()).UTC()
+	r.Committed, r.ChainError = &committed, e.GetChainError()
+	return r
+}
+
+// AuditNewest lists the audit log newest first in the order the cluster
+// committed it (by leaf index), with the query's filters (api.AuditSearcher).
+func (b *backend) AuditNewest(ctx context.Context, q api.AuditQuery) (api.AuditPage, error) {
+	q = q.Bounded()
+	var page api.AuditPage
+	scanned, next, more, err := b.h.store.AuditNewest(q.NodeID, q.Before, q.MaxScan, func(leaf uint64, e *rondav1.StoredAuditEvent) bool {
+		ev := e.GetEvent()
+		if !q.Match(e.GetNodeId(), ev.GetUser(), ev.GetAction(), ev.GetCameraId(), ev.GetOutcome()) {
+			return false
+		}
+		r := auditRecord(e)
+		r.Leaf = &leaf
+		page.Events = append(page.Events, r)
+		return len(page.Events) >= q.Limit
+	})
+	if err != nil {
+		return api.AuditPage{}, storeErr(err)
+	}
+	page.Scanned = scanned
+	if more {
+		page.NextBefore = &next
+	}
+	return page, nil
 }
 
 // PutHold places a hold at the hub (api.HoldStore): it reaches the camera's
@@ -557,6 +593,17 @@ func (b *backend) Holds(ctx context.Context, cameraID string) ([]api.Hold, error
 	now := time.Now()
 	var out []api.Hold
 	for _, sh := range b.h.store.Holds(cameraID) {
+		out = append(out, holdOut(sh, now))
+	}
+	return out, nil
+}
+
+// AllHolds lists every camera's holds as the hub knows them, with the
+// node keeping each and where it stands (api.HoldLister).
+func (b *backend) AllHolds(ctx context.Context) ([]api.Hold, error) {
+	now := time.Now()
+	var out []api.Hold
+	for _, sh := range b.h.store.AllHolds() {
 		out = append(out, holdOut(sh, now))
 	}
 	return out, nil

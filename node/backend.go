@@ -334,7 +334,18 @@ func (w chunkWriter) Write(p []byte) (int, error) {
 
 func (c *control) Playback(req *rondav1.PlaybackRequest, s grpc.ServerStreamingServer[rondav1.PlaybackChunk]) error {
 	from, to := time.Unix(0, req.FromUnixNano), time.Unix(0, req.ToUnixNano)
-	if err := c.backend().Playback(s.Context(), chunkWriter{s: s}, req.CameraId, from, to, req.User); err != nil {
+	m, err := c.backend().OpenPlayback(s.Context(), req.CameraId, from, to, req.User)
+	if err != nil {
+		return replication.ToStatus(err)
+	}
+	defer m.Close()
+	// What the file covers goes ahead of its bytes, so the hub answers
+	// with the same X-Ronda-From (the file's time 0) as the node does.
+	if err := s.SendHeader(replication.PlaybackInfoMD(m.Info())); err != nil {
+		return err
+	}
+	buf := make([]byte, maxChunk)
+	if _, err := io.CopyBuffer(chunkWriter{s: s}, struct{ io.Reader }{m}, buf); err != nil {
 		return replication.ToStatus(err)
 	}
 	return nil

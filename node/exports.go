@@ -79,7 +79,7 @@ func exportErr(err error) error {
 func toAPIExport(m *evidence.Manifest) api.Export {
 	return api.Export{ID: m.ID, Camera: m.Camera, From: m.From, To: m.To, Status: "done", Bytes: m.Bytes, SHA256: m.SHA256,
 		Reason: m.Reason, RequestedBy: m.RequestedBy, Created: m.Created,
-		FileURL: "/api/v1/exports/" + m.ID + "/file.mp4", ManifestURL: "/api/v1/exports/" + m.ID + "/manifest.json"}
+		FileURL: "/api/v1/exports/" + m.ID + "/file.mp4", ManifestURL: "/api/v1/exports/" + m.ID + "/manifest.json", NodeID: m.NodeID}
 }
 
 func (b *backend) Exports(ctx context.Context) ([]api.Export, error) {

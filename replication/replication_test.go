@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/certs"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
 	rpcv1 "github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc"
@@ -639,5 +640,17 @@ func TestDirectivesReachTheNodeOnceWithTheirOutcome(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if !slices.Equal(first.applied, []uint64{1, 2, 3}) || len(again.applied) != 0 {
 		t.Fatalf("applied %v, then after a restart %v; want 1 2 3 once", first.applied, again.applied)
+	}
+}
+
+func TestPlaybackInfoMDRoundTrip(t *testing.T) {
+	from := time.Date(2026, 11, 23, 7, 0, 0, 123456789, time.UTC)
+	in := api.PlaybackInfo{From: from, To: from.Add(5 * time.Minute), KeyframeFrom: from.Add(-1500 * time.Millisecond), Gaps: 2, Truncated: "range capped"}
+	out, ok := PlaybackInfoFromMD(PlaybackInfoMD(in))
+	if !ok || !out.From.Equal(in.From) || !out.To.Equal(in.To) || !out.KeyframeFrom.Equal(in.KeyframeFrom) || out.Gaps != 2 || out.Truncated != in.Truncated {
+		t.Fatalf("round trip: %+v -> %+v (%v)", in, out, ok)
+	}
+	if _, ok := PlaybackInfoFromMD(nil); ok {
+		t.Fatal("a stream without the header must say so")
 	}
 }

@@ -814,6 +814,14 @@ func TestFederation(t *testing.T) {
 		checkSearchUI(t, f)
 	})
 
+	t.Run("the camera page (live and timeline), evidence, audit and admin views work at the hub and at a node", func(t *testing.T) {
+		checkViewsUI(t, f)
+	})
+
+	t.Run("menus follow the role, every view passes axe-core's WCAG 2.1 AA checks, and the keyboard reaches everything", func(t *testing.T) {
+		checkA11y(t, f)
+	})
+
 	outer := t
 	t.Run("a backup restored into an empty 3-member cluster reproduces the catalog, and a node re-sends what it lost", func(t *testing.T) {
 		checkBackupRestore(t, f, outer)

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/auth"
+	"github.com/ronda-jakarta/ronda/demo"
 )
 
 // runBrowserJSON runs a test/browser script and decodes its JSON result.
@@ -261,4 +263,333 @@ func checkSearchUI(t *testing.T, f *federation) {
 		t.Fatalf("search 1 km around %s's office (picked at %s) found %v; want its cameras %v (%s)", n.Kelurahan, res.Picked, got, want, res.Summary)
 	}
 	t.Logf("search: a click on the map at %s (%s), 1 km, last 15 min: %s: %v. Screenshot: test-output/ui-search.png", n.Name, res.Picked, res.Summary, got)
+}
+
+// checkViewsUI: the camera page, evidence, audit and admin views in
+// Chromium at the hub and at a node (test/browser/views.mjs).
+func checkViewsUI(t *testing.T, f *federation) {
+	users := demoUsers(t, f)
+	admin, viewer, nodeAdmin := f.m.Users[0], users[auth.RoleViewer], users[auth.RoleNodeAdmin]
+	n := f.m.Nodes[0]
+	if nodeAdmin.Kelurahan != n.Kelurahan {
+		t.Fatalf("the demo's node admin %s is for %s, not %s's %s", nodeAdmin.User, nodeAdmin.Kelurahan, n.NodeID, n.Kelurahan)
+	}
+	var camID, otherCam string
+	for _, c := range f.m.Cameras {
+		switch {
+		case c.Kelurahan == n.Kelurahan && camID == "":
+			camID = c.ID
+		case c.Kelurahan != n.Kelurahan && otherCam == "":
+			otherCam = c.ID
+		}
+	}
+	stamp := time.Now().UTC().Format("150405")
+	exportReason, holdReason := "UI-EXPORT-"+stamp, "UI-HOLD-"+stamp
+	hub := liveHub(t, f)
+	atNode := asUser(t, f, n.URL, demo.UserEntry{User: admin.User, Password: admin.Password})
+
+	// An export at the node of 10 recorded seconds, in the hub's signed
+	// audit log.
+	now := time.Now().UTC()
+	var e api.Export
+	poll(t, 90*time.Second, "10 s recorded at "+camID+" to export", func() error {
+		rec, err := atNode.Recordings(ctx(t), camID, now.Add(-10*time.Minute), time.Now())
+		if err != nil {
+			return err
+		}
+		for _, sp := range rec.Spans {
+			if sp.End.Sub(sp.Start) >= 12*time.Second {
+				body, _ := json.Marshal(map[string]any{"camera": camID, "from": sp.Start.Add(time.Second), "to": sp.Start.Add(11 * time.Second), "reason": exportReason})
+				_, err := atNode.Do(ctx(t), "POST", "/api/v1/exports", strings.NewReader(string(body)), "application/json", &e)
+				return err
+			}
+		}
+		return fmt.Errorf("spans %+v", rec.Spans)
+	})
+	poll(t, 60*time.Second, "export "+e.ID+" in the hub's signed audit log", func() error {
+		_, err := hub.Do(ctx(t), "GET", "/api/v1/audit/proof/export?node="+n.NodeID+"&export="+e.ID, nil, "", nil)
+		return err
+	})
+	// A hold placed at the hub, applied at the node.
+	body, _ := json.Marshal(map[string]any{"from": now.Add(-10 * time.Minute), "to": now.Add(-5 * time.Minute), "reason": holdReason})
+	var h api.Hold
+	if _, err := hub.Do(ctx(t), "POST", "/api/v1/cameras/"+camID+"/holds", strings.NewReader(string(body)), "application/json", &h); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 30*time.Second, "hold "+h.ID+" applied at "+n.NodeID, func() error {
+		var list struct{ Holds []api.Hold }
+		if _, err := hub.Do(ctx(t), "GET", "/api/v1/cameras/"+camID+"/holds", nil, "", &list); err != nil {
+			return err
+		}
+		for _, x := range list.Holds {
+			if x.ID == h.ID && x.State == "applied" {
+				return nil
+			}
+		}
+		return fmt.Errorf("not applied yet: %+v", list.Holds)
+	})
+	// A refusal at the hub, for the audit view's "denied" filter.
+	if _, err := asUser(t, f, f.m.Hubs[0].URL, viewer).Do(ctx(t), "GET", "/api/v1/cameras/"+otherCam, nil, "", nil); err == nil {
+		t.Fatalf("the viewer %s was let see %s", viewer.User, otherCam)
+	}
+	// A kelurahan without a node, for a join token.
+	var areas api.Areas
+	if _, err := hub.Do(ctx(t), "GET", "/api/v1/areas?level=kelurahan", nil, "", &areas); err != nil {
+		t.Fatal(err)
+	}
+	tokenKel := ""
+	for _, a := range areas.Areas {
+		if a.Nodes == 0 {
+			tokenKel = a.Code
+			break
+		}
+	}
+	newUser := "ui-viewer-" + stamp
+
+	var res struct {
+		Camera struct {
+			Title           string  `json:"title"`
+			State           string  `json:"state"`
+			StateClass      string  `json:"state_class"`
+			LiveFrames      int     `json:"live_frames"`
+			LiveFramesAfter int     `json:"live_frames_after"`
+			Spans           int     `json:"spans"`
+			BothShown       bool    `json:"both_shown"`
+			ClickedMS       float64 `json:"clicked_ms"`
+			ClockMS         float64 `json:"clock_ms"`
+			PlaybackFrames  int     `json:"playback_frames"`
+		} `json:"camera"`
+		Evidence struct {
+			ExportRow string `json:"export_row"`
+			Verdict   struct {
+				Text, Cls, Checks string
+			} `json:"verdict"`
+			Holds []struct {
+				Key, Text string
+			} `json:"holds"`
+			Summary         string `json:"summary"`
+			FilteredExports int    `json:"filtered_exports"`
+			FilteredHolds   int    `json:"filtered_holds"`
+		} `json:"evidence"`
+		Audit struct {
+			VerifyOK string     `json:"verify_ok"`
+			Verdict  string     `json:"verdict"`
+			Rows     int        `json:"rows"`
+			Logins   [][]string `json:"logins"`
+			Denied   [][]string `json:"denied"`
+		} `json:"audit"`
+		Admin struct {
+			Summary      string `json:"summary"`
+			SummaryClass string `json:"summary_class"`
+			Members      []struct {
+				Key, Text string
+			} `json:"members"`
+			Nodes           []string `json:"nodes"`
+			TokenLen        int      `json:"token_len"`
+			TokenText       string   `json:"token_text"`
+			UserRow         string   `json:"user_row"`
+			UserRowDisabled string   `json:"user_row_disabled"`
+		} `json:"admin"`
+		Node struct {
+			ExportRow string `json:"export_row"`
+			Download  struct {
+				Name  string `json:"name"`
+				Bytes int    `json:"bytes"`
+				Box   string `json:"box"`
+			} `json:"download"`
+			Verdict struct {
+				Text, Cls, Checks string
+			} `json:"verdict"`
+			AuditOK      string `json:"audit_ok"`
+			AuditVerdict string `json:"audit_verdict"`
+			AuditRows    int    `json:"audit_rows"`
+		} `json:"node"`
+	}
+	runBrowserJSON(t, "views.mjs", &res, "--url", f.m.Hubs[0].URL, "--user", admin.User, "--password", admin.Password,
+		"--camera", camID, "--export", e.ID, "--node", n.NodeID, "--hold-reason", holdReason, "--token-kel", tokenKel,
+		"--new-user", newUser, "--new-password", "ui-test-password-"+stamp,
+		"--node-url", n.URL, "--node-user", nodeAdmin.User, "--node-password", nodeAdmin.Password,
+		"--shots", filepath.Join(repoRoot(t), "test-output"))
+
+	c := res.Camera
+	if !c.BothShown || c.LiveFrames < 10 || c.Spans < 1 || c.PlaybackFrames < 10 || c.LiveFramesAfter < 5 {
+		t.Fatalf("camera page: live and timeline shown %v, %d live frames (%d while playing back), %d recorded spans, %d playback frames", c.BothShown, c.LiveFrames, c.LiveFramesAfter, c.Spans, c.PlaybackFrames)
+	}
+	if d := c.ClockMS - c.ClickedMS; d > 3000 || d < -3000 {
+		t.Fatalf("camera page: clicked the timeline at %.0f, the playback shows %.0f (%.1f s off)", c.ClickedMS, c.ClockMS, d/1000)
+	}
+	if c.StateClass != "ok" || !strings.Contains(c.State, "mengalir") || !strings.Contains(c.Title, camID) {
+		t.Fatalf("camera page heading %q, state %q (%s)", c.Title, c.State, c.StateClass)
+	}
+	ev := res.Evidence
+	if !strings.Contains(ev.ExportRow, exportReason) || !strings.Contains(ev.ExportRow, "tersimpan di node "+n.NodeID) {
+		t.Fatalf("hub evidence: export row %q: want its reason %s and 'tersimpan di node %s'", ev.ExportRow, exportReason, n.NodeID)
+	}
+	if ev.Verdict.Cls != "ok" || !strings.Contains(ev.Verdict.Text, "Terverifikasi") {
+		t.Fatalf("hub evidence: export %s verification %+v", e.ID, ev.Verdict)
+	}
+	if len(ev.Holds) != 1 || ev.Holds[0].Key != h.ID || !strings.Contains(ev.Holds[0].Text, "diterapkan di node "+n.NodeID) {
+		t.Fatalf("hub evidence: holds with reason %s: %+v; want %s applied at %s", holdReason, ev.Holds, h.ID, n.NodeID)
+	}
+	if ev.FilteredHolds != 1 || ev.FilteredExports != 0 {
+		t.Fatalf("hub evidence filtered by %s: %d holds, %d exports; want 1 and 0", holdReason, ev.FilteredHolds, ev.FilteredExports)
+	}
+	au := res.Audit
+	if au.VerifyOK != "1" || !strings.Contains(au.Verdict, "Log utuh") || au.Rows == 0 {
+		t.Fatalf("hub audit: verification %q (ok=%s), %d rows", au.Verdict, au.VerifyOK, au.Rows)
+	}
+	if len(au.Logins) == 0 {
+		t.Fatalf("hub audit filtered by user %s and action login: no rows", admin.User)
+	}
+	for _, r := range au.Logins {
+		if r[2] != admin.User || r[3] != "login" {
+			t.Fatalf("hub audit filtered by user %s and action login shows %v", admin.User, r)
+		}
+	}
+	sawViewer := false
+	for _, r := range au.Denied {
+		if !strings.HasPrefix(r[6], "denied") {
+			t.Fatalf("hub audit filtered by outcome denied shows %v", r)
+		}
+		sawViewer = sawViewer || (r[2] == viewer.User && r[4] == otherCam)
+	}
+	if !sawViewer {
+		t.Fatalf("hub audit filtered by outcome denied does not show %s refused %s: %v", viewer.User, otherCam, au.Denied)
+	}
+	ad := res.Admin
+	leaders := 0
+	for _, m := range ad.Members {
+		if strings.Contains(m.Text, "pemimpin") {
+			leaders++
+		}
+	}
+	if ad.SummaryClass != "ok" || len(ad.Members) != 3 || leaders != 1 || !strings.Contains(ad.Summary, "3 dari 3 anggota sehat") {
+		t.Fatalf("admin: cluster %q (%s), members %+v", ad.Summary, ad.SummaryClass, ad.Members)
+	}
+	for _, nn := range f.m.Nodes {
+		if !slices.Contains(ad.Nodes, nn.NodeID) {
+			t.Fatalf("admin: node list %v lacks %s", ad.Nodes, nn.NodeID)
+		}
+	}
+	if ad.TokenLen < 20 || !strings.Contains(ad.TokenText, tokenKel) {
+		t.Fatalf("admin: join token for %s: %q", tokenKel, ad.TokenText)
+	}
+	if !strings.Contains(ad.UserRow, "pemantau RT/RW") || !strings.Contains(ad.UserRow, camID) || !strings.Contains(ad.UserRow, "24 jam") || !strings.Contains(ad.UserRowDisabled, "nonaktif") {
+		t.Fatalf("admin: new user row %q, after disabling %q", ad.UserRow, ad.UserRowDisabled)
+	}
+	var u api.UserInfo
+	if _, err := hub.Do(ctx(t), "GET", "/api/v1/users/"+newUser, nil, "", &u); err != nil {
+		t.Fatal(err)
+	}
+	if u.Role != auth.RoleViewer || !u.Disabled || !slices.Equal(u.Scope.Cameras, []string{camID}) || u.Scope.PlaybackHours != 24 {
+		t.Fatalf("the user made in the admin view is %+v", u)
+	}
+	if _, err := hub.Do(ctx(t), "DELETE", "/api/v1/users/"+newUser, nil, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	nd := res.Node
+	if !strings.Contains(nd.ExportRow, exportReason) || nd.Download.Box != "ftyp" || nd.Download.Bytes < 10000 || nd.Download.Name != e.ID+".mp4" {
+		t.Fatalf("node evidence: export row %q, download %+v", nd.ExportRow, nd.Download)
+	}
+	if nd.Verdict.Cls != "ok" || !strings.Contains(nd.Verdict.Text, "Terverifikasi") {
+		t.Fatalf("node evidence: export %s verification %+v", e.ID, nd.Verdict)
+	}
+	if nd.AuditOK != "1" || nd.AuditRows == 0 {
+		t.Fatalf("node audit: %q (ok=%s), %d rows", nd.AuditVerdict, nd.AuditOK, nd.AuditRows)
+	}
+	t.Logf("camera page %s: %d live frames in 2 s, %d recorded spans, timeline click played %.1f s from the click (%d frames in 2 s) while live went on (%d frames in 1 s)",
+		camID, c.LiveFrames, c.Spans, (c.ClockMS-c.ClickedMS)/1000, c.PlaybackFrames, c.LiveFramesAfter)
+	t.Logf("hub evidence: export %s %q; %s; hold %s %q", e.ID, ev.Verdict.Text, strings.ReplaceAll(ev.Verdict.Checks, "\n", "; "), h.ID, ev.Holds[0].Text)
+	t.Logf("hub audit: %s; %d rows; %d logins of %s; %d refusals", au.Verdict, au.Rows, len(au.Logins), admin.User, len(au.Denied))
+	t.Logf("admin: %s; join token for %s; user %s made, disabled and deleted", ad.Summary, tokenKel, newUser)
+	t.Logf("node %s as %s: export downloaded (%d bytes, %s), %q; node audit: %s",
+		n.NodeID, nodeAdmin.User, nd.Download.Bytes, nd.Download.Box, nd.Verdict.Text, nd.AuditVerdict)
+	t.Logf("screenshots: test-output/ui-camera-page.png, ui-evidence.png, ui-audit.png, ui-admin.png, ui-evidence-node.png")
+}
+
+// checkA11y: menus follow the role, and axe-core finds no serious or
+// critical WCAG 2.1 A/AA violation on any view (test/browser/a11y.mjs).
+func checkA11y(t *testing.T, f *federation) {
+	users := demoUsers(t, f)
+	admin := f.m.Users[0]
+	n := f.m.Nodes[0]
+	camID := ""
+	for _, c := range f.m.Cameras {
+		if c.Kelurahan == n.Kelurahan {
+			camID = c.ID
+			break
+		}
+	}
+	type who struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+		Role     string `json:"role"`
+		At       string `json:"at"`
+	}
+	var list []who
+	for _, r := range []string{auth.RoleOperator, auth.RoleAreaOperator, auth.RoleViewer, auth.RoleAuditor} {
+		u := users[r]
+		list = append(list, who{u.User, u.Password, r, "hub"})
+	}
+	na := users[auth.RoleNodeAdmin]
+	list = append(list, who{na.User, na.Password, auth.RoleNodeAdmin, "node"})
+	raw, _ := json.Marshal(list)
+	var res struct {
+		Views        map[string][]any    `json:"views"`
+		Menus        map[string][]string `json:"menus"`
+		FirstTab     string              `json:"first_tab"`
+		AfterSkip    string              `json:"after_skip"`
+		TabReached   []string            `json:"tab_reached"`
+		HTMLLang     string              `json:"html_lang"`
+		ViewerCamera struct {
+			ExportShown   bool `json:"export_shown"`
+			HoldShown     bool `json:"hold_shown"`
+			LiveShown     bool `json:"live_shown"`
+			PlaybackShown bool `json:"playback_shown"`
+		} `json:"viewer_camera"`
+	}
+	runBrowserJSON(t, "a11y.mjs", &res, "--url", f.m.Hubs[0].URL, "--user", admin.User, "--password", admin.Password,
+		"--camera", camID, "--users", string(raw), "--node-url", n.URL, "--shots", filepath.Join(repoRoot(t), "test-output"))
+	want := map[string][]string{
+		admin.User:                        {"overview", "wall", "search", "nodes", "cameras", "evidence", "audit", "admin"},
+		users[auth.RoleOperator].User:     {"overview", "wall", "search", "nodes", "cameras", "evidence", "admin"},
+		users[auth.RoleAreaOperator].User: {"overview", "wall", "search", "nodes", "cameras", "evidence"},
+		users[auth.RoleViewer].User:       {"overview", "wall", "search", "nodes", "cameras"},
+		users[auth.RoleAuditor].User:      {"overview", "search", "nodes", "cameras", "evidence", "audit"},
+		na.User:                           {"overview", "wall", "nodes", "cameras", "evidence", "audit"},
+	}
+	for u, w := range want {
+		if !slices.Equal(res.Menus[u], w) {
+			t.Errorf("menu of %s: %v, want %v", u, res.Menus[u], w)
+		}
+	}
+	vc := res.ViewerCamera
+	if vc.ExportShown || vc.HoldShown || !vc.LiveShown || !vc.PlaybackShown {
+		t.Errorf("the RT/RW viewer's camera page: %+v; want live and playback, no export or hold", vc)
+	}
+	if len(res.Views) < 13 {
+		t.Errorf("axe ran on %d views: %v", len(res.Views), res.Views)
+	}
+	var names []string
+	for v, violations := range res.Views {
+		names = append(names, v)
+		if len(violations) > 0 {
+			j, _ := json.MarshalIndent(violations, "", "  ")
+			t.Errorf("view %s: %d accessibility violations:\n%s", v, len(violations), j)
+		}
+	}
+	slices.Sort(names)
+	if !strings.Contains(res.FirstTab, "skip") || res.AfterSkip != "main" {
+		t.Errorf("keyboard: the first Tab reaches %q and Enter moves focus to %q; want the skip link, then main", res.FirstTab, res.AfterSkip)
+	}
+	for _, id := range []string{"nav-overview", "nav-wall", "nav-search", "nav-nodes", "nav-cameras", "nav-evidence", "nav-audit", "nav-admin", "logout", "lang-toggle"} {
+		if !slices.Contains(res.TabReached, id) {
+			t.Errorf("keyboard: Tab does not reach #%s (reached %v)", id, res.TabReached)
+		}
+	}
+	if res.HTMLLang != "en" {
+		t.Errorf("after the language switch <html lang> is %q", res.HTMLLang)
+	}
+	t.Logf("menus by role: %v", res.Menus)
+	t.Logf("axe-core 4.14.1 (WCAG 2.1 A/AA, serious and critical): no violations on %d views: %s; keyboard: skip link first, Tab reaches the whole menu", len(names), strings.Join(names, ", "))
 }

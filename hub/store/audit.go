@@ -55,16 +55,36 @@ func addAudit(b *pebble.Batch, node *rondav1.StoredNode, e *rondav1.AuditEvent, 
 	if err := putProto(b, key, &rondav1.StoredAuditEvent{NodeId: nodeID, Event: e, CommittedUnixNano: now, ChainError: why}); err != nil {
 		return err
 	}
+	if err := indexExport(b, b, nodeID, e); err != nil {
+		return err
+	}
 	if !merkleLog {
 		return nil
 	}
 	return appendLeaf(b, nodeID, e)
 }
 
+// AuditEntry is a stored audit event with its leaf in the audit Merkle log
+// (Leaf nil: the event has none, it was stored before the log existed).
+type AuditEntry struct {
+	Event *rondav1.StoredAuditEvent
+	Leaf  *uint64
+}
+
 // AuditEvents returns audit events, oldest first: one node's with
 // audit_seq > after (nodeID set), or every node's in node order (nodeID
 // empty; after must be 0), at most limit.
 func (s *Store) AuditEvents(nodeID string, after uint64, limit int) ([]*rondav1.StoredAuditEvent, error) {
+	entries, err := s.AuditEntries(nodeID, after, limit)
+	out := make([]*rondav1.StoredAuditEvent, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Event)
+	}
+	return out, err
+}
+
+// AuditEntries is AuditEvents with each event's leaf.
+func (s *Store) AuditEntries(nodeID string, after uint64, limit int) ([]AuditEntry, error) {
 	prefix := prefixAudit
 	lower := prefixAudit
 	if nodeID != "" {
@@ -75,13 +95,75 @@ func (s *Store) AuditEvents(nodeID string, after uint64, limit int) ([]*rondav1.
 	} else if after != 0 {
 		return nil, fmt.Errorf("%w: paging with 'after' needs a node", ErrBadCommand)
 	}
-	var out []*rondav1.StoredAuditEvent
+	var out []AuditEntry
 	_, err := s.fsm.read(func(r pebble.Reader) error {
-		var err error
-		out, err = readAudit(r, prefix, lower, limit)
-		return err
+		evs, err := readAudit(r, prefix, lower, limit)
+		if err != nil {
+			return err
+		}
+		out = make([]AuditEntry, 0, len(evs))
+		for _, e := range evs {
+			en := AuditEntry{Event: e}
+			if index, ok, err := leafOf(r, e.GetNodeId(), e.GetEvent().GetAuditSeq()); err != nil {
+				return err
+			} else if ok {
+				en.Leaf = &index
+			}
+			out = append(out, en)
+		}
+		return nil
 	})
 	return out, err
+}
+
+// AuditNewest walks the audit log from leaf before-1 down to leaf 0 (before
+// 0 or past the end: from the newest leaf), newest first in the order the
+// cluster applied the events, examining at most maxScan leaves. Leaves of
+// other nodes than nodeID (when set) are skipped without reading their
+// events; each other leaf whose event this member holds is passed to fn,
+// which returns true to stop after it. It returns how many leaves were
+// examined and the cursor to continue below the last one examined (more
+// false: leaf 0 was reached).
+func (s *Store) AuditNewest(nodeID string, before uint64, maxScan int, fn func(leaf uint64, e *rondav1.StoredAuditEvent) (stop bool)) (scanned int, next uint64, more bool, err error) {
+	if nodeID != "" {
+		if err := validID("node", nodeID); err != nil {
+			return 0, 0, false, fmt.Errorf("%w: %v", ErrBadCommand, err)
+		}
+	}
+	_, err = s.fsm.read(func(r pebble.Reader) error {
+		rng, err := loadRange(r)
+		if err != nil {
+			return err
+		}
+		i := rng.End()
+		if before != 0 && before < i {
+			i = before
+		}
+		for i > 0 && scanned < maxScan {
+			i--
+			scanned++
+			l := new(rondav1.AuditLeaf)
+			found, err := getProto(r, leafKey(i), l)
+			if err != nil {
+				return err
+			}
+			if !found || (nodeID != "" && l.GetNodeId() != nodeID) {
+				continue
+			}
+			ev := new(rondav1.StoredAuditEvent)
+			if found, err := getProto(r, auditKey(l.GetNodeId(), l.GetAuditSeq()), ev); err != nil {
+				return err
+			} else if !found {
+				continue // deleted from this member's store ('GET /api/v1/audit/verify' names it)
+			}
+			if fn(i, ev) {
+				break
+			}
+		}
+		next, more = i, i > 0
+		return nil
+	})
+	return scanned, next, more, err
 }
 
 func readAudit(r pebble.Reader, prefix, lower []byte, limit int) ([]*rondav1.StoredAuditEvent, error) {

@@ -129,7 +129,7 @@ func checkSchema(db *pebble.DB) (uint64, error) {
 		return 0, err
 	}
 	if upgradableFrom[ver] {
-		if err := db.Set(keySchemaVersion, encodeUint32(SchemaVersion), pebble.Sync); err != nil {
+		if err := migrate(db, ver); err != nil {
 			return 0, fmt.Errorf("upgrade schema version %d to %d: %w", ver, SchemaVersion, err)
 		}
 		ver = SchemaVersion

@@ -259,3 +259,8 @@ func (s *Store) Directives(nodeID string, after uint64, limit int) []*rondav1.Di
 	}
 	return out
 }
+
+// AllHolds lists every camera's holds (in camera, then hold id order).
+func (s *Store) AllHolds() []*rondav1.StoredHold {
+	return scanAll(s, prefixHold, func() *rondav1.StoredHold { return new(rondav1.StoredHold) })
+}

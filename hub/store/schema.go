@@ -32,14 +32,18 @@ package store
 //	                                index: uint64 big-endian; level 0 are the leaves), since v3
 //	x/<node id> NUL <seq>        -> uint64 big-endian: the leaf of that audit event, since v3
 //	k/<size>                     -> rondav1.AuditCheckpoint: a signed (size, root), since v3
+//	e/<node id> NUL <export id>  -> uint64 big-endian: the audit seq of the node's "export" event whose
+//	                                outcome names the export (ok export=ID file_sha256=HEX), since v4;
+//	                                written when the event is applied (the lowest seq naming it wins)
 //	m/merkle                     -> the log's compact range: uint64 size, then its 32-byte hashes
 //	m/users                      -> uint64 big-endian: the users version (grows with every user command)
 //
 // Bump SchemaVersion whenever the layout or the meaning of a value changes; an
 // FSM refuses to open (and Restore refuses snapshots of) another version,
 // except the versions in upgradableFrom: those differ only by namespaces
-// added since, so their data is valid as it is and opening one records the
-// new version.
+// added since, so their data is valid as it is; opening one fills the added
+// namespaces that are derived from existing data (migrate, deterministic,
+// so every member derives the same keys) and records the new version.
 
 import (
 	"bytes"
@@ -52,11 +56,13 @@ import (
 )
 
 // SchemaVersion is the version of the FSM key layout written by this binary.
-const SchemaVersion uint32 = 3
+const SchemaVersion uint32 = 4
 
-// upgradableFrom are older schema versions this binary opens as they are:
-// v2 -> v3 added u/ (audit events), h/ (holds) and d/ (directives).
-var upgradableFrom = map[uint32]bool{2: true}
+// upgradableFrom are older schema versions this binary opens: v2 -> v3
+// added u/ (audit events), h/ (holds) and d/ (directives); v3 -> v4 added
+// e/ (the export index), which opening a v3 database (or restoring a v3
+// snapshot) builds from u/ before recording the new version (migrate).
+var upgradableFrom = map[uint32]bool{2: true, 3: true}
 
 // maxIDLen bounds node and camera identifiers that become part of keys.
 const maxIDLen = 256
@@ -82,6 +88,7 @@ var (
 	prefixTreeNode   = []byte("t/")
 	prefixCheckpoint = []byte("k/")
 	prefixLeafIndex  = []byte("x/")
+	prefixExport     = []byte("e/")
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

@@ -66,3 +66,40 @@ export function result(obj) {
   console.log(JSON.stringify(obj));
   process.exit(obj.ok ? 0 : 1);
 }
+
+// axe runs axe-core (the accessibility engine, from npm) on the page as it
+// is and returns the serious and critical WCAG 2 A/AA violations: what is
+// wrong, and where.
+let axeSource = null;
+export async function axe(page) {
+  if (!axeSource) {
+    const { readFileSync } = await import('node:fs');
+    const { createRequire } = await import('node:module');
+    axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  }
+  // evaluate is not an inline <script>: the app's CSP (script-src 'self') stays on.
+  if (!(await page.evaluate('typeof axe !== "undefined"'))) await page.evaluate(axeSource);
+  const res = await page.evaluate(async () => {
+    const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }, resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ': ' + (n.failureSummary || '').split('\n').slice(1, 2).join('')) }));
+  });
+  return res;
+}
+
+// logout ends the session through the menu and waits for the login form.
+export async function logout(page) {
+  await page.click('#logout');
+  await page.waitForFunction(() => !document.getElementById('view-login').hidden, null, { timeout: 10000 });
+}
+
+// frames counts decoded frames of a <video> for ms milliseconds.
+export async function frames(page, selector, ms) {
+  return page.evaluate(([sel, ms]) => new Promise((resolve) => {
+    const v = document.querySelector(sel);
+    let n = 0;
+    const tick = () => { n++; v.requestVideoFrameCallback(tick); };
+    v.requestVideoFrameCallback(tick);
+    setTimeout(() => resolve(n), ms);
+  }), [selector, ms]);
+}

@@ -1,11 +1,18 @@
-// Ronda web UI: login, city overview (overview.js), nodes, cameras, live
-// view (WHEP) and playback (MP4). Plain JavaScript, no build step. Hash
-// routes: #/login #/overview #/nodes #/cameras #/live/{camera}
-// #/playback/{camera}.
+// Ronda web UI: login, city overview (overview.js), video wall (wall.js),
+// search (search.js), nodes, cameras, the camera page (live view and its
+// timeline), evidence, audit and admin (evidence.js, audit.js, admin.js).
+// Plain JavaScript, no build step. Hash routes: #/login #/overview #/wall
+// #/search #/nodes #/cameras #/camera/{id} #/live/{id} #/playback/{id}
+// #/evidence #/audit #/admin.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['login', 'overview', 'wall', 'search', 'nodes', 'cameras', 'live', 'playback'];
+const VIEWS = ['login', 'overview', 'wall', 'search', 'nodes', 'cameras', 'camhead', 'live', 'playback', 'evidence', 'audit', 'admin'];
+// The camera page is the live view and the playback view together, under
+// a heading with the camera's state.
+const SECTIONS = { camera: ['camhead', 'live', 'playback'], live: ['camhead', 'live'], playback: ['camhead', 'playback'] };
+const NAV = [['nav-overview', 'overview'], ['nav-wall', 'wall'], ['nav-search', 'search'], ['nav-nodes', 'nodes'],
+  ['nav-cameras', 'cameras'], ['nav-evidence', 'evidence'], ['nav-audit', 'audit'], ['nav-admin', 'admin']];
 const REFRESH_MS = 15000; // nodes and cameras tables refresh while shown
 
 const ui = {
@@ -33,9 +40,12 @@ function setStatus(msg, isError) {
 // session (back to login); other errors throw the server's {"error"} text.
 async function api(path, opts = {}) {
   const headers = Object.assign({}, opts.headers);
-  if (token()) headers.Authorization = 'Bearer ' + token();
+  const sent = token();
+  if (sent) headers.Authorization = 'Bearer ' + sent;
   const resp = await fetch(path, Object.assign({}, opts, { headers }));
-  if (resp.status === 401 && path !== '/api/v1/login') {
+  // Only a refusal of the session's current token ends it: a late answer
+  // to a call made before a logout (or another login) must not.
+  if (resp.status === 401 && path !== '/api/v1/login' && sent && sent === token()) {
     endSession(t('loggedout'), false); // keep the page: after login the user is back where they were
     throw new Error(t('loggedout'));
   }
@@ -61,18 +71,25 @@ function endSession(msg, toLogin) {
 }
 
 function show(view) {
-  if (ui.view === 'live' && view !== 'live') stopLive();
-  if (ui.view === 'playback' && view !== 'playback') stopPlayback();
+  const shown = SECTIONS[view] || [view];
+  if (ui.view && (SECTIONS[ui.view] || [ui.view]).includes('live')) stopLive();
+  if (ui.view && (SECTIONS[ui.view] || [ui.view]).includes('playback')) stopPlayback();
   if (ui.view === 'wall') stopWall();
   clearInterval(ui.refresh);
   ui.refresh = 0;
   ui.view = view;
-  VIEWS.forEach((v) => { $('view-' + v).hidden = v !== view; });
+  VIEWS.forEach((v) => { $('view-' + v).hidden = !shown.includes(v); });
+  document.body.dataset.view = view;
   $('nav').hidden = view === 'login';
-  [['nav-overview', 'overview'], ['nav-wall', 'wall'], ['nav-search', 'search'], ['nav-nodes', 'nodes'], ['nav-cameras', 'cameras']].forEach(([id, v]) => {
+  NAV.forEach(([id, v]) => {
     if (v === view) $(id).setAttribute('aria-current', 'page'); else $(id).removeAttribute('aria-current');
   });
 }
+
+// can reports whether the logged-in user may do action at all (GET
+// /api/v1/me lists them): menus and buttons a role would get 403 for are
+// not shown. The server decides each call anyway.
+function can(action) { return !!(ui.me && (ui.me.can || []).includes(action)); }
 
 function every(load) {
   ui.refresh = setInterval(() => load().catch((err) => setStatus(err.message, true)), REFRESH_MS);
@@ -85,9 +102,22 @@ function cell(text, cls) {
   return td;
 }
 
-function emptyRow(tbody, cols, key) {
+// button makes a button: its text, the name a screen reader says (the
+// text and what it acts on), a test id, and what a click does.
+function button(text, label, testid, onclick, secondary) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = text;
+  b.setAttribute('aria-label', label);
+  if (testid) b.dataset.testid = testid;
+  if (secondary) b.className = 'secondary-btn';
+  b.onclick = onclick;
+  return b;
+}
+
+function emptyRow(tbody, cols, key, text) {
   const tr = document.createElement('tr');
-  const td = cell(t(key), 'muted');
+  const td = cell(text || t(key), text ? 'bad' : 'muted');
   td.colSpan = cols;
   tr.append(td);
   tbody.append(tr);
@@ -110,9 +140,13 @@ function renderHeader() {
   const me = ui.me;
   $('served-by').textContent = !me ? '' :
     '· ' + (me.served_by === 'hub' ? (me.name || t('hub')) : (me.name.startsWith('Kelurahan') ? me.name : t('kelurahan') + ' ' + me.name));
-  $('whoami').textContent = me ? me.user + ' (' + me.role + ')' : '';
-  // City-wide search is the hub's.
+  $('whoami').textContent = me ? me.user + ' (' + t('role.' + me.role) + ')' : '';
+  // City-wide search is the hub's; the rest follows what the role may do.
   $('nav-search').hidden = !me || me.served_by !== 'hub';
+  $('nav-wall').hidden = !can('live');
+  $('nav-evidence').hidden = !can('exports-read') && !can('holds-read');
+  $('nav-audit').hidden = !can('audit-read');
+  $('nav-admin').hidden = !can('users') && !can('cluster') && !can('enrollment');
 }
 
 // ---- nodes ----
@@ -176,10 +210,15 @@ function renderCameras() {
     const id = encodeURIComponent(c.id);
     const actions = document.createElement('td');
     actions.className = 'actions';
-    actions.append(
-      linkButton('#/live/' + id, t('btn.live'), t('btn.live') + ': ' + c.name, 'camera-live'), ' ',
-      linkButton('#/playback/' + id, t('btn.playback'), t('btn.playback') + ': ' + c.name, 'camera-playback'));
-    tr.append(cell(c.name + ' (' + c.id + ')'), cell(c.kelurahan), cell(state, c.state === 'streaming' ? 'ok' : 'bad'),
+    actions.append(linkButton('#/camera/' + id, t('btn.open'), t('btn.open') + ': ' + c.name, 'camera-open'));
+    if (can('live')) actions.append(' ', linkButton('#/live/' + id, t('btn.live'), t('btn.live') + ': ' + c.name, 'camera-live'));
+    if (can('playback')) actions.append(' ', linkButton('#/playback/' + id, t('btn.playback'), t('btn.playback') + ': ' + c.name, 'camera-playback'));
+    const name = document.createElement('td');
+    const a = document.createElement('a');
+    a.href = '#/camera/' + id;
+    a.textContent = c.name + ' (' + c.id + ')';
+    name.append(a);
+    tr.append(name, cell(c.kelurahan), cell(state, c.state === 'streaming' ? 'ok' : 'bad'),
       cell(video), cell(c.recording ? t('yes') : t('no'), c.recording ? 'ok' : 'bad'), actions);
     tbody.append(tr);
   });
@@ -276,7 +315,7 @@ async function showPath(live) {
 async function startLive(id) {
   stopLive();
   const servers = await iceServers();
-  if (ui.view !== 'live' || ui.liveId !== id || ui.live) return; // left (or restarted) meanwhile
+  if (!isLiveView() || ui.liveId !== id || ui.live) return; // left (or restarted) meanwhile
   $('live-relay-label').hidden = !servers.some((s) => (s.urls || []).some((u) => u.startsWith('turn')));
   $('live-relay').checked = relayOnly();
   $('live-stream').value = liveStream();
@@ -335,12 +374,15 @@ function stopLive() {
   renderLiveStatus();
 }
 
+function isLiveView() { return ui.view === 'live' || ui.view === 'camera'; }
+
 function showLive(id) {
   show('live');
   ui.liveId = id;
   $('live-name').textContent = id;
   $('live-to-playback').href = '#/playback/' + encodeURIComponent(id);
   startLive(id);
+  showCameraState(id);
 }
 
 // ---- playback ----
@@ -403,7 +445,7 @@ function renderTimeline(rec) {
   });
 }
 
-async function loadPlayback(id) {
+async function loadPlayback(id, opts = {}) {
   const range = playbackRange();
   if (!range) { setPlaybackStatus(t('playback.badrange'), true); return; }
   if (ui.playbackAbort) ui.playbackAbort.abort();
@@ -427,7 +469,7 @@ async function loadPlayback(id) {
       ui.seekTo = null;
       v.addEventListener('loadedmetadata', () => { v.currentTime = Math.max(0, (at - ui.mediaFrom) / 1000); }, { once: true });
     }
-    v.play().catch(() => { /* autoplay refused: the controls are there */ });
+    if (opts.autoplay !== false || ui.seekTo) v.play().catch(() => { /* autoplay refused: the controls are there */ });
     if (typeof afterPlaybackLoad === 'function') afterPlaybackLoad(id);
     setPlaybackStatus(fmtTime(range.from) + ' – ' + fmtTime(range.to) + ' (' + Math.round(blob.size / 1024) + ' KiB)');
   } catch (err) {
@@ -453,9 +495,54 @@ function stopPlayback() {
 
 function showPlayback(id) {
   show('playback');
+  cameraRights();
   $('playback-name').textContent = id;
   $('playback-form').onsubmit = (ev) => { ev.preventDefault(); loadPlayback(id); };
   loadPlayback(id);
+  showCameraState(id);
+}
+
+// The camera page: the live view on top and, below it, the timeline of
+// the last 15 minutes with its recorded spans, gaps and holds; a click on
+// the timeline plays the recording there.
+async function showCamera(id) {
+  show('camera');
+  cameraRights();
+  $('live-name').textContent = id;
+  $('playback-name').textContent = id;
+  $('live-to-playback').href = '#/playback/' + encodeURIComponent(id);
+  ui.liveId = id;
+  $('view-live').hidden = !can('live');
+  if (can('live')) startLive(id);
+  if (can('playback')) {
+    if ($('playback-range').value === 'custom') { $('playback-range').value = '15'; onRangeChange(); }
+    $('playback-form').onsubmit = (ev) => { ev.preventDefault(); loadPlayback(id); };
+    $('view-playback').hidden = false;
+    loadPlayback(id, { autoplay: false });
+  } else {
+    $('view-playback').hidden = true;
+  }
+  await showCameraState(id);
+}
+
+// showCameraState says on the camera's page whether it is streaming and,
+// if not, why.
+async function showCameraState(id) {
+  const el = $('camera-state');
+  el.textContent = '';
+  $('camhead-name').textContent = id;
+  try {
+    const c = await (await api('/api/v1/cameras/' + encodeURIComponent(id))).json();
+    if (!$('view-camhead').hidden) {
+      $('camhead-name').textContent = c.name + ' (' + c.id + ')';
+      el.textContent = t('state.' + c.state) + (c.state !== 'streaming' && c.reason ? ' — ' + c.reason : '') +
+        (c.codec ? ' · ' + c.codec + ' ' + c.width + '×' + c.height : '') + ' · ' + (c.recording ? t('cam.recording') : t('cam.notrecording'));
+      el.className = c.state === 'streaming' ? 'ok' : 'bad';
+    }
+  } catch (err) {
+    el.textContent = err.message;
+    el.className = 'bad';
+  }
 }
 
 function onRangeChange() {
@@ -488,8 +575,12 @@ async function route() {
       case 'search': await showSearch(); break;
       case 'nodes': await showNodes(); break;
       case 'cameras': await showCameras(); break;
+      case 'camera': await showCamera(decodeURIComponent(arg)); break;
       case 'live': showLive(decodeURIComponent(arg)); break;
       case 'playback': showPlayback(decodeURIComponent(arg)); break;
+      case 'evidence': await showEvidence(); break;
+      case 'audit': await showAudit(); break;
+      case 'admin': await showAdmin(); break;
       default: location.replace('#/overview');
     }
   } catch (err) {
@@ -525,7 +616,10 @@ $('lang-toggle').addEventListener('click', () => {
   if (ui.view === 'nodes') renderNodes();
   if (ui.view === 'cameras') renderCameras();
   renderLiveStatus();
-  if (ui.view === 'playback' && ui.rec) { renderTimeline(ui.rec); renderSelection(); }
+  if ((ui.view === 'playback' || ui.view === 'camera') && ui.rec) { renderTimeline(ui.rec); renderSelection(); }
+  if (ui.view === 'evidence') renderEvidence();
+  if (ui.view === 'audit') renderAudit();
+  if (ui.view === 'admin') renderAdmin();
 });
 
 $('live-retry').addEventListener('click', () => { if (ui.liveId) startLive(ui.liveId); });
@@ -536,11 +630,11 @@ $('live-video').addEventListener('playing', () => {
 });
 $('live-stream').addEventListener('change', (ev) => {
   localStorage.setItem('ronda.liveStream', ev.target.value);
-  if (ui.liveId && ui.view === 'live') startLive(ui.liveId);
+  if (ui.liveId && isLiveView()) startLive(ui.liveId);
 });
 $('live-relay').addEventListener('change', (ev) => {
   localStorage.setItem('ronda.liveRelay', ev.target.checked ? '1' : '0');
-  if (ui.liveId && ui.view === 'live') startLive(ui.liveId);
+  if (ui.liveId && isLiveView()) startLive(ui.liveId);
 });
 $('playback-range').addEventListener('change', onRangeChange);
 window.addEventListener('hashchange', route);

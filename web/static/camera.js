@@ -42,6 +42,11 @@ function renderCursor() {
   $('playback-clock').dataset.epochMs = at ? String(at.getTime()) : '';
   if (!ui.rec || !at) return;
   const from = new Date(ui.rec.from).getTime(), span = Math.max(1, new Date(ui.rec.to).getTime() - from);
+  const tl = $('timeline'); // a slider for assistive technology: where playback is, in the loaded range
+  tl.setAttribute('aria-valuemin', '0');
+  tl.setAttribute('aria-valuemax', String(Math.round(span / 1000)));
+  tl.setAttribute('aria-valuenow', String(Math.max(0, Math.round((at.getTime() - from) / 1000))));
+  tl.setAttribute('aria-valuetext', fmtTime(at.toISOString()));
   let c = $('timeline').querySelector('.cursor');
   if (!c) { c = document.createElement('div'); c.className = 'cursor'; $('timeline').append(c); }
   c.style.left = (100 * (at.getTime() - from) / span) + '%';
@@ -71,6 +76,7 @@ function renderSelection() {
 }
 
 async function loadHolds() {
+  if (!can('holds-read')) { cam.holds = []; renderSelection(); return; } // asking would be a refused, audited call
   try {
     cam.holds = (await (await api('/api/v1/cameras/' + encodeURIComponent(cam.id) + '/holds')).json()).holds || [];
   } catch (_) { cam.holds = []; } // a role without holds: none shown
@@ -81,6 +87,14 @@ function afterPlaybackLoad(id) {
   cam.id = id;
   $('playback-speed').value = '1';
   loadHolds();
+}
+
+// cameraRights offers on the camera page only what the role may do (the
+// server refuses the rest anyway).
+function cameraRights() {
+  $('sel-export').hidden = !can('export');
+  $('sel-hold').hidden = !can('hold');
+  document.querySelector('.cam-sel').hidden = !can('export') && !can('hold');
 }
 
 function selResult(msg, isError, link) {

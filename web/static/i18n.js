@@ -61,8 +61,92 @@ const I18N = {
     'playback.nogaps': 'Tidak ada celah dalam rentang ini.', 'playback.timeline': 'Garis waktu rekaman',
     'state.streaming': 'mengalir', 'state.connecting': 'menghubungkan', 'state.failing': 'gagal', 'state.unknown': 'tidak diketahui',
     'hub': 'Hub Kota', 'kelurahan': 'Kelurahan', 'loggedout': 'Sesi berakhir, silakan masuk lagi.',
+    'role.admin': 'admin kota', 'role.operator': 'operator ruang kendali', 'role.area_operator': 'operator wilayah',
+    'role.viewer': 'pemantau RT/RW', 'role.auditor': 'auditor', 'role.node_admin': 'admin node',
+    'btn.open': 'Buka', 'cam.title': 'Kamera', 'cam.recording': 'merekam', 'cam.notrecording': 'tidak merekam',
+    'nav.evidence': 'Bukti', 'nav.audit': 'Audit', 'nav.admin': 'Admin',
+    'ev.title': 'Bukti: ekspor dan penahanan', 'ev.filter': 'Cari kamera, alasan atau pengguna', 'ev.activeonly': 'Hanya penahanan aktif',
+    'ev.exports': 'Ekspor', 'ev.holds': 'Penahanan dari retensi', 'ev.range': 'Rentang', 'ev.reason': 'Alasan', 'ev.by': 'Oleh',
+    'ev.verification': 'Verifikasi', 'ev.expires': 'Berakhir', 'ev.summary': '{exports} ekspor · {holds} penahanan',
+    'ev.noexports': 'Belum ada ekspor.', 'ev.noholds': 'Tidak ada penahanan.', 'ev.verify': 'Verifikasi',
+    'ev.verifying': 'Memverifikasi…', 'ev.verifyfailed': 'Verifikasi gagal dijalankan', 'ev.verified': 'Terverifikasi',
+    'ev.notverified': 'TIDAK TERVERIFIKASI', 'ev.atnode': 'tersimpan di node {node}', 'ev.status.done': 'selesai',
+    'ev.manifest': 'Manifes', 'ev.downloadatnode': 'unduh di node {node}',
+    'ev.hold.active': 'aktif', 'ev.hold.inactive': 'berakhir', 'ev.hold.pending': 'menunggu node {node} (luring)',
+    'ev.hold.applied': 'diterapkan di node {node}', 'ev.hold.failed': 'gagal di node {node}',
+    'ev.hold.release_pending': 'pelepasan menunggu node {node}', 'ev.hold.released': 'dilepas',
+    'ev.in': 'dalam', 'ev.noexpiry': 'sampai dilepas', 'ev.release': 'Lepaskan', 'ev.hours': 'jam',
+    'ev.confirmrelease': 'Lepaskan penahanan kamera {camera} ("{reason}")? Rekaman itu bisa dihapus oleh retensi.',
+    'ev.released': 'Penahanan {id} dilepas.',
+    'au.title': 'Log audit', 'au.node': 'Node', 'au.user': 'Pengguna', 'au.action': 'Tindakan', 'au.any': 'semua',
+    'au.outcome': 'Hasil', 'au.ok': 'berhasil', 'au.denied': 'ditolak', 'au.error': 'galat', 'au.time': 'Waktu',
+    'au.event': 'Kejadian', 'au.more': 'Muat lebih lama', 'au.verifyfailed': 'Pemeriksaan log gagal dijalankan',
+    'au.verifying': 'Memeriksa keutuhan log…', 'au.intact': 'Log utuh', 'au.tampered': 'LOG TIDAK UTUH',
+    'au.hubsummary': '{leaves} catatan dari {chains} rantai, {checkpoints} checkpoint bertanda tangan (terbaru: ukuran {size} oleh {member}, {at}); {incl} bukti inklusi dan {cons} bukti konsistensi diperiksa',
+    'au.nodesummary': 'rantai hash {events} catatan node ini diperiksa',
+    'au.checkedat': 'Diperiksa di {member} pada {at} ({ms} ms)', 'au.leaf': 'daun',
+    'au.summary': '{n} catatan ditampilkan ({scanned} diperiksa)', 'au.hasmore': 'ada yang lebih lama',
+    'au.none': 'Tidak ada catatan yang cocok.', 'au.chainerror': 'rantai',
+    'ad.title': 'Administrasi', 'ad.cluster': 'Kesehatan klaster hub', 'ad.member': 'Anggota', 'ad.suffrage': 'Hak suara',
+    'ad.applied': 'Indeks diterapkan', 'ad.contact': 'Kontak terakhir', 'ad.nodes': 'Node kelurahan', 'ad.node': 'Node',
+    'ad.enroll': 'Token bergabung untuk node baru', 'ad.kelcode': 'Kode kelurahan', 'ad.ttl': 'Berlaku',
+    'ad.ttl1h': '1 jam', 'ad.ttl24h': '24 jam', 'ad.ttl7d': '7 hari', 'ad.maketoken': 'Buat token',
+    'ad.users': 'Pengguna dan peran', 'ad.role': 'Peran', 'ad.scope': 'Cakupan', 'ad.changed': 'Diubah',
+    'ad.adduser': 'Tambah atau ubah pengguna', 'ad.areas': 'Wilayah (kode, dipisah koma)', 'ad.cameras': 'Kamera (id, dipisah koma)',
+    'ad.hours': 'Jam putar ulang (pemantau)', 'ad.password': 'Kata sandi (min. 10; kosong: tidak diubah)',
+    'ad.clustersum': 'Pemimpin {leader} (term {term}) · {healthy} dari {n} anggota sehat, kuorum {quorum} · dijawab oleh {member}',
+    'ad.state.leader': 'pemimpin', 'ad.state.follower': 'pengikut', 'ad.state.candidate': 'kandidat',
+    'ad.unhealthy': 'tidak sehat', 'ad.unreachable': 'tidak terjangkau', 'ad.thismember': 'anggota ini',
+    'ad.nodesum': 'Terhubung ke {up} dari {n} anggota hub · {pending} catatan menunggu dikirim',
+    'ad.areas.short': 'wilayah', 'ad.cameras.short': 'kamera', 'ad.hours.short': 'putar ulang {h} jam', 'ad.citywide': 'seluruh kota',
+    'ad.edit': 'Ubah', 'ad.enable': 'Aktifkan', 'ad.disable': 'Nonaktifkan', 'ad.fromconfig': 'dari hub.yaml (hanya baca)',
+    'ad.disabled': 'nonaktif', 'ad.enabled': 'aktif', 'ad.created': 'Pengguna {name} dibuat.', 'ad.saved': 'Pengguna {name} disimpan; tokennya yang lama tidak berlaku lagi.',
+    'ad.tokenmade': 'Token untuk kelurahan {kel}, berlaku sampai {expires}. Token hanya ditampilkan sekali:',
+    'ad.tokenhow': 'Di node baru: ronda node enroll --hub {url} --ca ca.pem --token TOKEN --node-id ID --out tls (lihat docs/deployment.md).',
   },
   en: {
+    'role.admin': 'city admin', 'role.operator': 'control-room operator', 'role.area_operator': 'area operator',
+    'role.viewer': 'RT/RW viewer', 'role.auditor': 'auditor', 'role.node_admin': 'node admin',
+    'btn.open': 'Open', 'cam.title': 'Camera', 'cam.recording': 'recording', 'cam.notrecording': 'not recording',
+    'nav.evidence': 'Evidence', 'nav.audit': 'Audit', 'nav.admin': 'Admin',
+    'ev.title': 'Evidence: exports and holds', 'ev.filter': 'Search camera, reason or user', 'ev.activeonly': 'Active holds only',
+    'ev.exports': 'Exports', 'ev.holds': 'Holds from retention', 'ev.range': 'Range', 'ev.reason': 'Reason', 'ev.by': 'By',
+    'ev.verification': 'Verification', 'ev.expires': 'Expires', 'ev.summary': '{exports} exports · {holds} holds',
+    'ev.noexports': 'No exports yet.', 'ev.noholds': 'No holds.', 'ev.verify': 'Verify',
+    'ev.verifying': 'Verifying…', 'ev.verifyfailed': 'Verification could not run', 'ev.verified': 'Verified',
+    'ev.notverified': 'NOT VERIFIED', 'ev.atnode': 'kept at node {node}', 'ev.status.done': 'done',
+    'ev.manifest': 'Manifest', 'ev.downloadatnode': 'download at node {node}',
+    'ev.hold.active': 'active', 'ev.hold.inactive': 'expired', 'ev.hold.pending': 'waiting for node {node} (offline)',
+    'ev.hold.applied': 'applied at node {node}', 'ev.hold.failed': 'failed at node {node}',
+    'ev.hold.release_pending': 'release waiting for node {node}', 'ev.hold.released': 'released',
+    'ev.in': 'in', 'ev.noexpiry': 'until released', 'ev.release': 'Release', 'ev.hours': 'h',
+    'ev.confirmrelease': 'Release the hold on camera {camera} ("{reason}")? Retention may then delete that footage.',
+    'ev.released': 'Hold {id} released.',
+    'au.title': 'Audit log', 'au.node': 'Node', 'au.user': 'User', 'au.action': 'Action', 'au.any': 'any',
+    'au.outcome': 'Outcome', 'au.ok': 'ok', 'au.denied': 'denied', 'au.error': 'error', 'au.time': 'Time',
+    'au.event': 'Event', 'au.more': 'Load older', 'au.verifyfailed': 'The log check could not run',
+    'au.verifying': 'Checking the log…', 'au.intact': 'Log intact', 'au.tampered': 'LOG TAMPERED',
+    'au.hubsummary': '{leaves} records in {chains} chains, {checkpoints} signed checkpoints (newest: size {size} by {member}, {at}); {incl} inclusion and {cons} consistency proofs checked',
+    'au.nodesummary': 'hash chain of this node\'s {events} records checked',
+    'au.checkedat': 'Checked at {member} on {at} ({ms} ms)', 'au.leaf': 'leaf',
+    'au.summary': '{n} records shown ({scanned} examined)', 'au.hasmore': 'older ones exist',
+    'au.none': 'No matching records.', 'au.chainerror': 'chain',
+    'ad.title': 'Administration', 'ad.cluster': 'Hub cluster health', 'ad.member': 'Member', 'ad.suffrage': 'Suffrage',
+    'ad.applied': 'Applied index', 'ad.contact': 'Last contact', 'ad.nodes': 'Kelurahan nodes', 'ad.node': 'Node',
+    'ad.enroll': 'Join tokens for new nodes', 'ad.kelcode': 'Kelurahan code', 'ad.ttl': 'Valid for',
+    'ad.ttl1h': '1 hour', 'ad.ttl24h': '24 hours', 'ad.ttl7d': '7 days', 'ad.maketoken': 'Make token',
+    'ad.users': 'Users and roles', 'ad.role': 'Role', 'ad.scope': 'Scope', 'ad.changed': 'Changed',
+    'ad.adduser': 'Add or change a user', 'ad.areas': 'Areas (codes, comma-separated)', 'ad.cameras': 'Cameras (ids, comma-separated)',
+    'ad.hours': 'Playback hours (viewer)', 'ad.password': 'Password (min. 10; empty: unchanged)',
+    'ad.clustersum': 'Leader {leader} (term {term}) · {healthy} of {n} members healthy, quorum {quorum} · answered by {member}',
+    'ad.state.leader': 'leader', 'ad.state.follower': 'follower', 'ad.state.candidate': 'candidate',
+    'ad.unhealthy': 'unhealthy', 'ad.unreachable': 'unreachable', 'ad.thismember': 'this member',
+    'ad.nodesum': 'Connected to {up} of {n} hub members · {pending} records waiting to be sent',
+    'ad.areas.short': 'areas', 'ad.cameras.short': 'cameras', 'ad.hours.short': 'playback {h} h', 'ad.citywide': 'city-wide',
+    'ad.edit': 'Edit', 'ad.enable': 'Enable', 'ad.disable': 'Disable', 'ad.fromconfig': 'from hub.yaml (read-only)',
+    'ad.disabled': 'disabled', 'ad.enabled': 'enabled', 'ad.created': 'User {name} created.', 'ad.saved': 'User {name} saved; their old tokens no longer work.',
+    'ad.tokenmade': 'Token for kelurahan {kel}, valid until {expires}. It is shown only once:',
+    'ad.tokenhow': 'On the new node: ronda node enroll --hub {url} --ca ca.pem --token TOKEN --node-id ID --out tls (see docs/deployment.md).',
     'skip': 'Skip to content', 'lang.switch': 'Ganti ke Bahasa Indonesia',
     'nav.nodes': 'Nodes', 'nav.cameras': 'Cameras', 'logout': 'Log out', 'nav.overview': 'Overview', 'nav.wall': 'Video wall',
     'wall.title': 'Video wall', 'wall.size': 'Tiles', 'wall.layouts': 'Saved layouts', 'wall.name': 'Layout name',
@@ -126,13 +210,19 @@ const I18N = {
 
 let lang = localStorage.getItem('ronda.lang') === 'en' ? 'en' : 'id';
 
-function t(key) { return (I18N[lang] && I18N[lang][key]) || I18N.id[key] || key; }
+// t translates key, filling {name} from vars; fallback when there is no
+// such key (e.g. a state the server added later).
+function t(key, vars, fallback) {
+  let s = (I18N[lang] && I18N[lang][key]) || I18N.id[key] || (fallback === undefined ? key : fallback);
+  if (vars) Object.keys(vars).forEach((k) => { s = s.split('{' + k + '}').join(String(vars[k])); });
+  return s;
+}
 
 function applyI18n() {
   document.documentElement.lang = lang;
   document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
   const toggle = document.getElementById('lang-toggle');
   toggle.textContent = lang === 'id' ? 'EN' : 'ID';
-  toggle.setAttribute('aria-label', t('lang.switch'));
+  toggle.setAttribute('aria-label', toggle.textContent + ': ' + t('lang.switch')); // the visible text starts the name (WCAG 2.5.3)
   document.getElementById('timeline').setAttribute('aria-label', t('playback.timeline'));
 }

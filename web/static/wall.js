@@ -6,7 +6,7 @@
 // name in this browser.
 'use strict';
 
-const wall = { size: 4, tiles: [], cameras: [], health: null };
+const wall = { size: 4, tiles: [], cameras: [], health: null, gen: 0 };
 
 // openWhep starts a WHEP session of camera id into video; onState(key,
 // detail) reports progress. It returns { close, location }.
@@ -202,7 +202,10 @@ function wallWatch() {
 
 async function showWall(arg) {
   show('wall');
-  wall.cameras = (await (await api('/api/v1/cameras')).json()).cameras || [];
+  const gen = ++wall.gen; // a newer showWall (or another view) wins
+  const cameras = (await (await api('/api/v1/cameras')).json()).cameras || [];
+  if (gen !== wall.gen || ui.view !== 'wall') return;
+  wall.cameras = cameras;
   const layouts = wallLayouts();
   let ids = [];
   if (arg && layouts[arg]) { wall.size = layouts[arg].size; ids = layouts[arg].cameras; }
@@ -216,6 +219,8 @@ async function showWall(arg) {
 function stopWall() {
   for (const tile of wall.tiles) { if (tile.session) tile.session.close(); clearTimeout(tile.timer); }
   wall.tiles = [];
+  wall.gen++;
+  $('wall-grid').replaceChildren(); // a later showWall renders afresh, never on stale tiles
 }
 
 $('wall-size').addEventListener('change', (ev) => {
