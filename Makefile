@@ -98,6 +98,8 @@ bench: build deps
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkLeaderFailover -benchtime 1x -timeout 10m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkSnapshotRestore -benchtime 1x -timeout 30m -v
 	$(GO) test ./hub/store -run '^$$' -bench BenchmarkAuditLog -benchtime 1x -timeout 10m -v
+	$(GO) test ./hub/pull -run '^$$' -bench 'BenchmarkPullRate|BenchmarkPullOverA10MbitLink' -benchtime 2x -timeout 10m -v
+	$(GO) test ./internal/faultproxy -run '^$$' -bench BenchmarkCappedLink -benchtime 2x -timeout 5m -v
 	cd test/browser && node overview-bench.mjs --cameras 30000 --runs 5
 
 ## fuzz: run each fuzz target for FUZZTIME (default 3m); new inputs land in the Go cache,

@@ -145,6 +145,39 @@ func (matrixBackend) PutUser(_ context.Context, req UserRequest, _ bool, _ strin
 func (matrixBackend) DeleteUser(context.Context, string, string) error { return nil }
 func (matrixBackend) Logout(context.Context, string) error             { return nil }
 
+// Cases: "case-CAMERA" holds that camera.
+func matrixCase(id string) Case {
+	cam := strings.TrimPrefix(id, "case-")
+	kel, _ := matrixBackend{}.CameraKelurahan(context.Background(), cam)
+	return Case{ID: id, Reason: "JAKI-1", Items: []CaseItem{{ID: "i1", Camera: cam, Kelurahan: kel}}}
+}
+func (matrixBackend) CreateCase(_ context.Context, req CaseRequest, _ string) (Case, bool, error) {
+	return matrixCase("case-" + req.Items[0].Camera), true, nil
+}
+func (matrixBackend) Cases(context.Context) ([]Case, error) {
+	return []Case{matrixCase("case-" + camOwn), matrixCase("case-" + camOther)}, nil
+}
+func (matrixBackend) Case(_ context.Context, id string) (Case, error) {
+	if _, err := (matrixBackend{}).CameraKelurahan(context.Background(), strings.TrimPrefix(id, "case-")); err != nil {
+		return Case{}, fmt.Errorf("%w: no case %q", ErrNotFound, id)
+	}
+	return matrixCase(id), nil
+}
+func (matrixBackend) CloseCase(_ context.Context, id, _ string) (Case, error) {
+	return matrixCase(id), nil
+}
+func (matrixBackend) RequestPull(_ context.Context, id, _ string) (Case, error) {
+	return matrixCase(id), nil
+}
+func (matrixBackend) Bundle(_ context.Context, _, _ string, w BundleWriter) error {
+	_, err := w.Write([]byte("PK"))
+	return err
+}
+func (matrixBackend) CaseViewed(context.Context, string, string) {}
+func (matrixBackend) RunRetention(_ context.Context, d time.Duration) (RetentionResult, error) {
+	return RetentionResult{OlderThan: d.String()}, nil
+}
+
 type nopBackup struct{}
 
 func (nopBackup) AppliedIndex() uint64 { return 1 }
@@ -205,6 +238,7 @@ func matrixCalls(now time.Time) []matrixCall {
 	old := "from=" + now.Add(-48*time.Hour).Format(time.RFC3339) + "&to=" + now.Add(-48*time.Hour+time.Minute).Format(time.RFC3339)
 	hold := fmt.Sprintf(`{"from":%q,"to":%q,"reason":"JAKI-1"}`, now.Add(-time.Hour).Format(time.RFC3339), now.Format(time.RFC3339))
 	export := fmt.Sprintf(`{"camera":"{cam}","from":%q,"to":%q,"reason":"JAKI-1"}`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(-50*time.Minute).Format(time.RFC3339))
+	kase := fmt.Sprintf(`{"reason":"JAKI-1","items":[{"camera":"{cam}","from":%q,"to":%q}]}`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(-50*time.Minute).Format(time.RFC3339))
 	return []matrixCall{
 		{route: "POST /api/v1/logout", method: "POST", path: "/api/v1/logout", own: all, other: all},
 		{route: "POST /api/v1/token", method: "POST", path: "/api/v1/token", own: all, other: all},
@@ -250,6 +284,13 @@ func matrixCalls(now time.Time) []matrixCall {
 		{route: "GET /api/v1/revocations", method: "GET", path: "/api/v1/revocations", own: "A", other: "A"},
 		{route: "POST /api/v1/revocations", method: "POST", path: "/api/v1/revocations", body: `{"node_id":"n9","reason":"stolen"}`, ctype: "application/json", own: "A", other: "A"},
 		{route: "DELETE /api/v1/revocations", method: "DELETE", path: "/api/v1/revocations", body: `{"node_id":"n9"}`, ctype: "application/json", own: "A", other: "A"},
+		{route: "POST /api/v1/cases", method: "POST", path: "/api/v1/cases", body: kase, ctype: "application/json", own: "AOKCLUu", other: cityWide},
+		{route: "GET /api/v1/cases", method: "GET", path: "/api/v1/cases", own: "AOKCLUu", other: "AOKCLUu", listKey: "cases", seesOther: "AOUu"},
+		{route: "GET /api/v1/cases/{id}", method: "GET", path: "/api/v1/cases/case-{cam}", own: "AOKCLUu", other: cityWide},
+		{route: "POST /api/v1/cases/{id}/close", method: "POST", path: "/api/v1/cases/case-{cam}/close", own: "AOKCLUu", other: cityWide},
+		{route: "POST /api/v1/cases/{id}/pull", method: "POST", path: "/api/v1/cases/case-{cam}/pull", own: "AOKCLUu", other: cityWide},
+		{route: "GET /api/v1/cases/{id}/bundle", method: "GET", path: "/api/v1/cases/case-{cam}/bundle", own: "AOKCLUu", other: cityWide},
+		{route: "POST /api/v1/retention/run", method: "POST", path: "/api/v1/retention/run", body: `{"older_than":"24h"}`, ctype: "application/json", own: "A", other: "A", ownNode: "AN", otherNode: "AN"},
 		{route: "GET /api/v1/users", method: "GET", path: "/api/v1/users", own: "A", other: "A"},
 		{route: "POST /api/v1/users", method: "POST", path: "/api/v1/users", body: `{"name":"new","password":"long-enough-pw","role":"operator"}`, ctype: "application/json", own: "A", other: "A"},
 		{route: "GET /api/v1/users/{name}", method: "GET", path: "/api/v1/users/someone", own: "A", other: "A"},
@@ -260,7 +301,7 @@ func matrixCalls(now time.Time) []matrixCall {
 
 // The calls that take no login: the login itself, and enrollment (its join
 // token is the credential).
-var noLogin = []string{"POST /api/v1/login", "POST /api/v1/enroll"}
+var noLogin = []string{"POST /api/v1/login", "POST /api/v1/enroll", "POST /api/v1/reports", "GET /api/v1/reports/{id}"}
 
 func TestAuthorisationMatrix(t *testing.T) {
 	now := time.Now()

@@ -20,6 +20,9 @@ var (
 	ErrNotImpl      = errors.New("not available here")
 	// ErrUnsupportedMediaType: the request body has the wrong Content-Type.
 	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrConflict: the thing is not in the state the call needs (e.g. a
+	// case's footage is not pulled yet).
+	ErrConflict = errors.New("conflict")
 )
 
 // statusOf is the one table from errors to HTTP statuses.
@@ -39,6 +42,8 @@ func statusOf(err error) int {
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ErrNotImpl):
 		return http.StatusNotImplemented
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}

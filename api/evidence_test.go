@@ -136,18 +136,18 @@ func TestMeListsWhatTheUserMayDo(t *testing.T) {
 		needsReason     string
 		nodeNeedsReason string
 	}{
-		{user: "admin", hub: base + " audit-read cluster cluster-admin enrollment export exports-read hold holds-read live playback revocations users"},
-		{user: "operator", hub: base + " cluster export exports-read hold holds-read live playback"},
-		{user: "kota", hub: base + " export exports-read hold holds-read live playback"},
-		{user: "kecamatan", hub: base + " export exports-read hold holds-read live playback"},
-		{user: "kelurahan", hub: base + " export exports-read hold holds-read live playback"},
+		{user: "admin", hub: base + " audit-read case cluster cluster-admin enrollment export exports-read hold holds-read live playback retention revocations users"},
+		{user: "operator", hub: base + " case cluster export exports-read hold holds-read live playback"},
+		{user: "kota", hub: base + " case export exports-read hold holds-read live playback"},
+		{user: "kecamatan", hub: base + " case export exports-read hold holds-read live playback"},
+		{user: "kelurahan", hub: base + " case export exports-read hold holds-read live playback"},
 		{user: "rtrw", hub: base + " live playback"},
 		{user: "rtrw-live", hub: base + " live"},
-		{user: "auditor", hub: base + " audit-read export exports-read hold holds-read playback", needsReason: "export hold playback"},
-		{user: "auditor2", hub: base + " audit-read export exports-read hold holds-read playback", needsReason: "export hold playback"},
-		{user: "nodeadmin", hub: base + " export exports-read hold holds-read live playback", node: base + " audit-read export exports-read hold holds-read live playback"},
+		{user: "auditor", hub: base + " audit-read case export exports-read hold holds-read playback", needsReason: "export hold playback"},
+		{user: "auditor2", hub: base + " audit-read case export exports-read hold holds-read playback", needsReason: "export hold playback"},
+		{user: "nodeadmin", hub: base + " export exports-read hold holds-read live playback", node: base + " audit-read export exports-read hold holds-read live playback retention"},
 		// At the Gambir node an operator of Jakarta Selatan has nothing in scope.
-		{user: "selatan", hub: base + " export exports-read hold holds-read live playback", node: "areas list me token-refresh"},
+		{user: "selatan", hub: base + " case export exports-read hold holds-read live playback", node: "areas list me token-refresh"},
 	}
 	for _, at := range []string{"hub", "node"} {
 		env := newTestEnv(t, matrixBackend{servedBy: at})

@@ -45,6 +45,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Audit    func(AuditEvent) // nil: audit events go to the log
 	Now      func() time.Time
+	// ReportClients may post citizen reports (POST /api/v1/reports) with
+	// their own tokens (hub).
+	ReportClients []ReportClient
 }
 
 // Server is the HTTP API.
@@ -137,6 +140,15 @@ func New(opts Options) *Server {
 	s.handle("GET /api/v1/exports/{id}/file.mp4", auth.ActExportsRead, s.exportPart("file"))
 	s.handle("GET /api/v1/exports/{id}/manifest.json", auth.ActExportsRead, s.exportPart("manifest"))
 	s.handle("GET /api/v1/exports/{id}/verify", auth.ActExportsRead, s.verifyExport)
+	s.handle("POST /api/v1/cases", auth.ActCase, s.createCase)
+	s.handle("GET /api/v1/cases", auth.ActCase, s.cases)
+	s.handle("GET /api/v1/cases/{id}", auth.ActCase, s.getCase)
+	s.handle("POST /api/v1/cases/{id}/close", auth.ActCase, s.closeCase)
+	s.handle("POST /api/v1/cases/{id}/pull", auth.ActCase, s.pullCase)
+	s.handle("GET /api/v1/cases/{id}/bundle", auth.ActCase, s.caseBundle)
+	s.handle("POST /api/v1/retention/run", auth.ActRetention, s.runRetention)
+	s.handle("POST /api/v1/reports", "", s.postReport) // the complaint system's own token
+	s.handle("GET /api/v1/reports/{id}", "", s.getReport)
 	s.handle("GET /api/v1/users", auth.ActUsers, s.users)
 	s.handle("POST /api/v1/users", auth.ActUsers, s.createUser)
 	s.handle("GET /api/v1/users/{name}", auth.ActUsers, s.user)
@@ -196,7 +208,8 @@ func catalogRead(pattern string) bool {
 	switch pattern {
 	case "GET /api/v1/nodes", "GET /api/v1/cameras", "GET /api/v1/cameras/{id}",
 		"GET /api/v1/cameras/{id}/recordings", "GET /api/v1/search", "GET /api/v1/areas", "GET /api/v1/audit",
-		"GET /api/v1/audit/checkpoints", "GET /api/v1/audit/leaves", "GET /api/v1/audit/proof/inclusion", "GET /api/v1/audit/proof/consistency":
+		"GET /api/v1/audit/checkpoints", "GET /api/v1/audit/leaves", "GET /api/v1/audit/proof/inclusion", "GET /api/v1/audit/proof/consistency",
+		"GET /api/v1/cases", "GET /api/v1/cases/{id}", "GET /api/v1/reports/{id}":
 		return true
 	}
 	return false
@@ -210,7 +223,7 @@ func (s *Server) handle(pattern string, act auth.Action, h func(http.ResponseWri
 	route := pattern
 	s.routes = append(s.routes, Route{Pattern: pattern, Action: act})
 	cameraRoute := strings.Contains(pattern, "/cameras/{id}")
-	reasonInBody := strings.HasPrefix(pattern, "POST ") && (act == auth.ActHold || act == auth.ActExport)
+	reasonInBody := strings.HasPrefix(pattern, "POST ") && (act == auth.ActHold || act == auth.ActExport || pattern == "POST /api/v1/cases")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() { s.requests.WithLabelValues(route, fmt.Sprintf("%dxx", rec.code/100)).Inc() }()

@@ -191,11 +191,13 @@ const (
 	ActRevocations  Action = "revocations"   // read or change the certificate deny-list
 	ActUsers        Action = "users"         // read or change users
 	ActTokenRefresh Action = "token-refresh" // a fresh token for a valid one
+	ActCase         Action = "case"          // evidence cases: create, read, pull, close, download the bundle (hub)
+	ActRetention    Action = "retention"     // free space now: delete unheld footage older than a limit (node)
 )
 
 // Actions lists every action (the matrix test walks them).
 var Actions = []Action{ActMe, ActAreas, ActList, ActCamera, ActLive, ActPlayback, ActHoldsRead, ActHold,
-	ActExport, ActExportsRead, ActAuditRead, ActCluster, ActClusterAdmin, ActEnroll, ActRevocations, ActUsers, ActTokenRefresh}
+	ActExport, ActExportsRead, ActAuditRead, ActCluster, ActClusterAdmin, ActEnroll, ActRevocations, ActUsers, ActTokenRefresh, ActCase, ActRetention}
 
 // Target is what a call touches.
 type Target struct {
@@ -274,6 +276,20 @@ func Authorize(p Principal, a Action, t Target) error {
 			return needReason()
 		}
 		return nil
+	case ActRetention:
+		switch {
+		case p.Role == RoleAdmin:
+			return nil
+		case p.Role == RoleNodeAdmin && t.AtNode:
+			return inScope()
+		}
+		return deny("deleting footage at once is for city admins and the node's own admin (at the node)")
+	case ActCase:
+		switch p.Role {
+		case RoleAdmin, RoleOperator, RoleAreaOperator, RoleAuditor:
+			return inScope()
+		}
+		return deny("evidence cases are for city admins, the control room, area operators and auditors; ask one of them")
 	case ActAuditRead:
 		switch {
 		case p.Role == RoleAdmin || p.Role == RoleAuditor:

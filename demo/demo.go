@@ -54,6 +54,10 @@ type Manifest struct {
 	// ControlToken as a bearer token: `ronda demo link NODE down|up`.
 	Control      string `json:"control"`
 	ControlToken string `json:"control_token"`
+	// ReportClient and ReportToken: the complaint system's credential for
+	// POST /api/v1/reports.
+	ReportClient string `json:"report_client"`
+	ReportToken  string `json:"report_token"`
 }
 
 // HubEntry is one hub member in the manifest.
@@ -81,6 +85,8 @@ type CameraEntry struct {
 	Kelurahan  string  `json:"kelurahan"`
 	RTSP       string  `json:"rtsp"`
 	GOPSeconds float64 `json:"gop_seconds"` // keyframe interval of the simulated camera
+	Lat        float64 `json:"lat"`
+	Lon        float64 `json:"lon"`
 }
 
 // UserEntry is a demo login.
@@ -186,6 +192,9 @@ func Run(ctx context.Context, o Options) error {
 	users := []auth.User{{Name: "admin", PasswordHash: hash, Role: "admin"}}
 	m := &Manifest{CAFile: filepath.Join(caDir, certs.CAFile), Users: []UserEntry{{User: "admin", Password: password, Role: "admin"}}}
 
+	// The city complaint system's credential for citizen reports
+	// (POST /api/v1/reports; ronda reportsim --demo uses it).
+	m.ReportClient, m.ReportToken = "jaki", randomString(40)
 	hubSecret := filepath.Join(dir, "hub-token-secret")
 	if err := os.WriteFile(hubSecret, []byte(randomString(48)), 0o600); err != nil {
 		return err
@@ -216,6 +225,11 @@ func Run(ctx context.Context, o Options) error {
 			// over their links about once a minute (node.yaml tls.renew_before).
 			"enrollment": map[string]any{"ca_dir": caDir, "node_cert_validity": demoNodeCertValidity.String()},
 			"auth":       map[string]any{"token_secret_file": hubSecret, "users": users},
+			"reports": map[string]any{"clients": []map[string]string{{"name": m.ReportClient, "token_sha256": api.ReportTokenHash(m.ReportToken)}},
+				// A flood covers a district: 4 km (the tests' report between two kelurahan).
+				"radius_m": map[string]float64{"default": 150, "theft": 300, "violence": 300, "flood": 4000}},
+			// Pulls capped at 2 Mbit/s per node: a demo pull takes long enough to watch.
+			"cases": map[string]any{"release_grace": "20s", "pull_rate_per_node": 250000},
 			// A node cut off shows offline within ~15 s (the tests play outages).
 			"node_keepalive": "10s",
 			// Live view relayed through the hub for browsers that cannot
@@ -273,7 +287,8 @@ func Run(ctx context.Context, o Options) error {
 			cams = append(cams, map[string]any{"name": name, "url": rtsp, "sub_url": fmt.Sprintf("rtsp://%s/cam%d", camsimSubAddr, n),
 				"lat": k.Lat + 0.0013*float64(c%3), "lon": k.Lon + 0.0013*float64(c/3),
 				"rt": fmt.Sprintf("%03d", c), "rw": "001", "tags": demoTags[(c-1)%len(demoTags)]})
-			m.Cameras = append(m.Cameras, CameraEntry{ID: kelurahan.CompactCode(k.Code) + "-" + name, Kelurahan: k.Code, RTSP: rtsp, GOPSeconds: gop})
+			m.Cameras = append(m.Cameras, CameraEntry{ID: kelurahan.CompactCode(k.Code) + "-" + name, Kelurahan: k.Code, RTSP: rtsp, GOPSeconds: gop,
+				Lat: k.Lat + 0.0013*float64(c%3), Lon: k.Lon + 0.0013*float64(c/3)})
 		}
 		cfg := map[string]any{
 			"node_id": id, "kelurahan": k.Code, "data_dir": filepath.Join(ndir, "data"),

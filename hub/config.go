@@ -3,8 +3,10 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
+	"github.com/ronda-jakarta/ronda/hub/evidence"
 	"github.com/ronda-jakarta/ronda/internal/yamlconf"
 
 	"github.com/ronda-jakarta/ronda/auth"
@@ -58,6 +60,11 @@ type Config struct {
 	// shedding). Default 256.
 	NodeMaxInflightPushes int `yaml:"node_max_inflight_pushes"`
 
+	// Cases and Reports: evidence cases and the city complaint system's
+	// citizen reports (hub/cases.go).
+	Cases   CasesConfig   `yaml:"cases"`
+	Reports ReportsConfig `yaml:"reports"`
+
 	// Enrollment: new nodes get their certificates from the hub with a
 	// single-use join token (off unless ca_dir is set).
 	Enrollment struct {
@@ -77,6 +84,15 @@ type Config struct {
 
 	// NodeOfflineAfter: a node without a live tunnel for this long is offline.
 	NodeOfflineAfter time.Duration `yaml:"node_offline_after"` // default 15s
+
+	// Evidence: this member's copy of the evidence store (footage pulled
+	// from nodes for cases), hub/evidence. Raft records which members hold
+	// each blob; members copy blobs between them until each is on
+	// min(min_copies, voters) members.
+	Evidence struct {
+		Dir       string `yaml:"dir"`        // default <data_dir>/evidence
+		MinCopies int    `yaml:"min_copies"` // default 2
+	} `yaml:"evidence"`
 }
 
 // Member is one hub member's addresses.
@@ -168,6 +184,15 @@ func (c *Config) validate() error {
 	}
 	if c.NodeOfflineAfter == 0 {
 		c.NodeOfflineAfter = 15 * time.Second
+	}
+	if c.Evidence.Dir == "" && c.DataDir != "" {
+		c.Evidence.Dir = filepath.Join(c.DataDir, "evidence")
+	}
+	switch {
+	case c.Evidence.MinCopies == 0:
+		c.Evidence.MinCopies = evidence.DefaultMinCopies
+	case c.Evidence.MinCopies < 0:
+		bad("evidence.min_copies", "%d: must be at least 1 (default %d)", c.Evidence.MinCopies, evidence.DefaultMinCopies)
 	}
 	return errors.Join(errs...)
 }

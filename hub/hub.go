@@ -15,7 +15,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +30,7 @@ import (
 	"github.com/ronda-jakarta/ronda/api"
 	"github.com/ronda-jakarta/ronda/auth"
 	"github.com/ronda-jakarta/ronda/certs"
+	"github.com/ronda-jakarta/ronda/hub/evidence"
 	"github.com/ronda-jakarta/ronda/hub/peer"
 	"github.com/ronda-jakarta/ronda/hub/store"
 	rondav1 "github.com/ronda-jakarta/ronda/proto/ronda/v1"
@@ -59,10 +63,22 @@ type Hub struct {
 	ready    atomic.Pointer[store.Store] // the store, once open (Raft handshakes start during Open)
 	enrollCA *certs.CA                   // signs enrolled nodes' certificates; nil unless enrollment.ca_dir is set
 
+	evidence   *evidence.Store      // this member's copy of the evidence blobs
+	replicator *evidence.Replicator // copies blobs between members (runs from Start)
+
 	links    *replication.LinkBook         // the leader's memory of all members' links
 	view     atomic.Pointer[linksSnapshot] // the newest view of them from the leader
 	stopBeat chan struct{}
 	beatDone chan struct{}
+
+	// Evidence cases (cases.go): this member's case state, and a poke for
+	// the leader's case loop.
+	casesOnce sync.Once
+	cases     *caseState
+	casePoke  chan struct{}
+	stopCases context.CancelFunc
+	casesDone chan struct{}
+	puller    *casePuller // nil until Start
 }
 
 type linksSnapshot struct {
@@ -80,11 +96,21 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 		return nil, fmt.Errorf("hub: certificate %s is not for hub member %q; issue one with 'ronda certs issue --hub %s'",
 			bundle.Identity, cfg.MemberID, cfg.MemberID)
 	}
+	if _, err := cfg.reportClients(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, log: log, bundle: bundle, done: make(chan struct{}), links: replication.NewLinkBook(nil),
+	h := &Hub{cfg: cfg, log: log, bundle: bundle, done: make(chan struct{}), casePoke: make(chan struct{}, 1), links: replication.NewLinkBook(nil),
 		stopBeat: make(chan struct{}), beatDone: make(chan struct{}), cpDone: make(chan struct{})}
+	evDir := cfg.Evidence.Dir
+	if evDir == "" {
+		evDir = filepath.Join(cfg.DataDir, "evidence")
+	}
+	if h.evidence, err = evidence.Open(evDir); err != nil {
+		return nil, fmt.Errorf("evidence.dir: %w", err)
+	}
 	h.forwarder = peer.NewForwarder(h.memberGRPC, credentials.NewTLS(bundle.ClientTLS(certs.KindHub)))
 	peers := make([]store.Peer, 0, len(cfg.Members))
 	for _, m := range cfg.Members {
@@ -107,6 +133,10 @@ func New(cfg *Config, log *slog.Logger) (*Hub, error) {
 		return nil, err
 	}
 	h.ready.Store(h.store)
+	h.replicator = evidence.NewReplicator(evidence.ReplicatorConfig{
+		Self: cfg.MemberID, Store: h.evidence, Catalog: h.store, Fetcher: h.forwarder,
+		MinCopies: cfg.Evidence.MinCopies, Logger: log.With("part", "evidence"),
+	})
 	h.repl = replication.NewHubServer(&hubEnd{h: h}, log.With("part", "replication"), nil)
 	h.repl.SetMaxInflightPushes(cfg.NodeMaxInflightPushes)
 	return h, nil
@@ -177,14 +207,16 @@ func (h *Hub) Start() error {
 	h.repl.Register(h.grpcSrv)
 	rpcv1.RegisterHubPeerServer(h.grpcSrv, peer.NewServer(h.store).WithLogger(h.log.With("part", "peer")).WithLinks(func(r *rondav1.LinksReport) *rondav1.LinksView {
 		return h.links.Put(h.cfg.MemberID, r)
-	}))
+	}).WithBlobs(h.evidence))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(h.repl.Collectors()...)
 	h.audit = newHubAuditor(h)
 	go h.audit.run()
-	handler := api.New(api.Options{Backend: &backend{h: h}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: h.log.With("part", "api"), Audit: h.audit.add})
+	reportClients, _ := h.cfg.reportClients() // checked in New
+	handler := api.New(api.Options{Backend: &backend{h: h}, Auth: authn, UI: web.Handler(), Registry: reg, Logger: h.log.With("part", "api"), Audit: h.audit.add,
+		ReportClients: reportClients})
 	h.httpLis, err = net.Listen("tcp", h.cfg.HTTP.Listen)
 	if err != nil {
 		h.grpcLis.Close()
@@ -205,6 +237,14 @@ func (h *Hub) Start() error {
 	}()
 	go h.heartbeat()
 	go h.checkpoints()
+	h.replicator.Start()
+	caseCtx, stopCases := context.WithCancel(context.Background())
+	h.stopCases = stopCases
+	h.casesDone = make(chan struct{})
+	if err := h.startPuller(caseCtx); err != nil {
+		h.log.Error("no puller: evidence cases cannot pull footage", "err", err)
+	}
+	go func() { defer close(h.casesDone); h.runCases(caseCtx) }()
 	h.log.Info("hub member started", "member", h.cfg.MemberID, "grpc", h.cfg.GRPCListen, "raft", h.cfg.RaftListen, "api", "https://"+h.httpLis.Addr().String())
 	return nil
 }
@@ -217,9 +257,17 @@ func (h *Hub) Close() error {
 		cancel()
 		<-h.done
 	}
+	if h.stopCases != nil {
+		h.stopCases()
+		<-h.casesDone
+		if h.puller != nil {
+			<-h.puller.done
+		}
+	}
 	if h.audit != nil {
 		h.audit.close()
 	}
+	h.replicator.Close() // a no-op unless started
 	if h.grpcSrv != nil {
 		close(h.stopBeat)
 		<-h.beatDone
@@ -363,4 +411,40 @@ func Restore(cfg *Config, r io.Reader, log *slog.Logger) (store.RestoreInfo, err
 		peers = append(peers, store.Peer{ID: m.ID, RaftAddr: m.Raft})
 	}
 	return store.RestoreBackup(store.Config{ID: cfg.MemberID, RaftAddr: cfg.RaftListen, DataDir: cfg.DataDir, Peers: peers, Logger: log}, r, log)
+}
+
+// Evidence is this member's evidence store (its copies of the blobs).
+func (h *Hub) Evidence() *evidence.Store { return h.evidence }
+
+// StoreEvidence makes a verified file the blob sha (lower-case hex SHA-256)
+// of the evidence store: it moves the file at path into this member's store
+// (refused, file untouched, if it is not sha of size bytes) and records in
+// Raft that this member holds it, as evidence for ref (e.g. "case/C123/i1";
+// may be empty). The other members then copy it. A call that failed after
+// the file was moved in (no leader) can be repeated with the same
+// arguments: the blob is found in the store.
+func (h *Hub) StoreEvidence(ctx context.Context, path, sha string, size int64, mediaType, ref string) error {
+	sha = strings.ToLower(sha)
+	if _, err := os.Stat(path); err == nil || !h.evidence.Has(sha) {
+		if err := h.evidence.Put(ctx, path, sha, size); err != nil {
+			return err
+		}
+	} else if got, err := h.evidence.Size(sha); err != nil || got != size {
+		return fmt.Errorf("evidence blob %s: stored with %d bytes, not %d (%v)", sha, got, size, err)
+	}
+	if err := h.store.AddBlobHolder(ctx, sha, size, mediaType, h.cfg.MemberID, ref); err != nil {
+		return fmt.Errorf("evidence blob %s is stored on member %s but not yet recorded in Raft (repeat the call): %w", sha, h.cfg.MemberID, err)
+	}
+	h.replicator.Poke()
+	return nil
+}
+
+// evidenceHolders are the members holding a verified copy of the blob
+// (this member's Raft state), sorted; nil if the blob is unknown.
+func (h *Hub) evidenceHolders(sha string) []string {
+	b, err := h.store.Blob(sha)
+	if err != nil {
+		return nil
+	}
+	return b.GetHolders()
 }

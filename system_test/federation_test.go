@@ -1019,6 +1019,12 @@ func TestFederation(t *testing.T) {
 	t.Run("node certificates are short-lived and renewed over the live link without dropping it", func(t *testing.T) {
 		checkRenewal(t, f)
 	})
+	t.Run("on the demo, ronda reportsim's report near a camera becomes a case of the right cameras within seconds", func(t *testing.T) {
+		checkReportsim(t, f)
+	})
+	t.Run("a citizen report near two nodes, one offline: holds (the offline one on reconnect), retention keeps held footage, a pull resumed after a broken link, a bundle ronda verify checks", func(t *testing.T) {
+		checkReportCase(t, f)
+	})
 	t.Run("an audit record edited and another deleted in a member's store are named by ronda audit verify", func(t *testing.T) {
 		checkAuditTamper(t, f, outer)
 	})

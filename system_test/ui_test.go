@@ -551,11 +551,11 @@ func checkA11y(t *testing.T, f *federation) {
 	runBrowserJSON(t, "a11y.mjs", &res, "--url", f.m.Hubs[0].URL, "--user", admin.User, "--password", admin.Password,
 		"--camera", camID, "--users", string(raw), "--node-url", n.URL, "--shots", filepath.Join(repoRoot(t), "test-output"))
 	want := map[string][]string{
-		admin.User:                        {"overview", "wall", "search", "nodes", "cameras", "evidence", "audit", "admin"},
-		users[auth.RoleOperator].User:     {"overview", "wall", "search", "nodes", "cameras", "evidence", "admin"},
-		users[auth.RoleAreaOperator].User: {"overview", "wall", "search", "nodes", "cameras", "evidence"},
+		admin.User:                        {"overview", "wall", "search", "nodes", "cameras", "evidence", "cases", "audit", "admin"},
+		users[auth.RoleOperator].User:     {"overview", "wall", "search", "nodes", "cameras", "evidence", "cases", "admin"},
+		users[auth.RoleAreaOperator].User: {"overview", "wall", "search", "nodes", "cameras", "evidence", "cases"},
 		users[auth.RoleViewer].User:       {"overview", "wall", "search", "nodes", "cameras"},
-		users[auth.RoleAuditor].User:      {"overview", "search", "nodes", "cameras", "evidence", "audit"},
+		users[auth.RoleAuditor].User:      {"overview", "search", "nodes", "cameras", "evidence", "cases", "audit"},
 		na.User:                           {"overview", "wall", "nodes", "cameras", "evidence", "audit"},
 	}
 	for u, w := range want {
@@ -567,7 +567,7 @@ func checkA11y(t *testing.T, f *federation) {
 	if vc.ExportShown || vc.HoldShown || !vc.LiveShown || !vc.PlaybackShown {
 		t.Errorf("the RT/RW viewer's camera page: %+v; want live and playback, no export or hold", vc)
 	}
-	if len(res.Views) < 13 {
+	if len(res.Views) < 14 {
 		t.Errorf("axe ran on %d views: %v", len(res.Views), res.Views)
 	}
 	var names []string
@@ -582,7 +582,7 @@ func checkA11y(t *testing.T, f *federation) {
 	if !strings.Contains(res.FirstTab, "skip") || res.AfterSkip != "main" {
 		t.Errorf("keyboard: the first Tab reaches %q and Enter moves focus to %q; want the skip link, then main", res.FirstTab, res.AfterSkip)
 	}
-	for _, id := range []string{"nav-overview", "nav-wall", "nav-search", "nav-nodes", "nav-cameras", "nav-evidence", "nav-audit", "nav-admin", "logout", "lang-toggle"} {
+	for _, id := range []string{"nav-overview", "nav-wall", "nav-search", "nav-nodes", "nav-cameras", "nav-evidence", "nav-cases", "nav-audit", "nav-admin", "logout", "lang-toggle"} {
 		if !slices.Contains(res.TabReached, id) {
 			t.Errorf("keyboard: Tab does not reach #%s (reached %v)", id, res.TabReached)
 		}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -55,6 +54,10 @@ Usage:
                                        check the hub's audit Merkle log; names any rewritten or deleted record
   ronda verify [--ca CA.pem] [--segments DIR] [--audit-proof PROOF.json [--hub-key KEY]] FILE.mp4 MANIFEST.json
                                        check an export offline
+  ronda verify CASE.zip [--hub-key KEY] [--ca CA.pem]
+                                       check an evidence case bundle offline
+  ronda reportsim [--demo ./ronda-demo | --hub URL --ca CA.pem --token T] [--n 1] [--near CAMERA|KELURAHAN] [--category C] [--id ID]
+                                       post realistic citizen reports as the city's complaint system (JAKI)
   ronda version
 `
 
@@ -83,6 +86,8 @@ func main() {
 		err = runUsers(ctx, args)
 	case "audit":
 		err = runAudit(ctx, args)
+	case "reportsim":
+		err = runReportsim(ctx, args)
 	case "version":
 		fmt.Println("ronda", node.Version)
 	case "-h", "--help", "help":
@@ -321,27 +326,42 @@ func runVerify(args []string) error {
 	caFile := fs.String("ca", "", "city CA certificate: the signer must chain to it")
 	segDir := fs.String("segments", "", "node's segments directory: check the source segments too")
 	proofFile := fs.String("audit-proof", "", "the export's proof from the hub's audit log (ronda audit export-proof): check it too")
-	hubKeyFile := fs.String("hub-key", "", "with --audit-proof: the hub's public key (32 raw bytes or base64) to trust instead of the one in the proof")
-	fs.Parse(args)
-	if fs.NArg() != 2 {
-		return errors.New("verify: give FILE.mp4 and MANIFEST.json")
-	}
-	m, err := evidence.Load(fs.Arg(1))
-	if err != nil {
-		return err
-	}
-	o := evidence.Options{SegmentsDir: *segDir}
+	hubKeyFile := fs.String("hub-key", "", "the hub's public key (a file, or the key itself: base64, hex or PEM) to trust instead of the one in the proof or the case bundle")
+	pos := parseInterspersed(fs, args)
+	var roots *x509.CertPool
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
 		if err != nil {
 			return err
 		}
-		o.Roots = x509.NewCertPool()
-		if !o.Roots.AppendCertsFromPEM(pem) {
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("verify: %s holds no certificate", *caFile)
 		}
 	}
-	problems := evidence.Verify(m, fs.Arg(0), o)
+	var hubKey ed25519.PublicKey
+	if *hubKeyFile != "" {
+		k, err := loadHubKey(*hubKeyFile)
+		if err != nil {
+			return err
+		}
+		hubKey = k
+	}
+	switch {
+	case len(pos) == 1:
+		if *segDir != "" || *proofFile != "" {
+			return errors.New("verify: --segments and --audit-proof are for FILE.mp4 MANIFEST.json; a case bundle carries its own proofs")
+		}
+		return verifyCaseBundle(pos[0], hubKey, roots)
+	case len(pos) != 2:
+		return errors.New("verify: give CASE.zip, or FILE.mp4 and MANIFEST.json")
+	}
+	m, err := evidence.Load(pos[1])
+	if err != nil {
+		return err
+	}
+	o := evidence.Options{SegmentsDir: *segDir, Roots: roots}
+	problems := evidence.Verify(m, pos[0], o)
 	proofLine := ""
 	if *proofFile != "" {
 		raw, err := os.ReadFile(*proofFile)
@@ -353,30 +373,21 @@ func runVerify(args []string) error {
 			return fmt.Errorf("verify: %s is not an export proof: %w", *proofFile, err)
 		}
 		pub := ed25519.PublicKey(p.PublicKey)
-		if *hubKeyFile != "" {
-			k, err := os.ReadFile(*hubKeyFile)
-			if err != nil {
-				return err
-			}
-			if len(k) != ed25519.PublicKeySize {
-				if k, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(k))); err != nil || len(k) != ed25519.PublicKeySize {
-					return fmt.Errorf("verify: %s is not an Ed25519 public key", *hubKeyFile)
-				}
-			}
-			pub = k
+		if hubKey != nil {
+			pub = hubKey
 		}
 		problems = append(problems, auditlog.VerifyExportProof(p, m.NodeID, m.ID, m.Camera, m.SHA256, pub)...)
 		proofLine = fmt.Sprintf("; in the hub's audit log as %s audit event #%d (leaf %d of the checkpoint signed by %s at size %d, hub key %s)",
 			p.Record.NodeID, p.Record.Seq, p.LeafIndex, p.Checkpoint.Member, p.Checkpoint.Size, auditlog.KeyFingerprint(pub))
 	}
 	if len(problems) > 0 {
-		fmt.Printf("NOT VERIFIED: %s (%s, %s to %s)\n", fs.Arg(0), m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339))
+		fmt.Printf("NOT VERIFIED: %s (%s, %s to %s)\n", pos[0], m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339))
 		for _, p := range problems {
 			fmt.Println("  -", p)
 		}
 		os.Exit(1)
 	}
 	fmt.Printf("VERIFIED: %s is export %s of camera %s, %s to %s, %d bytes, SHA-256 %s, signed by %s; requested by %s: %q%s\n",
-		fs.Arg(0), m.ID, m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Bytes, m.SHA256, m.Signer, m.RequestedBy, m.Reason, proofLine)
+		pos[0], m.ID, m.Camera, m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Bytes, m.SHA256, m.Signer, m.RequestedBy, m.Reason, proofLine)
 	return nil
 }

@@ -9,6 +9,10 @@
 //	Unimplemented       unknown command type (store.ErrUnknownCommand)
 //	InvalidArgument     malformed command (store.ErrBadCommand)
 //	DeadlineExceeded/Canceled  the caller's context
+//
+// FetchBlob (blobs.go) streams an evidence blob this member holds to
+// another member copying it: NotFound (not stored here), OutOfRange (offset
+// past its end), InvalidArgument (not a SHA-256).
 package peer
 
 import (
@@ -31,6 +35,7 @@ type Server struct {
 	store *store.Store
 	log   *slog.Logger
 	links func(*rondav1.LinksReport) *rondav1.LinksView
+	blobs BlobSource // FetchBlob's evidence store (blobs.go); nil: none
 }
 
 var _ rpcv1.HubPeerServer = (*Server)(nil)

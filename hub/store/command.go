@@ -54,10 +54,12 @@ type commandSpec struct {
 	apply  applyFunc
 }
 
-var commands map[CommandType]commandSpec
+// commands is filled by init functions, this file's and those of the files
+// adding a command (blobs.go, cases.go, ...), which may run before it.
+var commands = map[CommandType]commandSpec{}
 
 func init() {
-	commands = map[CommandType]commandSpec{
+	for t, spec := range map[CommandType]commandSpec{
 		CommandNodeRecords: {
 			name:   "NodeRecords",
 			decode: func(p []byte) (proto.Message, error) { return decodeNodeRecords(p) },
@@ -81,6 +83,8 @@ func init() {
 				return 0, fmt.Errorf("%w: a batch cannot be applied as a single command", ErrBadCommand)
 			},
 		},
+	} {
+		commands[t] = spec
 	}
 }
 

@@ -77,6 +77,12 @@ func applyHold(b *pebble.Batch, payload []byte, log *slog.Logger) (uint64, error
 	if err != nil {
 		return 0, err
 	}
+	return writeHold(b, m)
+}
+
+// writeHold places or releases a hold and writes its directive for the
+// camera's node (CommandHold, and each item of a new case).
+func writeHold(b *pebble.Batch, m *rondav1.HoldCommand) (uint64, error) {
 	h := m.GetHold()
 	var cam rondav1.StoredCamera
 	if found, err := getProto(b, cameraKey(h.GetCameraId()), &cam); err != nil {

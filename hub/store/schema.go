@@ -35,6 +35,8 @@ package store
 //	e/<node id> NUL <export id>  -> uint64 big-endian: the audit seq of the node's "export" event whose
 //	                                outcome names the export (ok export=ID file_sha256=HEX), since v4;
 //	                                written when the event is applied (the lowest seq naming it wins)
+//	b/<sha256 hex>               -> rondav1.StoredBlob: an evidence blob's size, media type, holders
+//	                                (members with a verified copy) and refs, since v4 (blobs.go)
 //	m/merkle                     -> the log's compact range: uint64 size, then its 32-byte hashes
 //	m/users                      -> uint64 big-endian: the users version (grows with every user command)
 //
@@ -89,6 +91,9 @@ var (
 	prefixCheckpoint = []byte("k/")
 	prefixLeafIndex  = []byte("x/")
 	prefixExport     = []byte("e/")
+	// Evidence: cases ("q/", with the reports' index "y/", hub/store/cases.go)
+	// and blobs of the evidence store ("b/").
+	prefixBlob = []byte("b/") // blobs.go
 )
 
 func joinKey(prefix []byte, parts ...string) []byte {

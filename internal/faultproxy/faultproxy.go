@@ -7,12 +7,15 @@
 package faultproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Mode is what the proxy does with traffic.
@@ -40,6 +43,10 @@ func ParseMode(s string) (Mode, error) {
 type State struct {
 	Mode  Mode          `json:"mode"`
 	Delay time.Duration `json:"delay"`
+	// RateBitsPerSec caps the link like a WAN line of that speed: each
+	// direction carries at most this many bits per second, shared by all
+	// its connections (0: no cap).
+	RateBitsPerSec int64 `json:"rate_bps,omitempty"`
 }
 
 // Proxy forwards connections from its listener to one target.
@@ -52,6 +59,8 @@ type Proxy struct {
 	conns  map[*link]struct{}
 	closed bool
 	wg     sync.WaitGroup
+	// One token bucket per direction (toServer, toClient) when capped.
+	up, down *rate.Limiter
 }
 
 type link struct {
@@ -100,6 +109,12 @@ func (p *Proxy) Set(s State) {
 	p.mu.Lock()
 	prev := p.state.Mode
 	p.state = s
+	p.up, p.down = nil, nil
+	if s.RateBitsPerSec > 0 {
+		// A burst of 16 KiB: a line's serialisation, not a free second's worth.
+		bps := rate.Limit(float64(s.RateBitsPerSec) / 8)
+		p.up, p.down = rate.NewLimiter(bps, 16<<10), rate.NewLimiter(bps, 16<<10)
+	}
 	var drop []*link
 	if s.Mode == Reset || (prev != s.Mode && (prev == Blackhole || prev == HalfOpen)) {
 		for l := range p.conns {
@@ -176,10 +191,12 @@ func (p *Proxy) serve(l *link) {
 	}
 	l.server = s
 	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { p.pipe(s, l.client, true); done <- struct{}{} }()  // client -> server
-	go func() { p.pipe(l.client, s, false); done <- struct{}{} }() // server -> client
-	<-done
+	done := make(chan bool, 2)
+	go func() { done <- p.pipe(s, l.client, true) }()  // client -> server
+	go func() { done <- p.pipe(l.client, s, false) }() // server -> client
+	if <-done {
+		<-done // a clean half-close: the other direction may still carry data
+	}
 }
 
 // waitWhileBlackholed reads and drops what the client sends until the mode
@@ -205,31 +222,40 @@ func (p *Proxy) waitWhileBlackholed(l *link) bool {
 
 // pipe copies src to dst. toServer tells the direction (half-open drops
 // the other one). Blackholed bytes are read and dropped; a delay holds each
-// chunk before it is written. One 32 KiB buffer per direction.
-func (p *Proxy) pipe(dst, src net.Conn, toServer bool) {
-	buf := make([]byte, 32<<10)
+// chunk before it is written. One buffer per direction. It reports
+// whether src ended cleanly (EOF, passed on as a half-close).
+func (p *Proxy) pipe(dst, src net.Conn, toServer bool) bool {
+	buf := make([]byte, 16<<10) // at most one burst of the rate cap
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			st := p.State()
+			p.mu.Lock()
+			st, lim := p.state, p.down
+			if toServer {
+				lim = p.up
+			}
+			p.mu.Unlock()
 			forward := st.Mode == Pass || (st.Mode == HalfOpen && toServer)
 			if forward {
 				if st.Delay > 0 {
 					time.Sleep(st.Delay)
 				}
+				if lim != nil {
+					_ = lim.WaitN(context.Background(), n)
+				}
 				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
+					return false
 				}
 			}
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				return
+				return false
 			}
 			if tc, ok := dst.(*net.TCPConn); ok {
 				tc.CloseWrite()
 			}
-			return
+			return true
 		}
 	}
 }

@@ -147,3 +147,64 @@ func TestModes(t *testing.T) {
 		t.Fatal("unknown mode accepted")
 	}
 }
+
+// BenchmarkCappedLink: 2 MiB through a link capped at 10 Mbit/s, side by
+// side with the same link uncapped; reports the achieved Mbit/s.
+func BenchmarkCappedLink(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 2 << 20
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for sent := 0; sent < size; {
+					n, err := c.Write(buf[:min(len(buf), size-sent)])
+					if err != nil {
+						return
+					}
+					sent += n
+				}
+			}()
+		}
+	}()
+	for _, capBps := range []int64{0, 10_000_000} {
+		name := "uncapped"
+		if capBps > 0 {
+			name = "10Mbit"
+		}
+		b.Run(name, func(b *testing.B) {
+			p, err := New("127.0.0.1:0", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			p.Set(State{Mode: Pass, RateBitsPerSec: capBps})
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				c, err := net.Dial("tcp", p.Addr())
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, 64<<10)
+				for got := 0; got < size; {
+					n, err := c.Read(buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+				c.Close()
+			}
+			b.ReportMetric(float64(b.N)*size*8/time.Since(start).Seconds()/1e6, "Mbit/s")
+		})
+	}
+}

@@ -384,3 +384,34 @@ func held(holds map[string][]Hold, seg *segment) bool {
 	}
 	return false
 }
+
+// PurgeOlderThan deletes every closed segment that ended more than d ago
+// and is under no active hold — an operator freeing space at once, or a
+// test putting retention under pressure. It returns how many segments went
+// and how many were kept because a hold covers them.
+func (s *Store) PurgeOlderThan(d time.Duration) (deleted, heldKept int, err error) {
+	now := s.opts.Now()
+	holds, err := s.activeHolds(now)
+	if err != nil {
+		return 0, 0, err
+	}
+	horizon := now.Add(-d)
+	err = s.eachSegmentOldestFirst(func(seg *segment) (bool, error) {
+		if !time.Unix(0, seg.StartNs).Before(horizon) {
+			return false, nil
+		}
+		if seg.Status == SegOpen || !time.Unix(0, seg.EndNs).Before(horizon) {
+			return true, nil
+		}
+		if held(holds, seg) {
+			heldKept++
+			return true, nil
+		}
+		if err := s.deleteSegment(seg); err != nil {
+			return false, err
+		}
+		deleted++
+		return true, nil
+	})
+	return deleted, heldKept, err
+}

@@ -187,3 +187,22 @@ func TestGapsMixingDeletionAndOutage(t *testing.T) {
 		}
 	}
 }
+
+func TestPurgeOlderThanKeepsHeldFootage(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	disk := &fakeDisk{free: 100 << 30}
+	st := openRetention(t, &now, disk, Retention{})
+	old := addSegment(t, st, "c1", now.Add(-3*time.Hour), 5*time.Minute, 1000)
+	heldSeg := addSegment(t, st, "c1", now.Add(-2*time.Hour), 5*time.Minute, 1000)
+	fresh := addSegment(t, st, "c1", now.Add(-10*time.Minute), 5*time.Minute, 1000)
+	if _, err := st.PutHold(Hold{Camera: "c1", From: now.Add(-2 * time.Hour), To: now.Add(-2*time.Hour + time.Minute), Reason: "case C-1"}); err != nil {
+		t.Fatal(err)
+	}
+	deleted, kept, err := st.PurgeOlderThan(time.Hour)
+	if err != nil || deleted != 1 || kept != 1 {
+		t.Fatalf("purge: deleted %d, kept %d held (%v); want 1 and 1", deleted, kept, err)
+	}
+	if exists(st, old) || !exists(st, heldSeg) || !exists(st, fresh) {
+		t.Fatalf("old %v (want gone), held %v, fresh %v (want kept)", exists(st, old), exists(st, heldSeg), exists(st, fresh))
+	}
+}

@@ -40,7 +40,7 @@ try {
   // Tab through the header: every menu entry is reachable.
   await page.evaluate(() => document.activeElement && document.activeElement.blur());
   const reached = new Set();
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 24; i++) {
     await page.keyboard.press('Tab');
     reached.add(await page.evaluate(() => document.activeElement.id || document.activeElement.tagName));
   }
@@ -55,6 +55,7 @@ try {
     ['cameras', () => settle(() => document.querySelectorAll('#cameras-table tbody tr').length > 0)],
     ['camera/' + encodeURIComponent(a.camera), () => settle(() => document.querySelectorAll('#timeline .span').length > 0 && document.getElementById('camera-state').textContent !== '')],
     ['evidence', () => settle(() => ev.exports !== null)],
+    ['cases', () => settle(() => cs.cases !== null)],
     ['audit', () => settle(() => document.getElementById('au-verify').dataset.ok !== undefined)],
     ['admin', () => settle(() => document.querySelectorAll('#ad-members tbody tr').length > 0 && document.querySelectorAll('#ad-users tbody tr').length > 0)],
   ];

@@ -7,12 +7,12 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['login', 'overview', 'wall', 'search', 'nodes', 'cameras', 'camhead', 'live', 'playback', 'evidence', 'audit', 'admin'];
+const VIEWS = ['login', 'overview', 'wall', 'search', 'nodes', 'cameras', 'camhead', 'live', 'playback', 'evidence', 'cases', 'audit', 'admin'];
 // The camera page is the live view and the playback view together, under
 // a heading with the camera's state.
 const SECTIONS = { camera: ['camhead', 'live', 'playback'], live: ['camhead', 'live'], playback: ['camhead', 'playback'] };
 const NAV = [['nav-overview', 'overview'], ['nav-wall', 'wall'], ['nav-search', 'search'], ['nav-nodes', 'nodes'],
-  ['nav-cameras', 'cameras'], ['nav-evidence', 'evidence'], ['nav-audit', 'audit'], ['nav-admin', 'admin']];
+  ['nav-cameras', 'cameras'], ['nav-evidence', 'evidence'], ['nav-cases', 'cases'], ['nav-audit', 'audit'], ['nav-admin', 'admin']];
 const REFRESH_MS = 15000; // nodes and cameras tables refresh while shown
 
 const ui = {
@@ -146,6 +146,7 @@ function renderHeader() {
   $('nav-wall').hidden = !can('live');
   $('nav-evidence').hidden = !can('exports-read') && !can('holds-read');
   $('nav-audit').hidden = !can('audit-read');
+  $('nav-cases').hidden = !can('case') || me.served_by !== 'hub'; // cases are the hub's
   $('nav-admin').hidden = !can('users') && !can('cluster') && !can('enrollment');
 }
 
@@ -579,6 +580,7 @@ async function route() {
       case 'live': showLive(decodeURIComponent(arg)); break;
       case 'playback': showPlayback(decodeURIComponent(arg)); break;
       case 'evidence': await showEvidence(); break;
+      case 'cases': await showCases(decodeURIComponent(arg)); break;
       case 'audit': await showAudit(); break;
       case 'admin': await showAdmin(); break;
       default: location.replace('#/overview');
@@ -618,6 +620,7 @@ $('lang-toggle').addEventListener('click', () => {
   renderLiveStatus();
   if ((ui.view === 'playback' || ui.view === 'camera') && ui.rec) { renderTimeline(ui.rec); renderSelection(); }
   if (ui.view === 'evidence') renderEvidence();
+  if (ui.view === 'cases') renderCases();
   if (ui.view === 'audit') renderAudit();
   if (ui.view === 'admin') renderAdmin();
 });

@@ -30,11 +30,11 @@ var File_ronda_v1_rpc_services_proto protoreflect.FileDescriptor
 
 const file_ronda_v1_rpc_services_proto_rawDesc = "" +
 	"\n" +
-	"\x1bronda/v1/rpc/services.proto\x12\fronda.v1.rpc\x1a\x1aronda/v1/replication.proto2\xb8\x01\n" +
+	"\x1bronda/v1/rpc/services.proto\x12\fronda.v1.rpc\x1a\x14ronda/v1/blobs.proto\x1a\x13ronda/v1/pull.proto\x1a\x1aronda/v1/replication.proto2\xb8\x01\n" +
 	"\vReplication\x128\n" +
 	"\x05Hello\x12\x16.ronda.v1.HelloRequest\x1a\x17.ronda.v1.HelloResponse\x125\n" +
 	"\x04Push\x12\x15.ronda.v1.PushRequest\x1a\x16.ronda.v1.PushResponse\x128\n" +
-	"\x05Renew\x12\x16.ronda.v1.RenewRequest\x1a\x17.ronda.v1.RenewResponse2\xaa\x03\n" +
+	"\x05Renew\x12\x16.ronda.v1.RenewRequest\x1a\x17.ronda.v1.RenewResponse2\xaf\x04\n" +
 	"\vNodeControl\x125\n" +
 	"\x04Whep\x12\x15.ronda.v1.WhepRequest\x1a\x16.ronda.v1.WhepResponse\x12D\n" +
 	"\tWhepPatch\x12\x1a.ronda.v1.WhepPatchRequest\x1a\x1b.ronda.v1.WhepPatchResponse\x12J\n" +
@@ -43,13 +43,18 @@ const file_ronda_v1_rpc_services_proto_rawDesc = "" +
 	"WhepDelete\x12\x1b.ronda.v1.WhepDeleteRequest\x1a\x1c.ronda.v1.WhepDeleteResponse\x12@\n" +
 	"\bPlayback\x12\x19.ronda.v1.PlaybackRequest\x1a\x17.ronda.v1.PlaybackChunk0\x01\x12G\n" +
 	"\n" +
-	"Recordings\x12\x1b.ronda.v1.RecordingsRequest\x1a\x1c.ronda.v1.RecordingsResponse2\x82\x03\n" +
+	"Recordings\x12\x1b.ronda.v1.RecordingsRequest\x1a\x1c.ronda.v1.RecordingsResponse\x12?\n" +
+	"\n" +
+	"MakeExport\x12\x1b.ronda.v1.MakeExportRequest\x1a\x14.ronda.v1.ExportMeta\x12B\n" +
+	"\n" +
+	"ReadExport\x12\x1b.ronda.v1.ReadExportRequest\x1a\x15.ronda.v1.ExportChunk0\x012\xc2\x03\n" +
 	"\aHubPeer\x128\n" +
 	"\x05Apply\x12\x16.ronda.v1.ApplyRequest\x1a\x17.ronda.v1.ApplyResponse\x12D\n" +
 	"\tReadIndex\x12\x1a.ronda.v1.ReadIndexRequest\x1a\x1b.ronda.v1.ReadIndexResponse\x12J\n" +
 	"\vMemberStats\x12\x1c.ronda.v1.MemberStatsRequest\x1a\x1d.ronda.v1.MemberStatsResponse\x12_\n" +
 	"\x12TransferLeadership\x12#.ronda.v1.TransferLeadershipRequest\x1a$.ronda.v1.TransferLeadershipResponse\x12J\n" +
-	"\vReportLinks\x12\x1c.ronda.v1.ReportLinksRequest\x1a\x1d.ronda.v1.ReportLinksResponseB9Z7github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc;rpcv1b\x06proto3"
+	"\vReportLinks\x12\x1c.ronda.v1.ReportLinksRequest\x1a\x1d.ronda.v1.ReportLinksResponse\x12>\n" +
+	"\tFetchBlob\x12\x1a.ronda.v1.FetchBlobRequest\x1a\x13.ronda.v1.BlobChunk0\x01B9Z7github.com/ronda-jakarta/ronda/proto/ronda/v1/rpc;rpcv1b\x06proto3"
 
 var file_ronda_v1_rpc_services_proto_goTypes = []any{
 	(*v1.HelloRequest)(nil),               // 0: ronda.v1.HelloRequest
@@ -61,25 +66,31 @@ var file_ronda_v1_rpc_services_proto_goTypes = []any{
 	(*v1.WhepDeleteRequest)(nil),          // 6: ronda.v1.WhepDeleteRequest
 	(*v1.PlaybackRequest)(nil),            // 7: ronda.v1.PlaybackRequest
 	(*v1.RecordingsRequest)(nil),          // 8: ronda.v1.RecordingsRequest
-	(*v1.ApplyRequest)(nil),               // 9: ronda.v1.ApplyRequest
-	(*v1.ReadIndexRequest)(nil),           // 10: ronda.v1.ReadIndexRequest
-	(*v1.MemberStatsRequest)(nil),         // 11: ronda.v1.MemberStatsRequest
-	(*v1.TransferLeadershipRequest)(nil),  // 12: ronda.v1.TransferLeadershipRequest
-	(*v1.ReportLinksRequest)(nil),         // 13: ronda.v1.ReportLinksRequest
-	(*v1.HelloResponse)(nil),              // 14: ronda.v1.HelloResponse
-	(*v1.PushResponse)(nil),               // 15: ronda.v1.PushResponse
-	(*v1.RenewResponse)(nil),              // 16: ronda.v1.RenewResponse
-	(*v1.WhepResponse)(nil),               // 17: ronda.v1.WhepResponse
-	(*v1.WhepPatchResponse)(nil),          // 18: ronda.v1.WhepPatchResponse
-	(*v1.WhepSessionResponse)(nil),        // 19: ronda.v1.WhepSessionResponse
-	(*v1.WhepDeleteResponse)(nil),         // 20: ronda.v1.WhepDeleteResponse
-	(*v1.PlaybackChunk)(nil),              // 21: ronda.v1.PlaybackChunk
-	(*v1.RecordingsResponse)(nil),         // 22: ronda.v1.RecordingsResponse
-	(*v1.ApplyResponse)(nil),              // 23: ronda.v1.ApplyResponse
-	(*v1.ReadIndexResponse)(nil),          // 24: ronda.v1.ReadIndexResponse
-	(*v1.MemberStatsResponse)(nil),        // 25: ronda.v1.MemberStatsResponse
-	(*v1.TransferLeadershipResponse)(nil), // 26: ronda.v1.TransferLeadershipResponse
-	(*v1.ReportLinksResponse)(nil),        // 27: ronda.v1.ReportLinksResponse
+	(*v1.MakeExportRequest)(nil),          // 9: ronda.v1.MakeExportRequest
+	(*v1.ReadExportRequest)(nil),          // 10: ronda.v1.ReadExportRequest
+	(*v1.ApplyRequest)(nil),               // 11: ronda.v1.ApplyRequest
+	(*v1.ReadIndexRequest)(nil),           // 12: ronda.v1.ReadIndexRequest
+	(*v1.MemberStatsRequest)(nil),         // 13: ronda.v1.MemberStatsRequest
+	(*v1.TransferLeadershipRequest)(nil),  // 14: ronda.v1.TransferLeadershipRequest
+	(*v1.ReportLinksRequest)(nil),         // 15: ronda.v1.ReportLinksRequest
+	(*v1.FetchBlobRequest)(nil),           // 16: ronda.v1.FetchBlobRequest
+	(*v1.HelloResponse)(nil),              // 17: ronda.v1.HelloResponse
+	(*v1.PushResponse)(nil),               // 18: ronda.v1.PushResponse
+	(*v1.RenewResponse)(nil),              // 19: ronda.v1.RenewResponse
+	(*v1.WhepResponse)(nil),               // 20: ronda.v1.WhepResponse
+	(*v1.WhepPatchResponse)(nil),          // 21: ronda.v1.WhepPatchResponse
+	(*v1.WhepSessionResponse)(nil),        // 22: ronda.v1.WhepSessionResponse
+	(*v1.WhepDeleteResponse)(nil),         // 23: ronda.v1.WhepDeleteResponse
+	(*v1.PlaybackChunk)(nil),              // 24: ronda.v1.PlaybackChunk
+	(*v1.RecordingsResponse)(nil),         // 25: ronda.v1.RecordingsResponse
+	(*v1.ExportMeta)(nil),                 // 26: ronda.v1.ExportMeta
+	(*v1.ExportChunk)(nil),                // 27: ronda.v1.ExportChunk
+	(*v1.ApplyResponse)(nil),              // 28: ronda.v1.ApplyResponse
+	(*v1.ReadIndexResponse)(nil),          // 29: ronda.v1.ReadIndexResponse
+	(*v1.MemberStatsResponse)(nil),        // 30: ronda.v1.MemberStatsResponse
+	(*v1.TransferLeadershipResponse)(nil), // 31: ronda.v1.TransferLeadershipResponse
+	(*v1.ReportLinksResponse)(nil),        // 32: ronda.v1.ReportLinksResponse
+	(*v1.BlobChunk)(nil),                  // 33: ronda.v1.BlobChunk
 }
 var file_ronda_v1_rpc_services_proto_depIdxs = []int32{
 	0,  // 0: ronda.v1.rpc.Replication.Hello:input_type -> ronda.v1.HelloRequest
@@ -91,27 +102,33 @@ var file_ronda_v1_rpc_services_proto_depIdxs = []int32{
 	6,  // 6: ronda.v1.rpc.NodeControl.WhepDelete:input_type -> ronda.v1.WhepDeleteRequest
 	7,  // 7: ronda.v1.rpc.NodeControl.Playback:input_type -> ronda.v1.PlaybackRequest
 	8,  // 8: ronda.v1.rpc.NodeControl.Recordings:input_type -> ronda.v1.RecordingsRequest
-	9,  // 9: ronda.v1.rpc.HubPeer.Apply:input_type -> ronda.v1.ApplyRequest
-	10, // 10: ronda.v1.rpc.HubPeer.ReadIndex:input_type -> ronda.v1.ReadIndexRequest
-	11, // 11: ronda.v1.rpc.HubPeer.MemberStats:input_type -> ronda.v1.MemberStatsRequest
-	12, // 12: ronda.v1.rpc.HubPeer.TransferLeadership:input_type -> ronda.v1.TransferLeadershipRequest
-	13, // 13: ronda.v1.rpc.HubPeer.ReportLinks:input_type -> ronda.v1.ReportLinksRequest
-	14, // 14: ronda.v1.rpc.Replication.Hello:output_type -> ronda.v1.HelloResponse
-	15, // 15: ronda.v1.rpc.Replication.Push:output_type -> ronda.v1.PushResponse
-	16, // 16: ronda.v1.rpc.Replication.Renew:output_type -> ronda.v1.RenewResponse
-	17, // 17: ronda.v1.rpc.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
-	18, // 18: ronda.v1.rpc.NodeControl.WhepPatch:output_type -> ronda.v1.WhepPatchResponse
-	19, // 19: ronda.v1.rpc.NodeControl.WhepSession:output_type -> ronda.v1.WhepSessionResponse
-	20, // 20: ronda.v1.rpc.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
-	21, // 21: ronda.v1.rpc.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
-	22, // 22: ronda.v1.rpc.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
-	23, // 23: ronda.v1.rpc.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
-	24, // 24: ronda.v1.rpc.HubPeer.ReadIndex:output_type -> ronda.v1.ReadIndexResponse
-	25, // 25: ronda.v1.rpc.HubPeer.MemberStats:output_type -> ronda.v1.MemberStatsResponse
-	26, // 26: ronda.v1.rpc.HubPeer.TransferLeadership:output_type -> ronda.v1.TransferLeadershipResponse
-	27, // 27: ronda.v1.rpc.HubPeer.ReportLinks:output_type -> ronda.v1.ReportLinksResponse
-	14, // [14:28] is the sub-list for method output_type
-	0,  // [0:14] is the sub-list for method input_type
+	9,  // 9: ronda.v1.rpc.NodeControl.MakeExport:input_type -> ronda.v1.MakeExportRequest
+	10, // 10: ronda.v1.rpc.NodeControl.ReadExport:input_type -> ronda.v1.ReadExportRequest
+	11, // 11: ronda.v1.rpc.HubPeer.Apply:input_type -> ronda.v1.ApplyRequest
+	12, // 12: ronda.v1.rpc.HubPeer.ReadIndex:input_type -> ronda.v1.ReadIndexRequest
+	13, // 13: ronda.v1.rpc.HubPeer.MemberStats:input_type -> ronda.v1.MemberStatsRequest
+	14, // 14: ronda.v1.rpc.HubPeer.TransferLeadership:input_type -> ronda.v1.TransferLeadershipRequest
+	15, // 15: ronda.v1.rpc.HubPeer.ReportLinks:input_type -> ronda.v1.ReportLinksRequest
+	16, // 16: ronda.v1.rpc.HubPeer.FetchBlob:input_type -> ronda.v1.FetchBlobRequest
+	17, // 17: ronda.v1.rpc.Replication.Hello:output_type -> ronda.v1.HelloResponse
+	18, // 18: ronda.v1.rpc.Replication.Push:output_type -> ronda.v1.PushResponse
+	19, // 19: ronda.v1.rpc.Replication.Renew:output_type -> ronda.v1.RenewResponse
+	20, // 20: ronda.v1.rpc.NodeControl.Whep:output_type -> ronda.v1.WhepResponse
+	21, // 21: ronda.v1.rpc.NodeControl.WhepPatch:output_type -> ronda.v1.WhepPatchResponse
+	22, // 22: ronda.v1.rpc.NodeControl.WhepSession:output_type -> ronda.v1.WhepSessionResponse
+	23, // 23: ronda.v1.rpc.NodeControl.WhepDelete:output_type -> ronda.v1.WhepDeleteResponse
+	24, // 24: ronda.v1.rpc.NodeControl.Playback:output_type -> ronda.v1.PlaybackChunk
+	25, // 25: ronda.v1.rpc.NodeControl.Recordings:output_type -> ronda.v1.RecordingsResponse
+	26, // 26: ronda.v1.rpc.NodeControl.MakeExport:output_type -> ronda.v1.ExportMeta
+	27, // 27: ronda.v1.rpc.NodeControl.ReadExport:output_type -> ronda.v1.ExportChunk
+	28, // 28: ronda.v1.rpc.HubPeer.Apply:output_type -> ronda.v1.ApplyResponse
+	29, // 29: ronda.v1.rpc.HubPeer.ReadIndex:output_type -> ronda.v1.ReadIndexResponse
+	30, // 30: ronda.v1.rpc.HubPeer.MemberStats:output_type -> ronda.v1.MemberStatsResponse
+	31, // 31: ronda.v1.rpc.HubPeer.TransferLeadership:output_type -> ronda.v1.TransferLeadershipResponse
+	32, // 32: ronda.v1.rpc.HubPeer.ReportLinks:output_type -> ronda.v1.ReportLinksResponse
+	33, // 33: ronda.v1.rpc.HubPeer.FetchBlob:output_type -> ronda.v1.BlobChunk
+	17, // [17:34] is the sub-list for method output_type
+	0,  // [0:17] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name

@@ -225,6 +225,8 @@ const (
 	NodeControl_WhepDelete_FullMethodName  = "/ronda.v1.rpc.NodeControl/WhepDelete"
 	NodeControl_Playback_FullMethodName    = "/ronda.v1.rpc.NodeControl/Playback"
 	NodeControl_Recordings_FullMethodName  = "/ronda.v1.rpc.NodeControl/Recordings"
+	NodeControl_MakeExport_FullMethodName  = "/ronda.v1.rpc.NodeControl/MakeExport"
+	NodeControl_ReadExport_FullMethodName  = "/ronda.v1.rpc.NodeControl/ReadExport"
 )
 
 // NodeControlClient is the client API for NodeControl service.
@@ -245,6 +247,13 @@ type NodeControlClient interface {
 	Playback(ctx context.Context, in *v1.PlaybackRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.PlaybackChunk], error)
 	// Recordings lists the node's recorded spans and gaps in [from,to).
 	Recordings(ctx context.Context, in *v1.RecordingsRequest, opts ...grpc.CallOption) (*v1.RecordingsResponse, error)
+	// MakeExport cuts an export of a case item through the node's export path
+	// (audited at the node as an export by "hub:<user>"). Idempotent per
+	// (case_id, item_id): a retry returns the same export.
+	MakeExport(ctx context.Context, in *v1.MakeExportRequest, opts ...grpc.CallOption) (*v1.ExportMeta, error)
+	// ReadExport streams an export's file or manifest from an offset to its
+	// end, in chunks of at most 256 KiB, so a broken pull resumes.
+	ReadExport(ctx context.Context, in *v1.ReadExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.ExportChunk], error)
 }
 
 type nodeControlClient struct {
@@ -324,6 +333,35 @@ func (c *nodeControlClient) Recordings(ctx context.Context, in *v1.RecordingsReq
 	return out, nil
 }
 
+func (c *nodeControlClient) MakeExport(ctx context.Context, in *v1.MakeExportRequest, opts ...grpc.CallOption) (*v1.ExportMeta, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ExportMeta)
+	err := c.cc.Invoke(ctx, NodeControl_MakeExport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeControlClient) ReadExport(ctx context.Context, in *v1.ReadExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.ExportChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeControl_ServiceDesc.Streams[1], NodeControl_ReadExport_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[v1.ReadExportRequest, v1.ExportChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeControl_ReadExportClient = grpc.ServerStreamingClient[v1.ExportChunk]
+
 // NodeControlServer is the server API for NodeControl service.
 // All implementations must embed UnimplementedNodeControlServer
 // for forward compatibility.
@@ -342,6 +380,13 @@ type NodeControlServer interface {
 	Playback(*v1.PlaybackRequest, grpc.ServerStreamingServer[v1.PlaybackChunk]) error
 	// Recordings lists the node's recorded spans and gaps in [from,to).
 	Recordings(context.Context, *v1.RecordingsRequest) (*v1.RecordingsResponse, error)
+	// MakeExport cuts an export of a case item through the node's export path
+	// (audited at the node as an export by "hub:<user>"). Idempotent per
+	// (case_id, item_id): a retry returns the same export.
+	MakeExport(context.Context, *v1.MakeExportRequest) (*v1.ExportMeta, error)
+	// ReadExport streams an export's file or manifest from an offset to its
+	// end, in chunks of at most 256 KiB, so a broken pull resumes.
+	ReadExport(*v1.ReadExportRequest, grpc.ServerStreamingServer[v1.ExportChunk]) error
 	mustEmbedUnimplementedNodeControlServer()
 }
 
@@ -369,6 +414,12 @@ func (UnimplementedNodeControlServer) Playback(*v1.PlaybackRequest, grpc.ServerS
 }
 func (UnimplementedNodeControlServer) Recordings(context.Context, *v1.RecordingsRequest) (*v1.RecordingsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Recordings not implemented")
+}
+func (UnimplementedNodeControlServer) MakeExport(context.Context, *v1.MakeExportRequest) (*v1.ExportMeta, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method MakeExport not implemented")
+}
+func (UnimplementedNodeControlServer) ReadExport(*v1.ReadExportRequest, grpc.ServerStreamingServer[v1.ExportChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method ReadExport not implemented")
 }
 func (UnimplementedNodeControlServer) mustEmbedUnimplementedNodeControlServer() {}
 func (UnimplementedNodeControlServer) testEmbeddedByValue()                     {}
@@ -492,6 +543,35 @@ func _NodeControl_Recordings_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeControl_MakeExport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.MakeExportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeControlServer).MakeExport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeControl_MakeExport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeControlServer).MakeExport(ctx, req.(*v1.MakeExportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeControl_ReadExport_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(v1.ReadExportRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeControlServer).ReadExport(m, &grpc.GenericServerStream[v1.ReadExportRequest, v1.ExportChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeControl_ReadExportServer = grpc.ServerStreamingServer[v1.ExportChunk]
+
 // NodeControl_ServiceDesc is the grpc.ServiceDesc for NodeControl service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -519,11 +599,20 @@ var NodeControl_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Recordings",
 			Handler:    _NodeControl_Recordings_Handler,
 		},
+		{
+			MethodName: "MakeExport",
+			Handler:    _NodeControl_MakeExport_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Playback",
 			Handler:       _NodeControl_Playback_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReadExport",
+			Handler:       _NodeControl_ReadExport_Handler,
 			ServerStreams: true,
 		},
 	},
@@ -536,6 +625,7 @@ const (
 	HubPeer_MemberStats_FullMethodName        = "/ronda.v1.rpc.HubPeer/MemberStats"
 	HubPeer_TransferLeadership_FullMethodName = "/ronda.v1.rpc.HubPeer/TransferLeadership"
 	HubPeer_ReportLinks_FullMethodName        = "/ronda.v1.rpc.HubPeer/ReportLinks"
+	HubPeer_FetchBlob_FullMethodName          = "/ronda.v1.rpc.HubPeer/FetchBlob"
 )
 
 // HubPeerClient is the client API for HubPeer service.
@@ -558,6 +648,10 @@ type HubPeerClient interface {
 	// members' fresh reports, so every member shows a node's status alike and
 	// knows which member holds a node's tunnel. Only the leader answers.
 	ReportLinks(ctx context.Context, in *v1.ReportLinksRequest, opts ...grpc.CallOption) (*v1.ReportLinksResponse, error)
+	// FetchBlob streams a blob of the evidence store that this member holds,
+	// from offset on (a copy resumes where it stopped), in chunks of at most
+	// 256 KiB. NotFound: not stored here; OutOfRange: offset past the end.
+	FetchBlob(ctx context.Context, in *v1.FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.BlobChunk], error)
 }
 
 type hubPeerClient struct {
@@ -618,6 +712,25 @@ func (c *hubPeerClient) ReportLinks(ctx context.Context, in *v1.ReportLinksReque
 	return out, nil
 }
 
+func (c *hubPeerClient) FetchBlob(ctx context.Context, in *v1.FetchBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.BlobChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HubPeer_ServiceDesc.Streams[0], HubPeer_FetchBlob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[v1.FetchBlobRequest, v1.BlobChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HubPeer_FetchBlobClient = grpc.ServerStreamingClient[v1.BlobChunk]
+
 // HubPeerServer is the server API for HubPeer service.
 // All implementations must embed UnimplementedHubPeerServer
 // for forward compatibility.
@@ -638,6 +751,10 @@ type HubPeerServer interface {
 	// members' fresh reports, so every member shows a node's status alike and
 	// knows which member holds a node's tunnel. Only the leader answers.
 	ReportLinks(context.Context, *v1.ReportLinksRequest) (*v1.ReportLinksResponse, error)
+	// FetchBlob streams a blob of the evidence store that this member holds,
+	// from offset on (a copy resumes where it stopped), in chunks of at most
+	// 256 KiB. NotFound: not stored here; OutOfRange: offset past the end.
+	FetchBlob(*v1.FetchBlobRequest, grpc.ServerStreamingServer[v1.BlobChunk]) error
 	mustEmbedUnimplementedHubPeerServer()
 }
 
@@ -662,6 +779,9 @@ func (UnimplementedHubPeerServer) TransferLeadership(context.Context, *v1.Transf
 }
 func (UnimplementedHubPeerServer) ReportLinks(context.Context, *v1.ReportLinksRequest) (*v1.ReportLinksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReportLinks not implemented")
+}
+func (UnimplementedHubPeerServer) FetchBlob(*v1.FetchBlobRequest, grpc.ServerStreamingServer[v1.BlobChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method FetchBlob not implemented")
 }
 func (UnimplementedHubPeerServer) mustEmbedUnimplementedHubPeerServer() {}
 func (UnimplementedHubPeerServer) testEmbeddedByValue()                 {}
@@ -774,6 +894,17 @@ func _HubPeer_ReportLinks_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HubPeer_FetchBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(v1.FetchBlobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HubPeerServer).FetchBlob(m, &grpc.GenericServerStream[v1.FetchBlobRequest, v1.BlobChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HubPeer_FetchBlobServer = grpc.ServerStreamingServer[v1.BlobChunk]
+
 // HubPeer_ServiceDesc is the grpc.ServiceDesc for HubPeer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -802,6 +933,12 @@ var HubPeer_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _HubPeer_ReportLinks_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "FetchBlob",
+			Handler:       _HubPeer_FetchBlob_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "ronda/v1/rpc/services.proto",
 }
