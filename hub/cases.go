@@ -99,7 +99,7 @@ func (b *backend) caseCandidates(q api.CaseQuery) ([]*rondav1.StoredCaseItem, er
 			return nil, fmt.Errorf("%w: area %q is not a kota (31.71), kecamatan (31.71.01) or kelurahan (31.71.01.1001) code", api.ErrBadRequest, q.Area)
 		}
 	}
-	any, err := b.h.store.Query(sq) // every camera of the place, whatever its footage
+	place, err := b.h.store.Query(sq) // every camera of the place, whatever its footage
 	if errors.Is(err, store.ErrBadQuery) {
 		return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
@@ -116,7 +116,7 @@ func (b *backend) caseCandidates(q api.CaseQuery) ([]*rondav1.StoredCaseItem, er
 		has[c.ID] = true
 	}
 	var out []*rondav1.StoredCaseItem
-	for _, c := range any.Cameras {
+	for _, c := range place.Cameras {
 		if !has[c.ID] {
 			n, ok := b.h.store.Node(c.NodeID)
 			lastSeen := time.Unix(0, n.GetUpdatedUnixNano())

@@ -19,6 +19,7 @@ async function loadCases() {
 
 function caseState(c) {
   if (c.status === 'closed') return [t('cs.closed'), 'muted'];
+  if (!c.items.length) return [t('cs.nocameras'), 'warn'];
   if (c.holds_pending > 0) return [t('cs.holdspending', { n: c.holds_pending }), 'warn'];
   const wanted = c.items.filter((i) => i.pull.state !== 'not_requested').length;
   if (wanted > 0) return [t('cs.pulled', { n: c.items_stored, of: wanted }), c.items_stored === wanted ? 'ok' : 'warn'];

@@ -103,7 +103,7 @@ const I18N = {
     'ad.disabled': 'nonaktif', 'ad.enabled': 'aktif', 'ad.created': 'Pengguna {name} dibuat.', 'ad.saved': 'Pengguna {name} disimpan; tokennya yang lama tidak berlaku lagi.',
     'ad.tokenmade': 'Token untuk kelurahan {kel}, berlaku sampai {expires}. Token hanya ditampilkan sekali:',
     'ad.tokenhow': 'Di node baru: ronda node enroll --hub {url} --ca ca.pem --token TOKEN --node-id ID --out tls (lihat docs/deployment.md).',
-    'nav.cases': 'Kasus', 'cs.title': 'Kasus bukti', 'cs.case': 'Kasus', 'cs.owner': 'Pemilik', 'cs.deadline': 'Tenggat',
+    'nav.cases': 'Kasus', 'cs.title': 'Kasus bukti', 'cs.nocameras': 'tidak ada kamera yang merekam di sana saat itu', 'cs.case': 'Kasus', 'cs.owner': 'Pemilik', 'cs.deadline': 'Tenggat',
     'cs.summary': '{n} kasus, {open} terbuka', 'cs.none': 'Belum ada kasus.', 'cs.report': 'laporan',
     'cs.closed': 'ditutup', 'cs.holdspending': '{n} penahanan menunggu node luring', 'cs.pulled': '{n} dari {of} rekaman di hub',
     'cs.holding': 'rekaman ditahan di node', 'cs.overdue': 'lewat tenggat',
@@ -118,7 +118,7 @@ const I18N = {
     'cs.confirmclose': 'Tutup kasus {id}? Penahanannya dilepas setelah masa tenggang.',
   },
   en: {
-    'nav.cases': 'Cases', 'cs.title': 'Evidence cases', 'cs.case': 'Case', 'cs.owner': 'Owner', 'cs.deadline': 'Deadline',
+    'nav.cases': 'Cases', 'cs.title': 'Evidence cases', 'cs.nocameras': 'no camera recorded there then', 'cs.case': 'Case', 'cs.owner': 'Owner', 'cs.deadline': 'Deadline',
     'cs.summary': '{n} cases, {open} open', 'cs.none': 'No cases yet.', 'cs.report': 'report',
     'cs.closed': 'closed', 'cs.holdspending': '{n} holds waiting for an offline node', 'cs.pulled': '{n} of {of} recordings at the hub',
     'cs.holding': 'footage held at the nodes', 'cs.overdue': 'overdue',
