@@ -196,30 +196,21 @@ func (s *Server) getCase(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
-func (s *Server) closeCase(w http.ResponseWriter, r *http.Request) {
-	ca, c, err := s.oneCase(r)
-	if err == nil {
-		c, err = ca.CloseCase(r.Context(), c.ID, userOf(r.Context()).User)
+// caseChange applies a change to a case the caller may see (close, pull)
+// and audits it as "case-NAME ID".
+func (s *Server) caseChange(name string, status int, change func(CaseAdmin, *http.Request, string) (Case, error)) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ca, c, err := s.oneCase(r)
+		if err == nil {
+			c, err = change(ca, r, c.ID)
+		}
+		s.audit(r, "case-"+name+" "+r.PathValue("id"), "", time.Time{}, time.Time{}, err)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, status, c)
 	}
-	s.audit(r, "case-close "+r.PathValue("id"), "", time.Time{}, time.Time{}, err)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
-}
-
-func (s *Server) pullCase(w http.ResponseWriter, r *http.Request) {
-	ca, c, err := s.oneCase(r)
-	if err == nil {
-		c, err = ca.RequestPull(r.Context(), c.ID, userOf(r.Context()).User)
-	}
-	s.audit(r, "case-pull "+r.PathValue("id"), "", time.Time{}, time.Time{}, err)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, c)
 }
 
 type bundleWriter struct {
@@ -304,7 +295,7 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request) {
 		st, created, err = rs.SubmitReport(r.Context(), req, client)
 	}
 	s.opts.Audit(AuditEvent{Time: s.opts.Now(), User: "report-client:" + client, Action: "report " + req.ID, Remote: r.RemoteAddr,
-		Reason: req.ID, Outcome: outcomeOfErr2(err, st.CaseID)})
+		Reason: req.ID, Outcome: reportOutcome(err, st.CaseID)})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -316,7 +307,7 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, st)
 }
 
-func outcomeOfErr2(err error, caseID string) string {
+func reportOutcome(err error, caseID string) string {
 	if err != nil {
 		return outcomeOfErr(err)
 	}

@@ -143,8 +143,12 @@ func New(opts Options) *Server {
 	s.handle("POST /api/v1/cases", auth.ActCase, s.createCase)
 	s.handle("GET /api/v1/cases", auth.ActCase, s.cases)
 	s.handle("GET /api/v1/cases/{id}", auth.ActCase, s.getCase)
-	s.handle("POST /api/v1/cases/{id}/close", auth.ActCase, s.closeCase)
-	s.handle("POST /api/v1/cases/{id}/pull", auth.ActCase, s.pullCase)
+	s.handle("POST /api/v1/cases/{id}/close", auth.ActCase, s.caseChange("close", http.StatusOK, func(ca CaseAdmin, r *http.Request, id string) (Case, error) {
+		return ca.CloseCase(r.Context(), id, userOf(r.Context()).User)
+	}))
+	s.handle("POST /api/v1/cases/{id}/pull", auth.ActCase, s.caseChange("pull", http.StatusAccepted, func(ca CaseAdmin, r *http.Request, id string) (Case, error) {
+		return ca.RequestPull(r.Context(), id, userOf(r.Context()).User)
+	}))
 	s.handle("GET /api/v1/cases/{id}/bundle", auth.ActCase, s.caseBundle)
 	s.handle("POST /api/v1/retention/run", auth.ActRetention, s.runRetention)
 	s.handle("POST /api/v1/reports", "", s.postReport) // the complaint system's own token

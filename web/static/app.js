@@ -129,6 +129,42 @@ function fmtTime(s) {
   return isNaN(d) ? '—' : d.toLocaleString(lang === 'id' ? 'id-ID' : 'en-GB');
 }
 
+function fmtRange(from, to) {
+  const a = new Date(from), b = new Date(to);
+  if (isNaN(a) || isNaN(b)) return '—';
+  const secs = Math.round((b - a) / 1000);
+  const dur = secs < 120 ? secs + ' s' : Math.round(secs / 60) + ' min';
+  return fmtTime(from) + ' – ' + b.toLocaleTimeString(lang === 'id' ? 'id-ID' : 'en-GB') + ' (' + dur + ')';
+}
+
+function fmtBytes(n) {
+  if (!n) return '';
+  if (n < 1 << 20) return Math.round(n / 1024) + ' KiB';
+  return (n / (1 << 20)).toFixed(1) + ' MiB';
+}
+
+function fmtDuration(ms) {
+  if (ms <= 0) return '0';
+  const h = ms / 3600000;
+  if (h < 1) return Math.ceil(ms / 60000) + ' min';
+  if (h < 48) return Math.round(h) + ' ' + t('ev.hours');
+  return Math.round(h / 24) + ' ' + t('overview.days');
+}
+
+// saveFile downloads an API file with the session's token (a plain link
+// would not carry it).
+async function saveFile(url, name) {
+  const blob = await (await api(url)).blob();
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  return blob;
+}
+
 // ---- header ----
 
 async function loadMe() {

@@ -117,14 +117,9 @@ async function exportSelection() {
     a.dataset.testid = 'export-download';
     a.dataset.url = e.file_url;
     a.textContent = t('cam.download') + ' (' + Math.round(e.bytes / 1024) + ' KiB)';
-    a.addEventListener('click', async (ev) => {
+    a.addEventListener('click', (ev) => {
       ev.preventDefault();
-      const blob = await (await api(e.file_url)).blob();
-      const link = document.createElement('a');
-      link.href = URL.createObjectURL(blob);
-      link.download = e.id + '.mp4';
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+      saveFile(e.file_url, e.id + '.mp4').catch((err) => selResult(err.message, true));
     });
     $('sel-result').dataset.exportId = e.id;
     selResult(t('cam.exported').replace('{id}', e.id).replace('{sha}', (e.sha256 || '').slice(0, 16)), false, a);

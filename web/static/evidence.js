@@ -6,20 +6,6 @@
 
 const ev = { exports: null, holds: null, verified: {}, exportsErr: '', holdsErr: '' };
 
-function fmtRange(from, to) {
-  const a = new Date(from), b = new Date(to);
-  if (isNaN(a) || isNaN(b)) return '—';
-  const secs = Math.round((b - a) / 1000);
-  const dur = secs < 120 ? secs + ' s' : Math.round(secs / 60) + ' min';
-  return fmtTime(from) + ' – ' + b.toLocaleTimeString(lang === 'id' ? 'id-ID' : 'en-GB') + ' (' + dur + ')';
-}
-
-function fmtBytes(n) {
-  if (!n) return '';
-  if (n < 1 << 20) return Math.round(n / 1024) + ' KiB';
-  return (n / (1 << 20)).toFixed(1) + ' MiB';
-}
-
 async function loadEvidence() {
   const active = $('ev-active').checked ? '?active=1' : '';
   const [ex, ho] = await Promise.allSettled([
@@ -36,20 +22,6 @@ async function loadEvidence() {
 function evMatches(...fields) {
   const q = $('ev-filter').value.trim().toLowerCase();
   return !q || fields.some((f) => String(f || '').toLowerCase().includes(q));
-}
-
-// saveFile downloads an API file with the session's token (a plain link
-// would not carry it).
-async function saveFile(url, name) {
-  const blob = await (await api(url)).blob();
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
-  return blob;
 }
 
 function renderVerification(td, e) {
@@ -163,14 +135,6 @@ function renderEvidence() {
       cell(expires), cell(state, h.state === 'pending' || h.state === 'failed' ? 'warn' : (h.active ? 'ok' : 'muted')), actions);
     hb.append(tr);
   });
-}
-
-function fmtDuration(ms) {
-  if (ms <= 0) return '0';
-  const h = ms / 3600000;
-  if (h < 1) return Math.ceil(ms / 60000) + ' min';
-  if (h < 48) return Math.round(h) + ' ' + t('ev.hours');
-  return Math.round(h / 24) + ' ' + t('overview.days');
 }
 
 async function releaseHold(h) {
